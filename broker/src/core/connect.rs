@@ -1,0 +1,201 @@
+//! CONNECT: validation against the broker's capabilities, takeover, Clean Start and session
+//! resumption, and the CONNACK that announces what the broker supports.
+
+use std::time::Duration;
+
+use tracing::info;
+
+use crate::codec::{ConnAck, ConnAckProperties, Connect, Packet, Protocol, QoS, reason};
+
+use super::connection::ConnectionState;
+use super::session::{NEVER_EXPIRES, Session};
+use super::will::WillState;
+use super::{Broker, ConnectionId, Timer};
+
+impl Broker {
+    pub(super) fn handle_connect(&mut self, now: Duration, id: ConnectionId, mut connect: Connect) {
+        let protocol = connect.protocol;
+        if let Some(connection) = self.connections.get_mut(&id) {
+            connection.protocol = Some(protocol);
+        }
+        if let Err((v5_code, v311_code)) = self.admit(&connect) {
+            info!(connection = id, client_id = %connect.client_id, code = v5_code, "CONNECT refused");
+            let code = match protocol {
+                Protocol::V5 => Some(v5_code),
+                Protocol::V311 => v311_code,
+            };
+            self.refuse_connect(id, code);
+            return;
+        }
+
+        let mut assigned_client_identifier = None;
+        if connect.client_id.is_empty() {
+            self.assigned_ids += 1;
+            connect.client_id = format!("lastwill-{}", self.assigned_ids);
+            if protocol == Protocol::V5 {
+                assigned_client_identifier = Some(connect.client_id.clone());
+            }
+        }
+        let client_id = connect.client_id.clone();
+
+        // [MQTT-3.1.4-3] a connection already using this client id is taken over: it gets
+        // DISCONNECT 0x8E and is closed, and its will follows the ordinary rules.
+        if let Some(old) = self.sessions.get(&client_id).and_then(|s| s.connection) {
+            info!(client_id, old_connection = old, new_connection = id, "session taken over");
+            self.close_by_server(now, old, reason::SESSION_TAKEN_OVER);
+        }
+
+        let session_expiry = self.session_expiry(&connect);
+        let session_present = if connect.clean_start {
+            // [MQTT-3.1.2-4] Clean Start discards the session; a will still pending in it is
+            // published now, because its session ended ({W5-WDI-CS1}, [MQTT-3.1.4-3]/c).
+            self.end_session(now, &client_id, "clean start by a new connection");
+            false
+        } else {
+            // [MQTT-3.1.2-5] resume the session if there is one.
+            self.sessions.contains_key(&client_id)
+        };
+
+        let session = self
+            .sessions
+            .entry(client_id.clone())
+            .or_insert_with(|| Session::new(client_id.clone(), protocol));
+        if let Some(timer) = session.expiry_timer.take() {
+            self.timers.cancel(timer);
+        }
+        if let WillState::Pending { will, timer } = std::mem::take(&mut session.will) {
+            // [MQTT-3.1.3-9] a new connection to the session before the will is due cancels it
+            self.timers.cancel(timer);
+            info!(client_id, topic = %will.topic, "pending will cancelled by reconnect");
+        }
+        if let Some(will) = connect.will.take() {
+            // [MQTT-3.1.2-7] the will is stored with the session
+            session.will = WillState::Armed(will);
+        }
+        session.protocol = protocol;
+        session.connection = Some(id);
+        session.expiry_interval = session_expiry;
+        session.receive_maximum = connect.receive_maximum.unwrap_or(u16::MAX);
+        session.maximum_packet_size = connect.maximum_packet_size;
+
+        let keep_alive = match (protocol, self.config.server_keep_alive) {
+            // [MQTT-3.2.2-21] [MQTT-3.2.2-22] a Server Keep Alive replaces the client's
+            (Protocol::V5, Some(server)) => server,
+            _ => connect.keep_alive,
+        };
+        let connection = self.connections.get_mut(&id).expect("connection of a CONNECT");
+        connection.cancel_timers(&mut self.timers);
+        connection.state = ConnectionState::Active {
+            client_id: client_id.clone(),
+        };
+        connection.connected_with_zero_expiry = connect.session_expiry_interval.unwrap_or(0) == 0;
+        if keep_alive > 0 {
+            let limit = Duration::from_millis(u64::from(keep_alive) * 1500);
+            connection.keep_alive_limit = Some(limit);
+            connection.keep_alive_timer = Some(self.timers.schedule(now + limit, Timer::KeepAlive(id)));
+        }
+
+        let properties = match protocol {
+            Protocol::V5 => self.connack_properties(&connect, session_expiry, assigned_client_identifier),
+            Protocol::V311 => ConnAckProperties::default(),
+        };
+        info!(client_id, connection = id, %protocol, session_present, "client connected");
+        self.send(
+            id,
+            Packet::ConnAck(ConnAck {
+                session_present,
+                code: reason::SUCCESS,
+                properties,
+            }),
+        );
+        if session_present {
+            self.resume_deliveries(now, &client_id);
+        }
+    }
+
+    /// Checks a CONNECT against credentials, limits and capabilities. On refusal, returns the
+    /// v5 reason code and the 3.1.1 return code (`None`: close without CONNACK).
+    fn admit(&self, connect: &Connect) -> Result<(), (u8, Option<u8>)> {
+        let active = self
+            .connections
+            .values()
+            .filter(|c| matches!(c.state, ConnectionState::Active { .. }))
+            .count();
+        if active >= self.config.max_connections {
+            return Err((reason::QUOTA_EXCEEDED, Some(reason::v311::SERVER_UNAVAILABLE)));
+        }
+        if connect.authentication_method.is_some() {
+            // Enhanced authentication is not supported (§4.12).
+            return Err((reason::BAD_AUTHENTICATION_METHOD, None));
+        }
+        if !self.config.credentials.is_empty() {
+            let accepted = self.config.credentials.iter().any(|c| {
+                connect.username.as_deref() == Some(c.username.as_str())
+                    && connect.password.as_deref() == Some(c.password.as_bytes())
+            });
+            if !accepted {
+                // [MQTT-3.1.4-2] [MQTT-3.1.2-8]/e (3.1.1): a refused CONNECT stores no will
+                return Err((
+                    reason::BAD_USER_NAME_OR_PASSWORD,
+                    Some(reason::v311::BAD_USER_NAME_OR_PASSWORD),
+                ));
+            }
+        }
+        if connect.client_id.is_empty() && !connect.clean_start && connect.protocol == Protocol::V311 {
+            // [MQTT-3.1.3-8] 3.1.1: an empty client id needs Clean Session 1
+            return Err((
+                reason::CLIENT_IDENTIFIER_NOT_VALID,
+                Some(reason::v311::IDENTIFIER_REJECTED),
+            ));
+        }
+        if let Some(will) = &connect.will {
+            // [MQTT-3.2.2-12] a will QoS above Maximum QoS is refused (3.1.1 has no code for
+            // it: close without CONNACK, [MQTT-3.2.2-6] of 3.1.1)
+            if will.qos > self.config.max_qos {
+                return Err((reason::QOS_NOT_SUPPORTED, None));
+            }
+            // [MQTT-3.2.2-13] a retained will on a broker without retain is refused
+            if will.retain && !self.config.retain_available {
+                return Err((reason::RETAIN_NOT_SUPPORTED, None));
+            }
+        }
+        Ok(())
+    }
+
+    /// The session expiry in force: v5 from the CONNECT property (absent = 0), capped by the
+    /// broker's maximum; 3.1.1 Clean Session 0 sessions never expire (unless capped).
+    fn session_expiry(&self, connect: &Connect) -> u32 {
+        let requested = match connect.protocol {
+            Protocol::V5 => connect.session_expiry_interval.unwrap_or(0),
+            Protocol::V311 if connect.clean_start => 0,
+            Protocol::V311 => NEVER_EXPIRES,
+        };
+        self.config.max_session_expiry.map_or(requested, |max| requested.min(max))
+    }
+
+    fn connack_properties(
+        &self,
+        connect: &Connect,
+        session_expiry: u32,
+        assigned_client_identifier: Option<String>,
+    ) -> ConnAckProperties {
+        let config = &self.config;
+        let requested_expiry = connect.session_expiry_interval.unwrap_or(0);
+        ConnAckProperties {
+            // announced only when the broker cut the requested value (§3.2.2.3.2)
+            session_expiry_interval: (session_expiry != requested_expiry).then_some(session_expiry),
+            receive_maximum: (config.receive_maximum != u16::MAX).then_some(config.receive_maximum),
+            // [MQTT-3.2.2-9] announced when QoS 2 is not supported
+            maximum_qos: (config.max_qos < QoS::ExactlyOnce).then_some(config.max_qos),
+            retain_available: (!config.retain_available).then_some(false),
+            maximum_packet_size: Some(config.max_packet_size),
+            assigned_client_identifier,
+            topic_alias_maximum: (config.topic_alias_maximum > 0).then_some(config.topic_alias_maximum),
+            wildcard_subscription_available: (!config.wildcard_subscriptions).then_some(false),
+            subscription_identifiers_available: (!config.subscription_identifiers).then_some(false),
+            shared_subscription_available: (!config.shared_subscriptions).then_some(false),
+            server_keep_alive: config.server_keep_alive,
+            ..ConnAckProperties::default()
+        }
+    }
+}

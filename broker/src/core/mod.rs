@@ -1,0 +1,398 @@
+//! The sans-IO broker core.
+//!
+//! A synchronous state machine with no sockets, no clock and no randomness: drivers feed it
+//! connection events, decoded packets and the current time (a monotonic [`Duration`] since the
+//! broker started), and drain [`Output`]s (packets to send, connections to close). After each
+//! call the driver asks [`Broker::next_deadline`] and calls [`Broker::handle_timeout`] then.
+//!
+//! Everything that reaches the wire is iterated in a deterministic order (`BTreeMap`s and
+//! vectors), so that the same inputs always give the same outputs.
+
+mod connect;
+mod connection;
+mod routing;
+mod subscriptions;
+
+pub mod retained;
+pub mod session;
+pub mod timer;
+pub mod topic;
+pub mod will;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use tracing::{debug, info};
+
+use crate::codec::{ConnAck, DecodeError, DecodeErrorKind, Disconnect, Packet, Protocol, reason};
+use crate::config::Config;
+
+use connection::{Connection, ConnectionState};
+use retained::RetainedStore;
+use session::{NEVER_EXPIRES, Session};
+use timer::TimerQueue;
+use will::{CloseCause, WillState};
+
+/// Identifies one network connection; chosen by the driver, never reused.
+pub type ConnectionId = u64;
+
+/// What the core asks its driver to do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Encode `packet` for `protocol` and write it to the connection.
+    Send {
+        connection: ConnectionId,
+        protocol: Protocol,
+        packet: Packet,
+    },
+    /// Flush what was sent so far, then close the connection. The core has already applied
+    /// the will rules; it will ignore later events for this connection.
+    Close { connection: ConnectionId },
+}
+
+/// Everything the broker schedules goes through the one timer queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Timer {
+    /// CONNECT did not arrive in time.
+    ConnectTimeout(ConnectionId),
+    /// Check whether 1.5 x Keep Alive passed without a packet ([MQTT-3.1.2-22]).
+    KeepAlive(ConnectionId),
+    /// A pending will of this client id is due.
+    WillDue(String),
+    /// This client id's session expires.
+    SessionExpiry(String),
+}
+
+pub struct Broker {
+    config: Config,
+    connections: BTreeMap<ConnectionId, Connection>,
+    sessions: BTreeMap<String, Session>,
+    retained: RetainedStore,
+    timers: TimerQueue<Timer>,
+    outputs: VecDeque<Output>,
+    /// Counter for Assigned Client Identifiers.
+    assigned_ids: u64,
+    /// Round-robin position for shared subscription groups.
+    shared_turn: u64,
+}
+
+impl Broker {
+    pub fn new(config: Config) -> Broker {
+        Broker {
+            config,
+            connections: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            retained: RetainedStore::default(),
+            timers: TimerQueue::default(),
+            outputs: VecDeque::new(),
+            assigned_ids: 0,
+            shared_turn: 0,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A new network connection was accepted; it has `connect_timeout` to send CONNECT.
+    pub fn connection_opened(&mut self, now: Duration, id: ConnectionId) {
+        let due = now + Duration::from_secs(u64::from(self.config.connect_timeout));
+        let timer = self.timers.schedule(due, Timer::ConnectTimeout(id));
+        self.connections.insert(id, Connection::new(now, timer));
+    }
+
+    /// A whole packet arrived on `id`.
+    pub fn packet_received(&mut self, now: Duration, id: ConnectionId, packet: Packet) {
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        connection.last_activity = now;
+        match (&connection.state, packet) {
+            (ConnectionState::AwaitingConnect { .. }, Packet::Connect(connect)) => {
+                self.handle_connect(now, id, connect)
+            }
+            (ConnectionState::AwaitingConnect { .. }, _) => {
+                // [MQTT-3.1.0-1] the first packet must be CONNECT; no CONNACK is owed.
+                self.close(id);
+            }
+            (ConnectionState::Active { client_id }, packet) => {
+                let client_id = client_id.clone();
+                self.handle_active_packet(now, id, &client_id, packet);
+            }
+        }
+    }
+
+    /// The bytes on `id` could not be decoded: close it with the reason the spec asks for.
+    pub fn decode_failed(&mut self, now: Duration, id: ConnectionId, error: &DecodeError) {
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        info!(connection = id, %error, "closing connection on undecodable input");
+        if let ConnectionState::AwaitingConnect { .. } = connection.state {
+            connection.protocol = error.protocol;
+            let code = match (error.kind, error.protocol) {
+                // [MQTT-3.1.2-2] unacceptable protocol level: 0x01 in 3.1.1, 0x84 in v5
+                (DecodeErrorKind::UnsupportedProtocolVersion, Some(Protocol::V311)) => {
+                    Some(reason::v311::UNACCEPTABLE_PROTOCOL_VERSION)
+                }
+                // [MQTT-3.1.4-1] v5 MAY send a CONNACK with a reason code first
+                (kind, Some(Protocol::V5)) => Some(kind.reason_code()),
+                // 3.1.1: a malformed CONNECT is closed without CONNACK ([MQTT-3.1.4-1])
+                _ => None,
+            };
+            self.refuse_connect(id, code);
+        } else {
+            self.close_by_server(now, id, error.kind.reason_code());
+        }
+    }
+
+    /// The peer closed the connection (FIN or RST) or it failed with an I/O error.
+    pub fn connection_lost(&mut self, now: Duration, id: ConnectionId) {
+        if self.connections.contains_key(&id) {
+            self.end_connection(now, id, CloseCause::ConnectionLost);
+        }
+    }
+
+    /// The earliest time at which [`Broker::handle_timeout`] has work to do.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.timers.next_deadline()
+    }
+
+    /// Runs every timer due at or before `now`.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        while let Some((key, timer)) = self.timers.pop_due(now) {
+            match timer {
+                Timer::ConnectTimeout(id) => {
+                    if let Some(connection) = self.connections.get(&id)
+                        && matches!(connection.state, ConnectionState::AwaitingConnect { .. })
+                    {
+                        info!(connection = id, "no CONNECT in time, closing");
+                        self.close(id);
+                    }
+                }
+                Timer::KeepAlive(id) => self.check_keep_alive(now, id, key.due()),
+                Timer::WillDue(client_id) => self.will_due(now, &client_id, key),
+                Timer::SessionExpiry(client_id) => {
+                    let expired = self
+                        .sessions
+                        .get(&client_id)
+                        .is_some_and(|s| s.connection.is_none() && s.expiry_timer == Some(key));
+                    if expired {
+                        self.end_session(now, &client_id, "session expired");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next packet to send or connection to close, in the order they were decided.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Graceful shutdown.
+    ///
+    /// The broker keeps no state across restarts, so shutting down ends every session, and by
+    /// `due = min(close + delay, session end)` every stored and pending will is due now: each
+    /// is published to the subscribers still connected (wills of live connections first, in
+    /// client id order, then pending ones in due order), and only then does every client get
+    /// DISCONNECT 0x8B and a close. A crash (no call to this method) publishes nothing: the
+    /// spec lets a failed server defer wills, and ours has nothing to defer them with.
+    pub fn shutdown(&mut self, now: Duration) {
+        info!("shutting down: publishing every stored will");
+        let live: Vec<ConnectionId> = self.connections.keys().copied().collect();
+        let mut armed = Vec::new();
+        let mut pending = Vec::new();
+        for (client_id, session) in &mut self.sessions {
+            match std::mem::take(&mut session.will) {
+                WillState::Armed(will) => armed.push((client_id.clone(), will)),
+                WillState::Pending { will, timer } => pending.push((timer, client_id.clone(), will)),
+                WillState::None => {}
+            }
+        }
+        pending.sort_by_key(|(timer, _, _)| *timer);
+        let wills = armed
+            .into_iter()
+            .chain(pending.into_iter().map(|(_, client_id, will)| (client_id, will)));
+        for (client_id, will) in wills.collect::<Vec<_>>() {
+            self.publish_will(now, &client_id, will, "server shutting down");
+        }
+        for id in live {
+            self.close_by_server(now, id, reason::SERVER_SHUTTING_DOWN);
+        }
+        self.sessions.clear();
+        self.timers = TimerQueue::default();
+    }
+
+    /// Number of sessions, connected or not.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Client ids whose will is pending (connection closed, will not yet due).
+    pub fn pending_wills(&self) -> Vec<&str> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| matches!(s.will, WillState::Pending { .. }))
+            .map(|(id, _)| id.as_str())
+            .collect()
+    }
+
+    pub fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+
+    fn send(&mut self, id: ConnectionId, packet: Packet) {
+        if let Some(protocol) = self.connections.get(&id).and_then(|c| c.protocol) {
+            self.outputs.push_back(Output::Send {
+                connection: id,
+                protocol,
+                packet,
+            });
+        }
+    }
+
+    /// Refuses a CONNECT: an optional CONNACK with `code` (Session Present 0,
+    /// [MQTT-3.2.2-6]), then close ([MQTT-3.2.2-7]). No session was touched and no will was
+    /// stored, so nothing is published.
+    fn refuse_connect(&mut self, id: ConnectionId, code: Option<u8>) {
+        if let Some(code) = code {
+            let connack = ConnAck {
+                session_present: false,
+                code,
+                properties: Default::default(),
+            };
+            self.send(id, Packet::ConnAck(connack));
+        }
+        self.close(id);
+    }
+
+    /// Closes a connection the server decided to end, then applies the will rules: any
+    /// server-initiated close publishes the will ([MQTT-3.1.2-8]). v5 clients get a
+    /// DISCONNECT with `code` first; the server never sends DISCONNECT before CONNACK
+    /// ([MQTT-3.14.0-1]) and 3.1.1 servers never send DISCONNECT at all.
+    fn close_by_server(&mut self, now: Duration, id: ConnectionId, code: u8) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        if !matches!(connection.state, ConnectionState::Active { .. }) {
+            self.refuse_connect(id, None);
+            return;
+        }
+        if connection.protocol == Some(Protocol::V5) {
+            self.send(id, Packet::Disconnect(Disconnect::with_code(code)));
+        }
+        self.end_connection(now, id, CloseCause::ServerClosed(code));
+    }
+
+    /// Forgets a connection and asks the driver to close it, without will processing (for
+    /// connections that never got a session).
+    fn close(&mut self, id: ConnectionId) {
+        if let Some(connection) = self.connections.remove(&id) {
+            connection.cancel_timers(&mut self.timers);
+            self.outputs.push_back(Output::Close { connection: id });
+        }
+    }
+
+    /// The connection ends for `cause`: close it, and detach its session, which decides the
+    /// fate of the will.
+    fn end_connection(&mut self, now: Duration, id: ConnectionId, cause: CloseCause) {
+        let client_id = match self.connections.get(&id).map(|c| &c.state) {
+            Some(ConnectionState::Active { client_id }) => Some(client_id.clone()),
+            _ => None,
+        };
+        self.close(id);
+        if let Some(client_id) = client_id {
+            self.detach_session(now, &client_id, cause);
+        }
+    }
+
+    /// The session of `client_id` lost its connection.
+    fn detach_session(&mut self, now: Duration, client_id: &str, cause: CloseCause) {
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        session.connection = None;
+        let mut due_now = None;
+        match std::mem::take(&mut session.will) {
+            WillState::Armed(will) if cause.keeps_will() => {
+                let due = will::due_time(now, &will, session.expiry_interval);
+                if due <= now {
+                    due_now = Some(will);
+                } else {
+                    info!(client_id, topic = %will.topic, %cause, delay = ?(due - now), "will pending");
+                    let timer = self.timers.schedule(due, Timer::WillDue(client_id.to_owned()));
+                    session.will = WillState::Pending { will, timer };
+                }
+            }
+            WillState::Armed(will) => {
+                // [MQTT-3.14.4-3] [MQTT-3.1.2-10] DISCONNECT 0x00 discards the will
+                info!(client_id, topic = %will.topic, "will discarded on normal DISCONNECT");
+            }
+            other => session.will = other,
+        }
+        let expiry = session.expiry_interval;
+        if expiry == 0 {
+            // §3.1.2.11.2: Session Expiry 0 ends the session when the connection closes
+            self.end_session(now, client_id, "session expiry 0");
+        } else if expiry != NEVER_EXPIRES {
+            let due = now + Duration::from_secs(u64::from(expiry));
+            let timer = self.timers.schedule(due, Timer::SessionExpiry(client_id.to_owned()));
+            if let Some(session) = self.sessions.get_mut(client_id) {
+                session.expiry_timer = Some(timer);
+            }
+        }
+        if let Some(will) = due_now {
+            self.publish_will(now, client_id, will, &cause.to_string());
+        }
+    }
+
+    /// The session ends ([MQTT-4.1.0-2]): a will still pending is published now, since the
+    /// session's end comes before its delay ([MQTT-3.1.2-8]).
+    fn end_session(&mut self, now: Duration, client_id: &str, why: &str) {
+        let Some(session) = self.sessions.remove(client_id) else {
+            return;
+        };
+        debug!(client_id, why, "session ended");
+        if let Some(timer) = session.expiry_timer {
+            self.timers.cancel(timer);
+        }
+        if let WillState::Pending { will, timer } = session.will {
+            self.timers.cancel(timer);
+            self.publish_will(now, client_id, will, why);
+        }
+    }
+
+    fn will_due(&mut self, now: Duration, client_id: &str, key: timer::TimerKey) {
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        if !matches!(&session.will, WillState::Pending { timer, .. } if *timer == key) {
+            return;
+        }
+        if let WillState::Pending { will, .. } = std::mem::take(&mut session.will) {
+            self.publish_will(now, client_id, will, "will delay elapsed");
+        }
+    }
+
+    fn check_keep_alive(&mut self, now: Duration, id: ConnectionId, fired_at: Duration) {
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        let Some(limit) = connection.keep_alive_limit else {
+            return;
+        };
+        let deadline = connection.last_activity + limit;
+        if deadline > fired_at {
+            connection.keep_alive_timer = Some(self.timers.schedule(deadline, Timer::KeepAlive(id)));
+            return;
+        }
+        // [MQTT-3.1.2-22] no packet within 1.5 x Keep Alive: close as if the network failed
+        info!(connection = id, ?limit, "keep alive expired");
+        connection.keep_alive_timer = None;
+        self.close_by_server(now, id, reason::KEEP_ALIVE_TIMEOUT);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! Session state ([MQTT-4.1.0-1]): subscriptions, the will, and messages on their way to the
+//! client (queued, or in flight awaiting acknowledgement).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::codec::{MessageProperties, Protocol, QoS};
+
+use super::ConnectionId;
+use super::timer::TimerKey;
+use super::topic::ParsedFilter;
+use super::will::WillState;
+
+/// Session Expiry Interval meaning "never expires" (§3.1.2.11.2).
+pub const NEVER_EXPIRES: u32 = u32::MAX;
+
+/// An Application Message inside the broker, shared by every subscriber it goes to.
+#[derive(Debug)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+    /// Forwarded unaltered, except Message Expiry which is recomputed on each send.
+    pub properties: MessageProperties,
+    /// When the Message Expiry Interval runs out, counted from when the broker got (or, for
+    /// a will, published) the message.
+    pub expires_at: Option<Duration>,
+    /// Client id of the publisher (for No Local); a will counts as published by its client.
+    pub origin: Option<String>,
+}
+
+impl Message {
+    pub fn is_expired(&self, now: Duration) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// The Message Expiry Interval to send at `now`: what is left of it, rounded up so that
+    /// a message forwarded at once keeps its value ([MQTT-3.3.2-6]).
+    pub fn remaining_expiry(&self, now: Duration) -> Option<u32> {
+        self.expires_at.map(|at| {
+            let left = at.saturating_sub(now);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            u32::try_from(secs).unwrap_or(u32::MAX)
+        })
+    }
+}
+
+/// One message as it will go to one session.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub message: Arc<Message>,
+    /// min(message QoS, granted QoS) ([MQTT-3.8.4-8]).
+    pub qos: QoS,
+    /// The RETAIN flag as sent ([MQTT-3.3.1-12], [MQTT-3.3.1-13]).
+    pub retain: bool,
+    pub subscription_ids: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InflightState {
+    /// QoS 1 PUBLISH sent.
+    AwaitPubAck,
+    /// QoS 2 PUBLISH sent.
+    AwaitPubRec,
+    /// QoS 2 PUBREL sent.
+    AwaitPubComp,
+}
+
+#[derive(Debug)]
+pub struct Inflight {
+    pub packet_id: u16,
+    pub delivery: Delivery,
+    pub state: InflightState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub filter: ParsedFilter,
+    pub qos: QoS,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    pub subscription_id: Option<u32>,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: String,
+    pub protocol: Protocol,
+    pub connection: Option<ConnectionId>,
+    /// Seconds the session outlives its connection; 0 ends it at close.
+    pub expiry_interval: u32,
+    pub expiry_timer: Option<TimerKey>,
+    /// Keyed by the filter as the client wrote it (a new SUBSCRIBE to the same filter
+    /// replaces the old one, [MQTT-3.8.4-3]).
+    pub subscriptions: BTreeMap<String, Subscription>,
+    pub will: WillState,
+    /// QoS 1/2 deliveries waiting for the connection or for room in the client's window.
+    pub queue: VecDeque<Delivery>,
+    /// Sent and not yet fully acknowledged, in send order.
+    pub inflight: VecDeque<Inflight>,
+    /// Packet ids of inbound QoS 2 PUBLISH received but not yet released by PUBREL.
+    pub inbound_qos2: BTreeSet<u16>,
+    /// Largest number of unacknowledged QoS 1/2 PUBLISH the client accepts (Receive Maximum).
+    pub receive_maximum: u16,
+    /// Largest packet the client accepts (Maximum Packet Size), if it set one.
+    pub maximum_packet_size: Option<u32>,
+    last_packet_id: u16,
+}
+
+impl Session {
+    pub fn new(client_id: String, protocol: Protocol) -> Session {
+        Session {
+            client_id,
+            protocol,
+            connection: None,
+            expiry_interval: 0,
+            expiry_timer: None,
+            subscriptions: BTreeMap::new(),
+            will: WillState::None,
+            queue: VecDeque::new(),
+            inflight: VecDeque::new(),
+            inbound_qos2: BTreeSet::new(),
+            receive_maximum: u16::MAX,
+            maximum_packet_size: None,
+            last_packet_id: 0,
+        }
+    }
+
+    /// A non-zero packet id not used by any message in flight ([MQTT-2.2.1-4]).
+    /// The caller guarantees a free one exists (the window is at most 65,535).
+    pub fn next_packet_id(&mut self) -> u16 {
+        loop {
+            self.last_packet_id = self.last_packet_id.checked_add(1).unwrap_or(1);
+            let id = self.last_packet_id;
+            if !self.inflight.iter().any(|f| f.packet_id == id) {
+                return id;
+            }
+        }
+    }
+
+    pub fn window_open(&self) -> bool {
+        self.inflight.len() < usize::from(self.receive_maximum)
+    }
+
+    pub fn inflight_mut(&mut self, packet_id: u16) -> Option<&mut Inflight> {
+        self.inflight.iter_mut().find(|f| f.packet_id == packet_id)
+    }
+
+    pub fn remove_inflight(&mut self, packet_id: u16, state: InflightState) -> bool {
+        match self.inflight.iter().position(|f| f.packet_id == packet_id && f.state == state) {
+            Some(index) => {
+                self.inflight.remove(index);
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The broker's single timer queue: will delays, session expiry, keep-alive and CONNECT
+//! timeouts, ordered by due time and then by insertion.
+//!
+//! Ordering by due time (never by the interval that produced it) is what makes a later,
+//! shorter will delay fire before an earlier, longer one.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A handle to a scheduled timer, used to cancel it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimerKey {
+    due: Duration,
+    seq: u64,
+}
+
+impl TimerKey {
+    pub fn due(&self) -> Duration {
+        self.due
+    }
+}
+
+#[derive(Debug)]
+pub struct TimerQueue<T> {
+    timers: BTreeMap<TimerKey, T>,
+    next_seq: u64,
+}
+
+impl<T> Default for TimerQueue<T> {
+    fn default() -> Self {
+        TimerQueue {
+            timers: BTreeMap::new(),
+            next_seq: 0,
+        }
+    }
+}
+
+impl<T> TimerQueue<T> {
+    pub fn schedule(&mut self, due: Duration, timer: T) -> TimerKey {
+        let key = TimerKey {
+            due,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        self.timers.insert(key, timer);
+        key
+    }
+
+    /// Cancels a timer; cancelling one that already fired is a no-op.
+    pub fn cancel(&mut self, key: TimerKey) {
+        self.timers.remove(&key);
+    }
+
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.timers.first_key_value().map(|(key, _)| key.due)
+    }
+
+    /// Removes and returns the earliest timer due at or before `now`.
+    pub fn pop_due(&mut self, now: Duration) -> Option<(TimerKey, T)> {
+        let (key, _) = self.timers.first_key_value()?;
+        if key.due > now {
+            return None;
+        }
+        self.timers.pop_first()
+    }
+
+    pub fn len(&self) -> usize {
+        self.timers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.timers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fires_by_due_time_then_insertion() {
+        let mut q = TimerQueue::default();
+        let s = Duration::from_secs;
+        q.schedule(s(30), "long delay scheduled first");
+        q.schedule(s(5), "short delay scheduled later");
+        q.schedule(s(5), "same instant, later insertion");
+        let cancelled = q.schedule(s(1), "cancelled");
+        q.cancel(cancelled);
+        assert_eq!(q.next_deadline(), Some(s(5)));
+        assert_eq!(q.pop_due(s(4)), None);
+        let fired: Vec<_> = std::iter::from_fn(|| q.pop_due(s(60)).map(|(_, t)| t)).collect();
+        assert_eq!(
+            fired,
+            ["short delay scheduled later", "same instant, later insertion", "long delay scheduled first"]
+        );
+    }
+}
