@@ -41,7 +41,12 @@ impl Broker {
         // [MQTT-3.1.4-3] a connection already using this client id is taken over: it gets
         // DISCONNECT 0x8E and is closed, and its will follows the ordinary rules.
         if let Some(old) = self.sessions.get(&client_id).and_then(|s| s.connection) {
-            info!(client_id, old_connection = old, new_connection = id, "session taken over");
+            info!(
+                client_id,
+                old_connection = old,
+                new_connection = id,
+                "session taken over"
+            );
             self.close_by_server(now, old, reason::SESSION_TAKEN_OVER);
         }
 
@@ -83,7 +88,10 @@ impl Broker {
             (Protocol::V5, Some(server)) => server,
             _ => connect.keep_alive,
         };
-        let connection = self.connections.get_mut(&id).expect("connection of a CONNECT");
+        let connection = self
+            .connections
+            .get_mut(&id)
+            .expect("connection of a CONNECT");
         connection.cancel_timers(&mut self.timers);
         connection.state = ConnectionState::Active {
             client_id: client_id.clone(),
@@ -92,11 +100,14 @@ impl Broker {
         if keep_alive > 0 {
             let limit = Duration::from_millis(u64::from(keep_alive) * 1500);
             connection.keep_alive_limit = Some(limit);
-            connection.keep_alive_timer = Some(self.timers.schedule(now + limit, Timer::KeepAlive(id)));
+            connection.keep_alive_timer =
+                Some(self.timers.schedule(now + limit, Timer::KeepAlive(id)));
         }
 
         let properties = match protocol {
-            Protocol::V5 => self.connack_properties(&connect, session_expiry, assigned_client_identifier),
+            Protocol::V5 => {
+                self.connack_properties(&connect, session_expiry, assigned_client_identifier)
+            }
             Protocol::V311 => ConnAckProperties::default(),
         };
         info!(client_id, connection = id, %protocol, session_present, "client connected");
@@ -122,7 +133,10 @@ impl Broker {
             .filter(|c| matches!(c.state, ConnectionState::Active { .. }))
             .count();
         if active >= self.config.max_connections {
-            return Err((reason::QUOTA_EXCEEDED, Some(reason::v311::SERVER_UNAVAILABLE)));
+            return Err((
+                reason::QUOTA_EXCEEDED,
+                Some(reason::v311::SERVER_UNAVAILABLE),
+            ));
         }
         if connect.authentication_method.is_some() {
             // Enhanced authentication is not supported (§4.12).
@@ -141,7 +155,10 @@ impl Broker {
                 ));
             }
         }
-        if connect.client_id.is_empty() && !connect.clean_start && connect.protocol == Protocol::V311 {
+        if connect.client_id.is_empty()
+            && !connect.clean_start
+            && connect.protocol == Protocol::V311
+        {
             // [MQTT-3.1.3-8] 3.1.1: an empty client id needs Clean Session 1
             return Err((
                 reason::CLIENT_IDENTIFIER_NOT_VALID,
@@ -170,7 +187,9 @@ impl Broker {
             Protocol::V311 if connect.clean_start => 0,
             Protocol::V311 => NEVER_EXPIRES,
         };
-        self.config.max_session_expiry.map_or(requested, |max| requested.min(max))
+        self.config
+            .max_session_expiry
+            .map_or(requested, |max| requested.min(max))
     }
 
     fn connack_properties(
@@ -190,7 +209,8 @@ impl Broker {
             retain_available: (!config.retain_available).then_some(false),
             maximum_packet_size: Some(config.max_packet_size),
             assigned_client_identifier,
-            topic_alias_maximum: (config.topic_alias_maximum > 0).then_some(config.topic_alias_maximum),
+            topic_alias_maximum: (config.topic_alias_maximum > 0)
+                .then_some(config.topic_alias_maximum),
             wildcard_subscription_available: (!config.wildcard_subscriptions).then_some(false),
             subscription_identifiers_available: (!config.subscription_identifiers).then_some(false),
             shared_subscription_available: (!config.shared_subscriptions).then_some(false),

@@ -206,14 +206,18 @@ impl Broker {
         for (client_id, session) in &mut self.sessions {
             match std::mem::take(&mut session.will) {
                 WillState::Armed(will) => armed.push((client_id.clone(), will)),
-                WillState::Pending { will, timer } => pending.push((timer, client_id.clone(), will)),
+                WillState::Pending { will, timer } => {
+                    pending.push((timer, client_id.clone(), will))
+                }
                 WillState::None => {}
             }
         }
         pending.sort_by_key(|(timer, _, _)| *timer);
-        let wills = armed
-            .into_iter()
-            .chain(pending.into_iter().map(|(_, client_id, will)| (client_id, will)));
+        let wills = armed.into_iter().chain(
+            pending
+                .into_iter()
+                .map(|(_, client_id, will)| (client_id, will)),
+        );
         for (client_id, will) in wills.collect::<Vec<_>>() {
             self.publish_will(now, &client_id, will, "server shutting down");
         }
@@ -321,7 +325,9 @@ impl Broker {
                     due_now = Some(will);
                 } else {
                     info!(client_id, topic = %will.topic, %cause, delay = ?(due - now), "will pending");
-                    let timer = self.timers.schedule(due, Timer::WillDue(client_id.to_owned()));
+                    let timer = self
+                        .timers
+                        .schedule(due, Timer::WillDue(client_id.to_owned()));
                     session.will = WillState::Pending { will, timer };
                 }
             }
@@ -337,7 +343,9 @@ impl Broker {
             self.end_session(now, client_id, "session expiry 0");
         } else if expiry != NEVER_EXPIRES {
             let due = now + Duration::from_secs(u64::from(expiry));
-            let timer = self.timers.schedule(due, Timer::SessionExpiry(client_id.to_owned()));
+            let timer = self
+                .timers
+                .schedule(due, Timer::SessionExpiry(client_id.to_owned()));
             if let Some(session) = self.sessions.get_mut(client_id) {
                 session.expiry_timer = Some(timer);
             }
@@ -384,7 +392,8 @@ impl Broker {
         };
         let deadline = connection.last_activity + limit;
         if deadline > fired_at {
-            connection.keep_alive_timer = Some(self.timers.schedule(deadline, Timer::KeepAlive(id)));
+            connection.keep_alive_timer =
+                Some(self.timers.schedule(deadline, Timer::KeepAlive(id)));
             return;
         }
         // [MQTT-3.1.2-22] no packet within 1.5 x Keep Alive: close as if the network failed

@@ -18,7 +18,13 @@ use super::will::CloseCause;
 use super::{Broker, ConnectionId};
 
 impl Broker {
-    pub(super) fn handle_active_packet(&mut self, now: Duration, id: ConnectionId, client_id: &str, packet: Packet) {
+    pub(super) fn handle_active_packet(
+        &mut self,
+        now: Duration,
+        id: ConnectionId,
+        client_id: &str,
+        packet: Packet,
+    ) {
         match packet {
             Packet::Publish(publish) => self.handle_publish(now, id, client_id, publish),
             Packet::PubAck(ack) => {
@@ -33,8 +39,18 @@ impl Broker {
                     .sessions
                     .get_mut(client_id)
                     .is_some_and(|s| s.inbound_qos2.remove(&ack.packet_id));
-                let code = if released { reason::SUCCESS } else { reason::PACKET_IDENTIFIER_NOT_FOUND };
-                self.send(id, Packet::PubComp(Ack { packet_id: ack.packet_id, code }));
+                let code = if released {
+                    reason::SUCCESS
+                } else {
+                    reason::PACKET_IDENTIFIER_NOT_FOUND
+                };
+                self.send(
+                    id,
+                    Packet::PubComp(Ack {
+                        packet_id: ack.packet_id,
+                        code,
+                    }),
+                );
             }
             Packet::PubComp(ack) => {
                 if let Some(session) = self.sessions.get_mut(client_id) {
@@ -45,7 +61,9 @@ impl Broker {
             Packet::Subscribe(subscribe) => self.handle_subscribe(now, id, client_id, subscribe),
             Packet::Unsubscribe(unsubscribe) => self.handle_unsubscribe(id, client_id, unsubscribe),
             Packet::PingReq => self.send(id, Packet::PingResp),
-            Packet::Disconnect(disconnect) => self.handle_disconnect(now, id, client_id, disconnect),
+            Packet::Disconnect(disconnect) => {
+                self.handle_disconnect(now, id, client_id, disconnect)
+            }
             // [MQTT-3.1.0-2] a second CONNECT is a Protocol Error; so is any packet only a
             // server may send.
             Packet::Connect(_)
@@ -59,7 +77,13 @@ impl Broker {
         }
     }
 
-    fn handle_disconnect(&mut self, now: Duration, id: ConnectionId, client_id: &str, disconnect: Disconnect) {
+    fn handle_disconnect(
+        &mut self,
+        now: Duration,
+        id: ConnectionId,
+        client_id: &str,
+        disconnect: Disconnect,
+    ) {
         let protocol = self.connections.get(&id).and_then(|c| c.protocol);
         if protocol == Some(Protocol::V311) {
             // [MQTT-3.14.4-3] (3.1.1) any DISCONNECT discards the will
@@ -67,14 +91,23 @@ impl Broker {
             return;
         }
         if let Some(expiry) = disconnect.session_expiry_interval {
-            let zero_at_connect = self.connections.get(&id).is_some_and(|c| c.connected_with_zero_expiry);
+            let zero_at_connect = self
+                .connections
+                .get(&id)
+                .is_some_and(|c| c.connected_with_zero_expiry);
             if zero_at_connect && expiry != 0 {
                 // §3.14.2.2.2: not a valid DISCONNECT; the will stays ({W5-DISC-SEI-PE}, A11)
-                info!(client_id, "protocol error: DISCONNECT sets session expiry after CONNECT set 0");
+                info!(
+                    client_id,
+                    "protocol error: DISCONNECT sets session expiry after CONNECT set 0"
+                );
                 self.close_by_server(now, id, reason::PROTOCOL_ERROR);
                 return;
             }
-            let capped = self.config.max_session_expiry.map_or(expiry, |max| expiry.min(max));
+            let capped = self
+                .config
+                .max_session_expiry
+                .map_or(expiry, |max| expiry.min(max));
             if let Some(session) = self.sessions.get_mut(client_id) {
                 // {W5-DISC-SEI-0} {W5-DISC-SEI-UP} DISCONNECT replaces the session expiry
                 session.expiry_interval = capped;
@@ -82,7 +115,9 @@ impl Broker {
         }
         let cause = match disconnect.code {
             reason::NORMAL_DISCONNECTION => CloseCause::NormalDisconnect,
-            code if reason::is_client_disconnect_code(code) => CloseCause::DisconnectWithReason(code),
+            code if reason::is_client_disconnect_code(code) => {
+                CloseCause::DisconnectWithReason(code)
+            }
             code => {
                 // [MQTT-3.14.2-1] a code outside Table 3-10 is malformed: not a 0x00, so the
                 // will is published
@@ -94,7 +129,13 @@ impl Broker {
         self.end_connection(now, id, cause);
     }
 
-    fn handle_publish(&mut self, now: Duration, id: ConnectionId, client_id: &str, mut publish: Publish) {
+    fn handle_publish(
+        &mut self,
+        now: Duration,
+        id: ConnectionId,
+        client_id: &str,
+        mut publish: Publish,
+    ) {
         if publish.qos > self.config.max_qos {
             // [MQTT-3.2.2-11] QoS above the announced Maximum QoS
             self.close_by_server(now, id, reason::QOS_NOT_SUPPORTED);
@@ -155,7 +196,10 @@ impl Broker {
         if alias == 0 || alias > self.config.topic_alias_maximum {
             return Err(reason::TOPIC_ALIAS_INVALID);
         }
-        let connection = self.connections.get_mut(&id).ok_or(reason::PROTOCOL_ERROR)?;
+        let connection = self
+            .connections
+            .get_mut(&id)
+            .ok_or(reason::PROTOCOL_ERROR)?;
         if publish.topic.is_empty() {
             publish.topic = connection
                 .topic_aliases
@@ -163,7 +207,9 @@ impl Broker {
                 .cloned()
                 .ok_or(reason::PROTOCOL_ERROR)?;
         } else {
-            connection.topic_aliases.insert(alias, publish.topic.clone());
+            connection
+                .topic_aliases
+                .insert(alias, publish.topic.clone());
         }
         publish.topic_alias = None;
         Ok(())
@@ -196,7 +242,13 @@ impl Broker {
     /// unaltered ([MQTT-3.1.3-10], [MQTT-3.3.2-17]); the Will Delay Interval is not a PUBLISH
     /// property and is never forwarded; Message Expiry counts from publication (A12).
     /// The will has already been removed from the session ([MQTT-3.1.2-10]).
-    pub(super) fn publish_will(&mut self, now: Duration, client_id: &str, will: LastWill, why: &str) {
+    pub(super) fn publish_will(
+        &mut self,
+        now: Duration,
+        client_id: &str,
+        will: LastWill,
+        why: &str,
+    ) {
         info!(client_id, topic = %will.topic, qos = will.qos.as_u8(), retain = will.retain, why, "will published");
         let message = Arc::new(Message {
             expires_at: will
@@ -270,7 +322,11 @@ impl Broker {
             // one member per group ({W5-SHARED}): round robin over connected members,
             // falling back to all members when none is connected
             let connected: Vec<_> = members.iter().filter(|(_, _, c)| *c).collect();
-            let pool: Vec<_> = if connected.is_empty() { members.iter().collect() } else { connected };
+            let pool: Vec<_> = if connected.is_empty() {
+                members.iter().collect()
+            } else {
+                connected
+            };
             let (client_id, delivery, _) = pool[(self.shared_turn % pool.len() as u64) as usize];
             deliveries.push((client_id.to_string(), delivery.clone()));
         }
@@ -333,7 +389,13 @@ impl Broker {
                 QoS::ExactlyOnce => InflightState::AwaitPubRec,
                 _ => InflightState::AwaitPubAck,
             };
-            if self.send_publish(now, id, client_id, delivery.clone(), Some((packet_id, false))) {
+            if self.send_publish(
+                now,
+                id,
+                client_id,
+                delivery.clone(),
+                Some((packet_id, false)),
+            ) {
                 if let Some(session) = self.sessions.get_mut(client_id) {
                     session.inflight.push_back(Inflight {
                         packet_id,
@@ -361,7 +423,9 @@ impl Broker {
             .collect();
         for (packet_id, state, delivery) in resends {
             match state {
-                InflightState::AwaitPubComp => self.send(id, Packet::PubRel(Ack::success(packet_id))),
+                InflightState::AwaitPubComp => {
+                    self.send(id, Packet::PubRel(Ack::success(packet_id)))
+                }
                 _ => {
                     self.send_publish(now, id, client_id, delivery, Some((packet_id, true)));
                 }
@@ -398,12 +462,18 @@ impl Broker {
             subscription_identifiers: delivery.subscription_ids,
         };
         let packet = Packet::Publish(publish);
-        let limit = self.sessions.get(client_id).and_then(|s| s.maximum_packet_size);
+        let limit = self
+            .sessions
+            .get(client_id)
+            .and_then(|s| s.maximum_packet_size);
         let protocol = self.connections.get(&id).and_then(|c| c.protocol);
         if let (Some(limit), Some(protocol)) = (limit, protocol) {
             let size = encoded_len(&packet, protocol).unwrap_or(usize::MAX);
             if size > limit as usize {
-                warn!(client_id, size, limit, "PUBLISH exceeds the client's Maximum Packet Size: discarded");
+                warn!(
+                    client_id,
+                    size, limit, "PUBLISH exceeds the client's Maximum Packet Size: discarded"
+                );
                 return false;
             }
         }

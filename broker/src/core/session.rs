@@ -151,7 +151,11 @@ impl Session {
     }
 
     pub fn remove_inflight(&mut self, packet_id: u16, state: InflightState) -> bool {
-        match self.inflight.iter().position(|f| f.packet_id == packet_id && f.state == state) {
+        match self
+            .inflight
+            .iter()
+            .position(|f| f.packet_id == packet_id && f.state == state)
+        {
             Some(index) => {
                 self.inflight.remove(index);
                 true

@@ -2,20 +2,32 @@
 
 use std::time::Duration;
 
-use crate::codec::{Packet, Protocol, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe, reason};
+use crate::codec::{
+    Packet, Protocol, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe, reason,
+};
 
 use super::session::{Delivery, Subscription};
 use super::topic::{self, FilterError};
 use super::{Broker, ConnectionId};
 
 impl Broker {
-    pub(super) fn handle_subscribe(&mut self, now: Duration, id: ConnectionId, client_id: &str, subscribe: Subscribe) {
+    pub(super) fn handle_subscribe(
+        &mut self,
+        now: Duration,
+        id: ConnectionId,
+        client_id: &str,
+        subscribe: Subscribe,
+    ) {
         if subscribe.subscription_identifier.is_some() && !self.config.subscription_identifiers {
             // §3.8.2.1.2: a Subscription Identifier the server did not announce
             self.close_by_server(now, id, reason::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED);
             return;
         }
-        let protocol = self.connections.get(&id).and_then(|c| c.protocol).unwrap_or(Protocol::V5);
+        let protocol = self
+            .connections
+            .get(&id)
+            .and_then(|c| c.protocol)
+            .unwrap_or(Protocol::V5);
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut retained_to_send = Vec::new();
         for request in subscribe.filters {
@@ -27,11 +39,17 @@ impl Broker {
                 }
             };
             if parsed.share_group.is_some() && !self.config.shared_subscriptions {
-                codes.push(failure(protocol, reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED));
+                codes.push(failure(
+                    protocol,
+                    reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+                ));
                 continue;
             }
             if parsed.has_wildcards() && !self.config.wildcard_subscriptions {
-                codes.push(failure(protocol, reason::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED));
+                codes.push(failure(
+                    protocol,
+                    reason::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED,
+                ));
                 continue;
             }
             if parsed.share_group.is_some() && request.no_local {
@@ -52,7 +70,10 @@ impl Broker {
                 filter: parsed,
             };
             // [MQTT-3.8.4-3] a subscription to the same filter replaces the old one
-            let existed = session.subscriptions.insert(request.filter, subscription.clone()).is_some();
+            let existed = session
+                .subscriptions
+                .insert(request.filter, subscription.clone())
+                .is_some();
             // [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11] Retain Handling; shared
             // subscriptions never get retained messages at subscribe time (§4.8.2)
             let send_retained = subscription.filter.share_group.is_none()
@@ -89,7 +110,12 @@ impl Broker {
         }
     }
 
-    pub(super) fn handle_unsubscribe(&mut self, id: ConnectionId, client_id: &str, unsubscribe: Unsubscribe) {
+    pub(super) fn handle_unsubscribe(
+        &mut self,
+        id: ConnectionId,
+        client_id: &str,
+        unsubscribe: Unsubscribe,
+    ) {
         let Some(session) = self.sessions.get_mut(client_id) else {
             return;
         };
@@ -102,7 +128,11 @@ impl Broker {
             })
             .collect();
         let protocol = self.connections.get(&id).and_then(|c| c.protocol);
-        let codes = if protocol == Some(Protocol::V5) { codes } else { Vec::new() };
+        let codes = if protocol == Some(Protocol::V5) {
+            codes
+        } else {
+            Vec::new()
+        };
         self.send(
             id,
             Packet::UnsubAck(UnsubAck {

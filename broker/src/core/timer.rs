@@ -91,7 +91,11 @@ mod tests {
         let fired: Vec<_> = std::iter::from_fn(|| q.pop_due(s(60)).map(|(_, t)| t)).collect();
         assert_eq!(
             fired,
-            ["short delay scheduled later", "same instant, later insertion", "long delay scheduled first"]
+            [
+                "short delay scheduled later",
+                "same instant, later insertion",
+                "long delay scheduled first"
+            ]
         );
     }
 }

@@ -70,7 +70,9 @@ impl std::fmt::Display for CloseCause {
                 write!(f, "client DISCONNECT 0x{code:02X} ({})", name(code))
             }
             CloseCause::ConnectionLost => f.write_str("connection lost"),
-            CloseCause::ServerClosed(code) => write!(f, "server closed 0x{code:02X} ({})", name(code)),
+            CloseCause::ServerClosed(code) => {
+                write!(f, "server closed 0x{code:02X} ({})", name(code))
+            }
         }
     }
 }
