@@ -123,7 +123,8 @@ mod qos_number {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<QoS, D::Error> {
         let n = u8::deserialize(de)?;
-        QoS::from_u8(n).ok_or_else(|| serde::de::Error::custom(format!("max_qos must be 0, 1 or 2, not {n}")))
+        QoS::from_u8(n)
+            .ok_or_else(|| serde::de::Error::custom(format!("max_qos must be 0, 1 or 2, not {n}")))
     }
 }
 
@@ -133,7 +134,9 @@ mod tests {
 
     #[test]
     fn toml_overrides_defaults() {
-        let config = Config::from_toml("max_qos = 1\nretain_available = false\nserver_keep_alive = 4\n").unwrap();
+        let config =
+            Config::from_toml("max_qos = 1\nretain_available = false\nserver_keep_alive = 4\n")
+                .unwrap();
         assert_eq!(config.max_qos, QoS::AtLeastOnce);
         assert!(!config.retain_available);
         assert_eq!(config.server_keep_alive, Some(4));
@@ -147,7 +150,10 @@ mod tests {
         let path = dir.join("bad.toml");
         std::fs::write(&path, "retain_available = true\nmax_qos = 3\n").unwrap();
         let err = Config::load(&path).unwrap_err().to_string();
-        assert!(err.contains("bad.toml: 2:11: max_qos must be 0, 1 or 2, not 3"), "{err}");
+        assert!(
+            err.contains("bad.toml: 2:11: max_qos must be 0, 1 or 2, not 3"),
+            "{err}"
+        );
         std::fs::write(&path, "retain = true\n").unwrap();
         let err = Config::load(&path).unwrap_err().to_string();
         assert!(err.contains("1:1: unknown field `retain`"), "{err}");

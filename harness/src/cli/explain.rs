@@ -1,0 +1,44 @@
+//! `lastwill explain FILE`: runs one scenario on the simulator and prints its transcript,
+//! its verdict and every check, passed or not.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use lastwill::scenario;
+use lastwill::target::sim;
+
+use super::usage_error;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// Simulator seed (the scenario's own `seed:` wins).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let scenario = match scenario::load(&args.file) {
+        Ok(scenario) => scenario,
+        Err(error) => return usage_error(error),
+    };
+    match sim::run(&scenario, args.seed) {
+        Ok(run) => {
+            println!("{}\n{}", scenario.name, run.transcript.render());
+            for check in &run.checks {
+                println!("{check}");
+            }
+            println!("verdict: {}", run.verdict.as_str());
+            if run.verdict == lastwill::verdict::Verdict::Fail {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(why) => {
+            eprintln!("lastwill: error: {}: {why}", args.file.display());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The `lastwill` subcommands, one module each.
+//!
+//! To add a subcommand `foo`: write `cli/foo.rs` with a clap `Args` struct and a
+//! `pub fn run(args) -> ExitCode`, add a `Foo(foo::Args)` variant to [`Command`], and one arm
+//! to the `match` in `main.rs`.
+//!
+//! Exit codes: 0 success, 1 a run that found failures (for subcommands that test), 2 a usage
+//! or configuration error (what clap itself uses for bad flags).
+
+pub mod broker;
+pub mod explain;
+pub mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Conformance and simulation test harness for MQTT Will messages.
+#[derive(Debug, Parser)]
+#[command(name = "lastwill", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the reference broker on real TCP.
+    Broker(broker::Args),
+    /// Run scenarios (default: the catalogue in scenarios/ on the simulator) and report.
+    Run(run::Args),
+    /// Run one scenario on the simulator and print its transcript and checks.
+    Explain(explain::Args),
+}
+
+/// Exit code for bad flags, unreadable or invalid configuration.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Prints a one-line error (`lastwill: error: ...`) and returns the usage exit code.
+pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("lastwill: error: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Logs to stderr through `tracing`; `RUST_LOG` selects what (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

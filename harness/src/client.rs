@@ -1,0 +1,439 @@
+//! The scripted MQTT client.
+//!
+//! One [`Agent`] per scenario client. It owns at most one connection at a time over any
+//! stream its [`Network`] opens, sends structured packets or raw bytes as the steps say,
+//! answers the broker (acknowledgements, keep-alive pings) unless told to stay silent, and
+//! records every packet in and out, with its time, into the transcript.
+//!
+//! The agent runs as its own task (in the simulator: on its own host) and takes one
+//! [`Command`] at a time; a command's reply is the [`Outcome`] of that step.
+
+use std::collections::VecDeque;
+use std::io;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use lastwill_broker::codec::{
+    self, Ack, ConnAck, Disconnect, Packet, Protocol, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::scenario::{Action, ClientSpec, DropMode};
+use crate::target::Network;
+use crate::transcript::{EventKind, Recorder};
+
+/// One step for an agent, and where to send its outcome.
+pub struct Command {
+    pub action: Action,
+    pub wait: Wait,
+    pub reply: oneshot::Sender<Outcome>,
+}
+
+/// What a step waits for after its action, beyond the action's own response.
+#[derive(Clone, Copy, Debug)]
+pub struct Wait {
+    /// Until the peer closes the connection.
+    pub close: bool,
+    /// Until the server sends DISCONNECT (or closes).
+    pub disconnect: bool,
+    /// The longest the step waits for anything.
+    pub within: Duration,
+}
+
+/// What happened during one step.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub connack: Option<ConnAck>,
+    pub suback: Option<SubAck>,
+    pub unsuback: Option<UnsubAck>,
+    /// Reason code of the PUBACK or PUBREC answering this step's PUBLISH.
+    pub publish_ack: Option<u8>,
+    pub disconnect: Option<Disconnect>,
+    /// A PINGRESP answered this step's PINGREQ.
+    pub pong: bool,
+    /// The connection was closed by the peer (or was never open) when the step ended.
+    pub closed: bool,
+    /// Why the step could not do what it was asked (not connected, connect refused, ...).
+    pub error: Option<String>,
+    /// The step's response did not come within its time.
+    pub timed_out: bool,
+}
+
+struct Link<S> {
+    stream: S,
+    protocol: Protocol,
+    buf: BytesMut,
+    /// Seconds; the server's keep alive replaces the client's ([MQTT-3.2.2-21]).
+    keep_alive: u16,
+    last_sent: Instant,
+}
+
+/// What reading the connection produced.
+enum Incoming {
+    Packet(Packet),
+    Closed,
+    Undecodable(String),
+}
+
+pub struct Agent<N: Network> {
+    spec: ClientSpec,
+    network: N,
+    recorder: Recorder,
+    link: Option<Link<N::Stream>>,
+    /// Sends nothing (acks and pings included) until the next command.
+    silenced: bool,
+    /// QoS 1/2 packets received and not yet acknowledged (with `auto_ack: false`).
+    unacked: VecDeque<Packet>,
+    last_packet_id: u16,
+}
+
+impl<N: Network> Agent<N> {
+    pub fn new(spec: ClientSpec, network: N, recorder: Recorder) -> Agent<N> {
+        Agent {
+            spec,
+            network,
+            recorder,
+            link: None,
+            silenced: false,
+            unacked: VecDeque::new(),
+            last_packet_id: 0,
+        }
+    }
+
+    /// Serves commands until the director hangs up, answering the broker in between.
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        enum Next {
+            Command(Option<Command>),
+            Incoming(Incoming),
+            Ping,
+        }
+        loop {
+            let ping_at = self.ping_due();
+            let next = tokio::select! {
+                biased;
+                command = commands.recv() => Next::Command(command),
+                incoming = read_packet(&mut self.link), if self.link.is_some() => Next::Incoming(incoming),
+                _ = sleep_until(ping_at), if ping_at.is_some() => Next::Ping,
+            };
+            match next {
+                Next::Command(None) => return,
+                Next::Command(Some(command)) => {
+                    let outcome = self.execute(command.action, command.wait).await;
+                    let _ = command.reply.send(outcome);
+                }
+                Next::Incoming(incoming) => self.on_incoming(incoming, &mut Outcome::default()).await,
+                Next::Ping => self.send(Packet::PingReq).await,
+            }
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.network.now()
+    }
+
+    fn record(&self, kind: EventKind) {
+        self.recorder.record(self.now(), &self.spec.name, kind);
+    }
+
+    fn ping_due(&self) -> Option<Instant> {
+        let link = self.link.as_ref()?;
+        if self.silenced || !self.spec.keep_alive_pings || link.keep_alive == 0 {
+            return None;
+        }
+        Some(link.last_sent + Duration::from_secs(u64::from(link.keep_alive)))
+    }
+
+    async fn execute(&mut self, action: Action, wait: Wait) -> Outcome {
+        let deadline = Instant::now() + wait.within;
+        let mut outcome = Outcome::default();
+        self.silenced = false;
+        match action {
+            Action::Connect(connect) => {
+                if self.ensure_link(connect.protocol, &mut outcome).await {
+                    if let Some(link) = &mut self.link {
+                        link.keep_alive = connect.keep_alive;
+                    }
+                    self.send(Packet::Connect(*connect)).await;
+                    self.await_until(&mut outcome, deadline, |o| o.connack.is_some()).await;
+                }
+            }
+            Action::Subscribe(spec) => {
+                let packet_id = self.next_packet_id();
+                let packet = Packet::Subscribe(Subscribe {
+                    packet_id,
+                    filters: spec.filters,
+                    subscription_identifier: spec.subscription_identifier,
+                    user_properties: spec.user_properties,
+                });
+                if self.send_connected(packet, &mut outcome).await {
+                    self.await_until(&mut outcome, deadline, |o| o.suback.is_some()).await;
+                }
+            }
+            Action::Unsubscribe(spec) => {
+                let packet_id = self.next_packet_id();
+                let packet = Packet::Unsubscribe(Unsubscribe {
+                    packet_id,
+                    filters: spec.filters,
+                    user_properties: spec.user_properties,
+                });
+                if self.send_connected(packet, &mut outcome).await {
+                    self.await_until(&mut outcome, deadline, |o| o.unsuback.is_some()).await;
+                }
+            }
+            Action::Publish(spec) => {
+                let packet_id = (spec.qos != QoS::AtMostOnce).then(|| self.next_packet_id());
+                let publish = Publish {
+                    dup: false,
+                    qos: spec.qos,
+                    retain: spec.retain,
+                    topic: spec.topic,
+                    packet_id,
+                    payload: spec.payload,
+                    properties: spec.properties,
+                    topic_alias: spec.topic_alias,
+                    subscription_identifiers: Vec::new(),
+                };
+                if self.send_connected(Packet::Publish(publish), &mut outcome).await && packet_id.is_some() {
+                    self.await_until(&mut outcome, deadline, |o| o.publish_ack.is_some()).await;
+                }
+            }
+            Action::Ping => {
+                if self.send_connected(Packet::PingReq, &mut outcome).await {
+                    self.await_until(&mut outcome, deadline, |o| o.pong).await;
+                }
+            }
+            Action::Disconnect(disconnect) => {
+                if self.send_connected(Packet::Disconnect(disconnect), &mut outcome).await {
+                    self.close_link().await;
+                }
+            }
+            Action::Drop(mode) => {
+                let what = match mode {
+                    DropMode::Rst => "drop rst",
+                    DropMode::Fin => "drop fin",
+                };
+                self.record(EventKind::Fault(what.into()));
+                if let Some(link) = self.link.take() {
+                    match mode {
+                        DropMode::Rst => self.network.reset(link.stream),
+                        DropMode::Fin => {
+                            let mut stream = link.stream;
+                            let _ = stream.shutdown().await;
+                        }
+                    }
+                }
+            }
+            Action::Silence => {
+                self.record(EventKind::Fault("silence".into()));
+                self.silenced = true;
+            }
+            Action::Vanish => {
+                self.record(EventKind::Fault("vanish".into()));
+                self.network.vanish(&self.spec.name);
+                // the socket is forgotten without a word: nothing it would send gets through
+                if let Some(link) = self.link.take() {
+                    self.network.forget(link.stream);
+                }
+            }
+            Action::Ack => {
+                while let Some(packet) = self.unacked.pop_front() {
+                    self.send(packet).await;
+                }
+            }
+            Action::Send(bytes) => {
+                if self.ensure_link(self.spec.protocol, &mut outcome).await {
+                    self.send_raw(bytes.clone()).await;
+                    // a raw CONNECT waits for its CONNACK like a structured one
+                    if bytes.first().is_some_and(|b| b >> 4 == 1) {
+                        self.await_until(&mut outcome, deadline, |o| o.connack.is_some()).await;
+                    }
+                }
+            }
+        }
+        if wait.close || wait.disconnect {
+            let until_close = wait.close;
+            self.await_until(&mut outcome, deadline, move |o| !until_close && o.disconnect.is_some())
+                .await;
+        }
+        outcome.closed = self.link.is_none();
+        outcome
+    }
+
+    /// Reads and handles packets until `done`, the connection closes, or `deadline`.
+    async fn await_until(&mut self, outcome: &mut Outcome, deadline: Instant, done: impl Fn(&Outcome) -> bool) {
+        while !done(outcome) && self.link.is_some() {
+            let incoming = tokio::select! {
+                biased;
+                incoming = read_packet(&mut self.link) => incoming,
+                _ = tokio::time::sleep_until(deadline) => {
+                    outcome.timed_out = true;
+                    return;
+                }
+            };
+            self.on_incoming(incoming, outcome).await;
+        }
+    }
+
+    async fn on_incoming(&mut self, incoming: Incoming, outcome: &mut Outcome) {
+        let packet = match incoming {
+            Incoming::Packet(packet) => packet,
+            Incoming::Closed => {
+                self.record(EventKind::Closed);
+                self.link = None;
+                return;
+            }
+            Incoming::Undecodable(why) => {
+                self.record(EventKind::Undecodable(why));
+                self.close_link().await;
+                return;
+            }
+        };
+        self.record(EventKind::Received(packet.clone()));
+        let auto = self.spec.auto_ack && !self.silenced;
+        match packet {
+            Packet::ConnAck(connack) => {
+                if let (Some(link), Some(server)) = (&mut self.link, connack.properties.server_keep_alive) {
+                    link.keep_alive = server;
+                }
+                outcome.connack = Some(connack);
+            }
+            Packet::SubAck(suback) => outcome.suback = Some(suback),
+            Packet::UnsubAck(unsuback) => outcome.unsuback = Some(unsuback),
+            Packet::PubAck(ack) => outcome.publish_ack = Some(ack.code),
+            Packet::PubRec(ack) => {
+                if ack.code < 0x80 {
+                    self.reply(Packet::PubRel(Ack::success(ack.packet_id)), !self.silenced).await;
+                } else {
+                    outcome.publish_ack = Some(ack.code);
+                }
+            }
+            Packet::PubComp(ack) => outcome.publish_ack = Some(ack.code),
+            Packet::Publish(publish) => match (publish.qos, publish.packet_id) {
+                (QoS::AtLeastOnce, Some(id)) => self.reply(Packet::PubAck(Ack::success(id)), auto).await,
+                (QoS::ExactlyOnce, Some(id)) => self.reply(Packet::PubRec(Ack::success(id)), auto).await,
+                _ => {}
+            },
+            Packet::PubRel(ack) => self.reply(Packet::PubComp(Ack::success(ack.packet_id)), auto).await,
+            Packet::Disconnect(disconnect) => outcome.disconnect = Some(disconnect),
+            Packet::PingResp => outcome.pong = true,
+            _ => {}
+        }
+    }
+
+    /// Sends an acknowledgement now, or keeps it for a later `ack` step.
+    async fn reply(&mut self, packet: Packet, now: bool) {
+        if now {
+            self.send(packet).await;
+        } else if !self.silenced {
+            self.unacked.push_back(packet);
+        }
+    }
+
+    async fn ensure_link(&mut self, protocol: Protocol, outcome: &mut Outcome) -> bool {
+        if self.link.is_some() {
+            return true;
+        }
+        self.network.reappear(&self.spec.name);
+        match self.network.connect(&self.spec.name).await {
+            Ok(stream) => {
+                self.link = Some(Link {
+                    stream,
+                    protocol,
+                    buf: BytesMut::with_capacity(4096),
+                    keep_alive: 0,
+                    last_sent: Instant::now(),
+                });
+                self.unacked.clear();
+                true
+            }
+            Err(err) => {
+                let why = err.to_string();
+                self.record(EventKind::ConnectFailed(why.clone()));
+                outcome.error = Some(format!("connect failed: {why}"));
+                false
+            }
+        }
+    }
+
+    async fn send_connected(&mut self, packet: Packet, outcome: &mut Outcome) -> bool {
+        if self.link.is_none() {
+            outcome.error = Some(format!("cannot send {}: not connected", packet.name()));
+            return false;
+        }
+        self.send(packet).await;
+        true
+    }
+
+    async fn send(&mut self, packet: Packet) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        let mut buf = BytesMut::new();
+        if let Err(err) = codec::encode(&packet, link.protocol, &mut buf) {
+            self.record(EventKind::Check(format!("cannot encode: {err}")));
+            return;
+        }
+        self.record(EventKind::Sent(packet));
+        self.write(buf.freeze()).await;
+    }
+
+    async fn send_raw(&mut self, bytes: Bytes) {
+        self.record(EventKind::SentRaw(bytes.clone()));
+        self.write(bytes).await;
+    }
+
+    async fn write(&mut self, bytes: Bytes) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        link.last_sent = Instant::now();
+        if write_all(&mut link.stream, &bytes).await.is_err() {
+            self.record(EventKind::Closed);
+            self.link = None;
+        }
+    }
+
+    /// Closes our side in order (FIN) after a DISCONNECT.
+    async fn close_link(&mut self) {
+        if let Some(mut link) = self.link.take() {
+            let _ = link.stream.shutdown().await;
+        }
+    }
+
+    fn next_packet_id(&mut self) -> u16 {
+        self.last_packet_id = self.last_packet_id.checked_add(1).unwrap_or(1);
+        self.last_packet_id
+    }
+}
+
+async fn write_all<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
+/// Reads until one whole packet decodes. Cancel-safe: bytes read stay in the link's buffer.
+async fn read_packet<S: tokio::io::AsyncRead + Unpin>(link: &mut Option<Link<S>>) -> Incoming {
+    let Some(link) = link else {
+        return std::future::pending().await;
+    };
+    loop {
+        match codec::decode(&mut link.buf, Some(link.protocol), u32::MAX) {
+            Ok(Some(packet)) => return Incoming::Packet(packet),
+            Ok(None) => {}
+            Err(err) => return Incoming::Undecodable(err.to_string()),
+        }
+        match link.stream.read_buf(&mut link.buf).await {
+            Ok(0) | Err(_) => return Incoming::Closed,
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,183 @@
+//! Reports of a run over many scenarios: a terminal table, JSON and JUnit XML, and the
+//! one-line summary.
+
+use std::time::Duration;
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use serde_json::json;
+
+use crate::verdict::{Check, Verdict};
+
+/// How one scenario ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    /// Not run on this target, with the reason.
+    Skip(String),
+    /// Could not be run at all (bad file, simulation error).
+    Error(String),
+}
+
+impl Status {
+    pub fn from_verdict(verdict: Verdict) -> Status {
+        match verdict {
+            Verdict::Pass => Status::Pass,
+            Verdict::Warn => Status::Warn,
+            Verdict::Fail => Status::Fail,
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+            Status::Skip(_) => "skip",
+            Status::Error(_) => "ERROR",
+        }
+    }
+
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Status::Fail | Status::Error(_))
+    }
+}
+
+/// One scenario's result.
+#[derive(Clone, Debug)]
+pub struct ScenarioResult {
+    pub file: String,
+    pub name: String,
+    pub refs: Vec<String>,
+    pub status: Status,
+    pub checks: Vec<Check>,
+    /// The rendered transcript and verdict.
+    pub transcript: String,
+    /// Wall-clock time the run took.
+    pub elapsed: Duration,
+    /// Time the scenario covered (virtual time in the simulator).
+    pub covered: Duration,
+}
+
+impl ScenarioResult {
+    /// The first failed check, in one line, for tables.
+    pub fn first_problem(&self) -> String {
+        match &self.status {
+            Status::Skip(why) | Status::Error(why) => why.clone(),
+            _ => self
+                .checks
+                .iter()
+                .find(|c| !c.passed)
+                .map(|c| format!("line {}: expected {}; observed {}", c.location.line, c.expected, c.observed))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// `58 passed, 0 failed, 2 warned` (plus skipped and errors when there are any).
+pub fn summary(results: &[ScenarioResult]) -> String {
+    let count = |f: fn(&Status) -> bool| results.iter().filter(|r| f(&r.status)).count();
+    let mut line = format!(
+        "{} passed, {} failed, {} warned",
+        count(|s| *s == Status::Pass),
+        count(|s| *s == Status::Fail),
+        count(|s| *s == Status::Warn)
+    );
+    let skipped = count(|s| matches!(s, Status::Skip(_)));
+    if skipped > 0 {
+        line.push_str(&format!(", {skipped} skipped"));
+    }
+    let errors = count(|s| matches!(s, Status::Error(_)));
+    if errors > 0 {
+        line.push_str(&format!(", {errors} errors"));
+    }
+    line
+}
+
+pub fn table(results: &[ScenarioResult]) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["result", "scenario", "covers", "time", "first problem"]);
+    for r in results {
+        let mut problem = r.first_problem();
+        if problem.chars().count() > 100 {
+            problem = problem.chars().take(99).collect::<String>() + "…";
+        }
+        table.add_row([
+            r.status.label().to_owned(),
+            r.file.clone(),
+            format!("{:.1}s", r.covered.as_secs_f64()),
+            format!("{}ms", r.elapsed.as_millis()),
+            problem,
+        ]);
+    }
+    table.to_string()
+}
+
+pub fn json(results: &[ScenarioResult]) -> String {
+    let scenarios: Vec<_> = results
+        .iter()
+        .map(|r| {
+            let (status, reason) = match &r.status {
+                Status::Skip(why) => ("skip", Some(why.clone())),
+                Status::Error(why) => ("error", Some(why.clone())),
+                other => (other.label(), None),
+            };
+            json!({
+                "file": r.file,
+                "name": r.name,
+                "refs": r.refs,
+                "status": status.to_lowercase(),
+                "reason": reason,
+                "elapsed_ms": r.elapsed.as_millis() as u64,
+                "covered_s": r.covered.as_secs_f64(),
+                "checks": r.checks.iter().map(|c| json!({
+                    "line": c.location.line,
+                    "level": format!("{:?}", c.level).to_lowercase(),
+                    "passed": c.passed,
+                    "expected": c.expected,
+                    "observed": if c.passed { None } else { Some(&c.observed) },
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let report = json!({ "summary": summary(results), "scenarios": scenarios });
+    serde_json::to_string_pretty(&report).expect("JSON of plain values")
+}
+
+pub fn junit(results: &[ScenarioResult], suite_name: &str) -> String {
+    let mut report = Report::new("lastwill");
+    let mut suite = TestSuite::new(suite_name);
+    for r in results {
+        let status = match &r.status {
+            Status::Pass | Status::Warn => TestCaseStatus::success(),
+            Status::Skip(why) => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(why.clone());
+                status
+            }
+            Status::Fail => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status.set_message(r.first_problem());
+                status.set_description(r.transcript.clone());
+                status
+            }
+            Status::Error(why) => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+                status.set_message(why.clone());
+                status
+            }
+        };
+        let mut case = TestCase::new(r.file.clone(), status);
+        case.set_classname(r.name.clone());
+        case.set_time(r.elapsed);
+        if r.status == Status::Warn {
+            case.set_system_out(r.transcript.clone());
+        }
+        suite.add_test_case(case);
+    }
+    report.add_test_suite(suite);
+    report.to_string().expect("JUnit XML of plain values")
+}

@@ -1,0 +1,181 @@
+//! Targets: where a scenario runs.
+//!
+//! - [`sim`]: the reference broker under the turmoil simulator, in virtual time.
+//!
+//! A target supplies a [`Network`] (how a client opens a connection and applies faults to
+//! itself, and what time it is) and a [`Control`] (scenario-level steps: broker restart,
+//! network faults). The [`direct`] function is the same everywhere: it walks the steps in
+//! order, hands client actions to their agents, waits, marks, and checks each step's inline
+//! expectations against its outcome.
+
+pub mod sim;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::client::{Command, Outcome, Wait};
+use crate::scenario::{Action, NetAction, Scenario, StepKind};
+use crate::transcript::{EventKind, Recorder};
+use crate::verdict::{self, Check, Marks};
+
+/// How long a step waits for its response unless it says `within:`.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client side of a target's network.
+pub trait Network: Clone + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
+
+    /// Time since the run started.
+    fn now(&self) -> Duration;
+
+    /// Opens a connection to the broker for `client`.
+    fn connect(&self, client: &str) -> impl Future<Output = io::Result<Self::Stream>>;
+
+    /// Closes abortively (RST) where the network can; otherwise closes.
+    fn reset(&self, stream: Self::Stream);
+
+    /// Gets rid of a vanished client's stream without anything reaching the broker.
+    fn forget(&self, stream: Self::Stream);
+
+    /// Cuts `client` off from the broker: nothing in or out, no FIN or RST.
+    fn vanish(&self, client: &str);
+
+    /// Undoes [`Network::vanish`] before the client connects again.
+    fn reappear(&self, client: &str);
+}
+
+/// Scenario-level steps a target may or may not be able to perform.
+pub trait Control {
+    fn now(&self) -> Duration;
+
+    /// Stops the broker gracefully and starts it again.
+    fn restart_broker(&self) -> impl Future<Output = Result<(), String>>;
+
+    fn net(&self, action: &NetAction) -> Result<(), String>;
+}
+
+/// What the director learned: the instants of marks and the checks of inline expectations.
+#[derive(Debug, Default)]
+pub struct Direction {
+    pub marks: Marks,
+    pub checks: Vec<Check>,
+}
+
+/// Runs the scenario's steps in order. `agents` holds the command channel of each client.
+pub async fn direct(
+    scenario: &Scenario,
+    control: &impl Control,
+    agents: &BTreeMap<String, mpsc::UnboundedSender<Command>>,
+    recorder: &Recorder,
+) -> Direction {
+    let mut direction = Direction::default();
+    for step in &scenario.steps {
+        if let Some(at) = &step.at
+            && let Some(at) = verdict::resolve(at, &direction.marks)
+        {
+            let now = control.now();
+            if at > now {
+                tokio::time::sleep(at - now).await;
+            }
+        }
+        let client = match &step.kind {
+            StepKind::Client { client, action } => {
+                let wait = Wait {
+                    close: step.expect.iter().any(|e| e.closed == Some(true)),
+                    disconnect: step.expect.iter().any(|e| e.disconnect.is_some()),
+                    within: step.expect.iter().find_map(|e| e.within).unwrap_or(STEP_TIMEOUT),
+                };
+                let outcome = run_action(agents, client, action.clone(), wait).await;
+                let checks = verdict::step_checks(step, &outcome, scenario.level);
+                for failed in checks.iter().filter(|c| !c.passed) {
+                    recorder.record(
+                        control.now(),
+                        client,
+                        EventKind::Check(format!("expected {}; observed {}", failed.expected, failed.observed)),
+                    );
+                }
+                direction.checks.extend(checks);
+                Some(client.as_str())
+            }
+            StepKind::Wait(duration) => {
+                tokio::time::sleep(*duration).await;
+                None
+            }
+            StepKind::Mark => None,
+            StepKind::BrokerRestart => {
+                recorder.record(control.now(), "", EventKind::Step("broker restart".into()));
+                if let Err(why) = control.restart_broker().await {
+                    direction.checks.push(cannot(step.location, why));
+                }
+                None
+            }
+            StepKind::Net(actions) => {
+                for action in actions {
+                    recorder.record(control.now(), "", EventKind::Step(format!("net {}", describe_net(action))));
+                    if let Err(why) = control.net(action) {
+                        direction.checks.push(cannot(step.location, why));
+                    }
+                }
+                None
+            }
+        };
+        if let Some(mark) = &step.mark {
+            let now = control.now();
+            direction.marks.insert(mark.clone(), now);
+            recorder.mark(now, client, mark);
+        }
+    }
+    if let Some(duration) = scenario.duration {
+        let now = control.now();
+        if duration > now {
+            tokio::time::sleep(duration - now).await;
+        }
+    }
+    recorder.record(control.now(), "", EventKind::End);
+    direction
+}
+
+async fn run_action(
+    agents: &BTreeMap<String, mpsc::UnboundedSender<Command>>,
+    client: &str,
+    action: Action,
+    wait: Wait,
+) -> Outcome {
+    let (reply, outcome) = oneshot::channel();
+    let sent = agents.get(client).is_some_and(|agent| agent.send(Command { action, wait, reply }).is_ok());
+    match (sent, outcome.await) {
+        (true, Ok(outcome)) => outcome,
+        _ => Outcome {
+            error: Some(format!("client {client} is not running")),
+            ..Outcome::default()
+        },
+    }
+}
+
+fn cannot(location: crate::scenario::Location, why: String) -> Check {
+    Check {
+        level: crate::scenario::Level::Must,
+        passed: false,
+        expected: "the target can perform this step".into(),
+        observed: why,
+        location,
+    }
+}
+
+fn describe_net(action: &NetAction) -> String {
+    match action {
+        NetAction::Partition(clients) => format!("partition [{}]", clients.join(", ")),
+        NetAction::Heal(None) => "heal all".into(),
+        NetAction::Heal(Some(clients)) => format!("heal [{}]", clients.join(", ")),
+        NetAction::Latency { clients: None, latency } => format!("latency {}ms", latency.as_millis()),
+        NetAction::Latency {
+            clients: Some(clients),
+            latency,
+        } => format!("latency {}ms [{}]", latency.as_millis(), clients.join(", ")),
+    }
+}

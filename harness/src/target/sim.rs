@@ -1,0 +1,267 @@
+//! The simulator target: the reference broker and every scenario client in one turmoil
+//! simulation, in virtual time.
+//!
+//! The broker is the host `broker`; each client is the host `client-NAME`, so faults are real
+//! network faults between hosts (a vanished client is partitioned, and no FIN ever reaches
+//! the broker). A `director` client host walks the steps. The simulation is stepped by hand
+//! so that steps needing the `Sim` itself (link latency) can be applied between ticks.
+//!
+//! Determinism: fixed seed, fixed epoch, `biased;` selects and `--cfg tokio_unstable`; every
+//! transcript time is `turmoil::sim_elapsed()`.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use lastwill_broker::config::{Config, Credential};
+use lastwill_broker::driver::Server;
+use tokio::sync::{Notify, mpsc};
+
+use super::{Control, Network, direct};
+use crate::client::Agent;
+use crate::scenario::{BrokerConfig, NetAction, Scenario};
+use crate::transcript::{Recorder, Transcript};
+use crate::verdict::{self, Check, Tolerance, Verdict};
+
+const BROKER: &str = "broker";
+const PORT: u16 = 1883;
+
+/// The result of one scenario run.
+#[derive(Debug)]
+pub struct Run {
+    pub transcript: Transcript,
+    pub checks: Vec<Check>,
+    pub verdict: Verdict,
+}
+
+impl Run {
+    /// The transcript followed by the verdict and every failed check: what a snapshot holds
+    /// and what a failing test prints.
+    pub fn render(&self) -> String {
+        let mut out = self.transcript.render();
+        let passed = self.checks.iter().filter(|c| c.passed).count();
+        out.push_str(&format!(
+            "verdict: {} ({passed}/{} checks passed)\n",
+            self.verdict.as_str(),
+            self.checks.len()
+        ));
+        for check in self.checks.iter().filter(|c| !c.passed) {
+            out.push_str(&format!("{check}\n"));
+        }
+        out
+    }
+}
+
+/// The reference broker's configuration for a scenario's `broker:` section.
+pub fn broker_config(requested: &BrokerConfig) -> Config {
+    let mut config = Config::default();
+    let r = requested.clone();
+    config.max_qos = r.max_qos.unwrap_or(config.max_qos);
+    config.retain_available = r.retain_available.unwrap_or(config.retain_available);
+    config.max_packet_size = r.max_packet_size.unwrap_or(config.max_packet_size);
+    config.server_keep_alive = r.server_keep_alive.or(config.server_keep_alive);
+    config.topic_alias_maximum = r.topic_alias_maximum.unwrap_or(config.topic_alias_maximum);
+    config.receive_maximum = r.receive_maximum.unwrap_or(config.receive_maximum);
+    config.max_session_expiry = r.max_session_expiry.or(config.max_session_expiry);
+    config.wildcard_subscriptions = r.wildcard_subscriptions.unwrap_or(config.wildcard_subscriptions);
+    config.subscription_identifiers = r.subscription_identifiers.unwrap_or(config.subscription_identifiers);
+    config.shared_subscriptions = r.shared_subscriptions.unwrap_or(config.shared_subscriptions);
+    config.max_queued_messages = r.max_queued_messages.unwrap_or(config.max_queued_messages);
+    config.max_connections = r.max_connections.unwrap_or(config.max_connections);
+    config.connect_timeout = r.connect_timeout.unwrap_or(config.connect_timeout);
+    if let Some(credentials) = r.credentials {
+        config.credentials = credentials
+            .into_iter()
+            .map(|c| Credential {
+                username: c.username,
+                password: c.password,
+            })
+            .collect();
+    }
+    config
+}
+
+/// Runs one scenario on the simulator with `seed` (the scenario's own `seed:` wins).
+pub fn run(scenario: &Scenario, seed: u64) -> Result<Run, String> {
+    let seed = scenario.seed.unwrap_or(seed);
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        .simulation_duration(Duration::from_secs(3600))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(5))
+        .tcp_capacity(4096)
+        .build();
+
+    let config = broker_config(&scenario.broker);
+    let restart = Arc::new(BrokerRestart::default());
+    {
+        let restart = Arc::clone(&restart);
+        sim.host(BROKER, move || {
+            let config = config.clone();
+            let restart = Arc::clone(&restart);
+            async move {
+                loop {
+                    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+                    restart.up.notify_waiters();
+                    Server::new(config.clone()).serve(listener, restart.down.notified()).await;
+                }
+            }
+        });
+    }
+
+    let recorder = Recorder::default();
+    let mut agents = BTreeMap::new();
+    for spec in &scenario.clients {
+        let (tx, rx) = mpsc::unbounded_channel();
+        agents.insert(spec.name.clone(), tx);
+        let rx = Rc::new(std::cell::RefCell::new(Some(rx)));
+        let agent = Agent::new(spec.clone(), SimNetwork, recorder.clone());
+        let agent = Rc::new(std::cell::RefCell::new(Some(agent)));
+        sim.host(host_name(&spec.name), move || {
+            let agent = agent.borrow_mut().take();
+            let rx = rx.borrow_mut().take();
+            async move {
+                if let (Some(agent), Some(rx)) = (agent, rx) {
+                    agent.run(rx).await;
+                }
+                Ok(())
+            }
+        });
+    }
+
+    let latency_requests: Rc<Mutex<Vec<(Option<Vec<String>>, Duration)>>> = Rc::default();
+    let direction = Rc::new(std::cell::RefCell::new(None));
+    {
+        let scenario = scenario.clone();
+        let recorder = recorder.clone();
+        let direction = Rc::clone(&direction);
+        let control = SimControl {
+            restart: Arc::clone(&restart),
+            latency: Rc::clone(&latency_requests),
+            clients: scenario.clients.iter().map(|c| c.name.clone()).collect(),
+        };
+        sim.client("director", async move {
+            let result = direct(&scenario, &control, &agents, &recorder).await;
+            *direction.borrow_mut() = Some(result);
+            Ok(())
+        });
+    }
+
+    loop {
+        let finished = sim.step().map_err(|e| format!("simulation failed: {e}"))?;
+        for (clients, latency) in latency_requests.lock().expect("latency lock").drain(..) {
+            match clients {
+                None => {
+                    for name in &scenario.clients {
+                        sim.set_link_latency(host_name(&name.name), BROKER, latency);
+                    }
+                }
+                Some(clients) => {
+                    for name in clients {
+                        sim.set_link_latency(host_name(&name), BROKER, latency);
+                    }
+                }
+            }
+        }
+        if finished {
+            break;
+        }
+    }
+
+    let direction = direction.borrow_mut().take().ok_or("the director did not finish")?;
+    let transcript = recorder.transcript();
+    let mut checks = direction.checks;
+    checks.extend(verdict::final_checks(scenario, &transcript, &direction.marks, Tolerance::SIMULATOR));
+    Ok(Run {
+        verdict: Verdict::of(&checks),
+        transcript,
+        checks,
+    })
+}
+
+fn host_name(client: &str) -> String {
+    format!("client-{client}")
+}
+
+/// Signals between the director and the broker host for `broker: restart`.
+#[derive(Default)]
+struct BrokerRestart {
+    /// The broker should shut down gracefully.
+    down: Notify,
+    /// The broker is listening (again).
+    up: Notify,
+}
+
+struct SimControl {
+    restart: Arc<BrokerRestart>,
+    latency: Rc<Mutex<Vec<(Option<Vec<String>>, Duration)>>>,
+    clients: Vec<String>,
+}
+
+impl Control for SimControl {
+    fn now(&self) -> Duration {
+        turmoil::sim_elapsed().unwrap_or_default()
+    }
+
+    async fn restart_broker(&self) -> Result<(), String> {
+        self.restart.down.notify_one();
+        self.restart.up.notified().await;
+        Ok(())
+    }
+
+    fn net(&self, action: &NetAction) -> Result<(), String> {
+        match action {
+            NetAction::Partition(clients) => {
+                for client in clients {
+                    turmoil::partition(host_name(client), BROKER);
+                }
+            }
+            NetAction::Heal(clients) => {
+                for client in clients.as_ref().unwrap_or(&self.clients) {
+                    turmoil::repair(host_name(client), BROKER);
+                }
+            }
+            NetAction::Latency { clients, latency } => {
+                self.latency.lock().expect("latency lock").push((clients.clone(), *latency));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A client's view of the simulated network, used from inside its own host.
+#[derive(Clone, Copy)]
+struct SimNetwork;
+
+impl Network for SimNetwork {
+    type Stream = turmoil::net::TcpStream;
+
+    fn now(&self) -> Duration {
+        turmoil::sim_elapsed().unwrap_or_default()
+    }
+
+    async fn connect(&self, _client: &str) -> io::Result<Self::Stream> {
+        turmoil::net::TcpStream::connect((BROKER, PORT)).await
+    }
+
+    fn reset(&self, stream: Self::Stream) {
+        // turmoil has no RST: the broker sees the stream end, as it would see a reset
+        drop(stream);
+    }
+
+    fn forget(&self, stream: Self::Stream) {
+        // the client is partitioned: the FIN this sends is lost on the way
+        drop(stream);
+    }
+
+    fn vanish(&self, client: &str) {
+        turmoil::partition(host_name(client), BROKER);
+    }
+
+    fn reappear(&self, client: &str) {
+        turmoil::repair(host_name(client), BROKER);
+    }
+}
