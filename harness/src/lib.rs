@@ -2,13 +2,19 @@
 //!
 //! - [`scenario`]: the YAML scenario language, parsed strictly into a typed model.
 //! - [`client`]: the scripted MQTT client that plays each scenario client.
-//! - [`target`]: where scenarios run: the simulator ([`target::sim`]).
+//! - [`target`]: where scenarios run: the simulator ([`target::sim`]) or a broker over TCP
+//!   ([`target::tcp`]).
 //! - [`transcript`]: what happened, rendered as stable text.
 //! - [`verdict`]: expectations checked against what happened.
+//! - [`report`]: tables, JSON and JUnit XML over many scenarios.
+//! - [`coverage`]: which spec statements the catalogue covers.
+//! - [`suite`]: many scenarios on one target, in parallel.
 
 pub mod client;
+pub mod coverage;
 pub mod report;
 pub mod scenario;
+pub mod suite;
 pub mod target;
 pub mod transcript;
 pub mod verdict;

@@ -15,5 +15,6 @@ fn main() -> ExitCode {
         Command::Broker(args) => cli::broker::run(args),
         Command::Run(args) => cli::run::run(args),
         Command::Explain(args) => cli::explain::run(args),
+        Command::Coverage(args) => cli::coverage::run(args),
     }
 }

@@ -17,6 +17,10 @@ use super::topic;
 use super::will::CloseCause;
 use super::{Broker, ConnectionId};
 
+/// A member of a shared subscription group that could take a message: its client id, the
+/// delivery it would get, and whether it is connected. Keyed by (group, filter).
+type SharedCandidate<'a> = (&'a str, Delivery, bool);
+
 impl Broker {
     pub(super) fn handle_active_packet(
         &mut self,
@@ -272,8 +276,7 @@ impl Broker {
             self.retained.store(message);
         }
         let mut deliveries: Vec<(String, Delivery)> = Vec::new();
-        // (group, filter) -> candidate (client id, delivery), in client id order
-        let mut shared: BTreeMap<(&str, &str), Vec<(&str, Delivery, bool)>> = BTreeMap::new();
+        let mut shared: BTreeMap<(&str, &str), Vec<SharedCandidate>> = BTreeMap::new();
         for (client_id, session) in &self.sessions {
             let mut direct: Option<Delivery> = None;
             for subscription in session.subscriptions.values() {

@@ -8,8 +8,10 @@
 //! or configuration error (what clap itself uses for bad flags).
 
 pub mod broker;
+pub mod coverage;
 pub mod explain;
 pub mod run;
+pub mod target;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,8 @@ pub enum Command {
     Run(run::Args),
     /// Run one scenario on the simulator and print its transcript and checks.
     Explain(explain::Args),
+    /// Report which spec statements the scenarios cover.
+    Coverage(coverage::Args),
 }
 
 /// Exit code for bad flags, unreadable or invalid configuration.

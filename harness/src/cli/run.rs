@@ -1,20 +1,19 @@
-//! `lastwill run [PATHS...]`: runs scenarios and reports.
+//! `lastwill run [PATHS...]`: runs scenarios on one target and reports.
 //!
 //! Paths are scenario files or folders (searched for `**/*.yaml`); the default is the
-//! catalogue in `scenarios/`. The default target is the reference broker in the simulator.
-//! Scenarios run in parallel, one simulation per thread. The exit code is 1 when a scenario
-//! fails (or cannot run), 2 when a file is not a valid scenario.
+//! catalogue in `scenarios/`. The default target is the reference broker in the simulator;
+//! `--target mqtt://host:port` runs the same scenarios against a running broker. Exit code 1
+//! when a scenario fails (or cannot run), 2 for bad flags, files or targets.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
-use lastwill::report::{self, ScenarioResult, Status};
+use lastwill::report;
 use lastwill::scenario::{self, Scenario};
-use lastwill::target::sim;
+use lastwill::suite::{self, Target};
 
+use super::target::ConnectionArgs;
 use super::usage_error;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -29,6 +28,9 @@ pub struct Args {
     /// Scenario files or folders [default: scenarios/].
     #[arg(value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
+    /// `sim` (the reference broker in the simulator), mqtt://HOST:PORT or mqtts://HOST:PORT.
+    #[arg(long, default_value = "sim", value_name = "TARGET")]
+    pub target: String,
     /// Simulator seed (a scenario's own `seed:` wins).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -38,34 +40,34 @@ pub struct Args {
     /// Write the report to FILE instead of standard output (the summary still goes to stderr).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Scenarios run at the same time [default: the number of CPUs].
+    /// Scenarios run at the same time [default: CPUs for the simulator, 32 for a broker].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Print the transcript of every failed scenario.
     #[arg(long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let files = match collect(&args.paths) {
-        Ok(files) => files,
+    let scenarios = match load_all(&args.paths) {
+        Ok(scenarios) => scenarios,
         Err(message) => return usage_error(message),
     };
-    let mut scenarios = Vec::with_capacity(files.len());
-    for file in &files {
-        match scenario::load(file) {
-            Ok(s) => scenarios.push(s),
-            Err(error) => return usage_error(error),
-        }
-    }
+    let target = match args.connection.target(&args.target, args.seed) {
+        Ok(target) => target,
+        Err(message) => return usage_error(message),
+    };
     let started = Instant::now();
-    let results = run_all(&scenarios, args.seed, args.jobs);
+    let jobs = args.jobs.unwrap_or_else(|| target.default_jobs());
+    let results = suite::run(&scenarios, &target, jobs);
     let wall = started.elapsed();
 
     let rendered = match args.format {
         Format::Table => report::table(&results),
         Format::Json => report::json(&results),
-        Format::Junit => report::junit(&results, "lastwill simulator"),
+        Format::Junit => report::junit(&results, &format!("lastwill on {}", args.target)),
     };
     match &args.output {
         Some(path) => {
@@ -81,8 +83,9 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     let covered: f64 = results.iter().map(|r| r.covered.as_secs_f64()).sum();
+    let clock = if matches!(target, Target::Simulator { .. }) { "virtual" } else { "real" };
     eprintln!(
-        "{} scenarios covering {covered:.1}s of virtual time in {:.2}s",
+        "{} scenarios covering {covered:.1}s of {clock} time in {:.2}s",
         results.len(),
         wall.as_secs_f64()
     );
@@ -96,6 +99,14 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Loads the scenarios named by `paths`; the first bad file is the error.
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, String> {
+    collect(paths)?
+        .iter()
+        .map(|file| scenario::load(file).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// The scenario files named by `paths` (folders searched recursively), in order.
@@ -116,60 +127,4 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         return Err("no scenario files (*.yaml) found".into());
     }
     Ok(files)
-}
-
-/// Runs every scenario on the simulator, `jobs` at a time, with a progress bar.
-fn run_all(scenarios: &[Scenario], seed: u64, jobs: Option<usize>) -> Vec<ScenarioResult> {
-    let jobs = jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, scenarios.len().max(1));
-    let progress = ProgressBar::new(scenarios.len() as u64);
-    progress.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("progress template"),
-    );
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<ScenarioResult>> = vec![None; scenarios.len()];
-    let slots = std::sync::Mutex::new(&mut results);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(scenario) = scenarios.get(index) else {
-                        return;
-                    };
-                    let result = run_one(scenario, seed);
-                    progress.set_message(scenario.file.clone());
-                    progress.inc(1);
-                    slots.lock().expect("results lock")[index] = Some(result);
-                }
-            });
-        }
-    });
-    progress.finish_and_clear();
-    results.into_iter().flatten().collect()
-}
-
-/// Runs one scenario on the simulator and turns the run into a result.
-pub fn run_one(scenario: &Scenario, seed: u64) -> ScenarioResult {
-    let started = Instant::now();
-    let run = sim::run(scenario, seed);
-    let elapsed = started.elapsed();
-    let (status, checks, transcript, covered) = match run {
-        Ok(run) => {
-            let covered = run.transcript.events.last().map(|e| e.at).unwrap_or_default();
-            (Status::from_verdict(run.verdict), run.checks.clone(), run.render(), covered)
-        }
-        Err(why) => (Status::Error(why), Vec::new(), String::new(), Default::default()),
-    };
-    ScenarioResult {
-        file: scenario.file.clone(),
-        name: scenario.name.clone(),
-        refs: scenario.refs.clone(),
-        status,
-        checks,
-        transcript,
-        elapsed,
-        covered,
-    }
 }

@@ -8,7 +8,9 @@
 mod model;
 mod parse;
 mod values;
-mod yaml;
+
+pub use values::parse_duration;
+pub(crate) mod yaml;
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Targets: where a scenario runs.
 //!
 //! - [`sim`]: the reference broker under the turmoil simulator, in virtual time.
+//! - [`tcp`]: any running broker over real TCP (or TLS), in real time.
 //!
 //! A target supplies a [`Network`] (how a client opens a connection and applies faults to
 //! itself, and what time it is) and a [`Control`] (scenario-level steps: broker restart,
@@ -9,6 +10,7 @@
 //! expectations against its outcome.
 
 pub mod sim;
+pub mod tcp;
 
 use std::collections::BTreeMap;
 use std::future::Future;

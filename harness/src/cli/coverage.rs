@@ -1,0 +1,66 @@
+//! `lastwill coverage [PATHS...]`: which spec statements the scenarios cover.
+//!
+//! Prints every statement that counts (MUST, exhibitable by a single broker) and is not
+//! covered, refs that name no statement, and the figure `covered/total`. `--all` lists every
+//! statement with the scenarios covering it. Exits 1 when a ref names no statement.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use lastwill::coverage::{Coverage, STATEMENTS, parse_statements};
+use super::run::load_all;
+use super::usage_error;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Scenario files or folders [default: scenarios/].
+    #[arg(value_name = "PATHS")]
+    pub paths: Vec<PathBuf>,
+    /// List every statement with its covering scenarios, not only the uncovered ones.
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let statements = match parse_statements(STATEMENTS) {
+        Ok(statements) => statements,
+        Err(error) => return usage_error(format!("spec/statements.yaml:{error}")),
+    };
+    let scenarios = match load_all(&args.paths) {
+        Ok(scenarios) => scenarios,
+        Err(message) => return usage_error(message),
+    };
+    let coverage = Coverage::of(statements, &scenarios);
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["statement", "version", "strength", "requirement", "covered by"]);
+    for (statement, files) in &coverage.rows {
+        if !args.all && (!statement.counts() || !files.is_empty()) {
+            continue;
+        }
+        let strength = format!(
+            "{:?}{}{}",
+            statement.strength,
+            if statement.single_broker { "" } else { " (not single-broker)" },
+            if statement.ambiguous { " (ambiguous)" } else { "" }
+        )
+        .to_uppercase();
+        table.add_row([
+            statement.id.clone(),
+            statement.version.to_string(),
+            strength,
+            statement.requirement.clone(),
+            if files.is_empty() { "-".to_owned() } else { files.join("\n") },
+        ]);
+    }
+    if !table.is_empty() {
+        println!("{}", if args.all { "All statements:" } else { "Uncovered MUST statements:" });
+        println!("{table}");
+    }
+    for (file, reference) in &coverage.unknown {
+        println!("{file}: ref `{reference}` names no statement of its protocol version");
+    }
+    println!("{}", coverage.summary());
+    if coverage.unknown.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

@@ -1,0 +1,91 @@
+//! Flags that say which broker to test, shared by `run` and `matrix`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lastwill::suite::Target;
+use lastwill::target::tcp::{TcpTarget, tls_connector};
+use lastwill::verdict::Tolerance;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// CA certificates (PEM) trusted for mqtts:// targets [default: the Mozilla roots].
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate for mqtts:// targets.
+    #[arg(long)]
+    pub insecure: bool,
+    /// User name for every CONNECT to an external broker (scenarios that set their own win).
+    #[arg(long)]
+    pub username: Option<String>,
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Shell command that restarts the external broker; enables `broker: restart` steps.
+    #[arg(long, value_name = "CMD")]
+    pub restart_cmd: Option<String>,
+    /// How much later than its window a message may arrive from an external broker.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1500ms")]
+    pub late: Duration,
+    /// How much earlier than its window a message may arrive from an external broker.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "500ms")]
+    pub early: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    lastwill::scenario::parse_duration(text).ok_or_else(|| format!("`{text}` is not a duration like 500ms or 1.5s"))
+}
+
+impl ConnectionArgs {
+    /// Turns `sim`/`ref` or `mqtt[s]://host[:port]` into a target, probing a real broker's
+    /// capabilities. Errors are one line.
+    pub fn target(&self, url: &str, seed: u64) -> Result<Target, String> {
+        if url == "sim" || url == "ref" {
+            return Ok(Target::Simulator { seed });
+        }
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("mqtt://") {
+            (false, rest)
+        } else {
+            return Err(format!("target `{url}`: expected `sim`, mqtt://HOST:PORT or mqtts://HOST:PORT"));
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse().map_err(|_| format!("target `{url}`: bad port `{port}`"))?),
+            None => (rest, if tls { 8883 } else { 1883 }),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        if host.is_empty() {
+            return Err(format!("target `{url}`: no host"));
+        }
+        let tls = if tls {
+            Some(Arc::new(tls_connector(self.ca_file.as_deref(), self.insecure)?))
+        } else {
+            None
+        };
+        let target = TcpTarget {
+            host,
+            port,
+            tls,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            restart_cmd: self.restart_cmd.clone(),
+            tolerance: Tolerance {
+                early: self.early,
+                late: self.late,
+            },
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let capabilities = runtime.block_on(target.probe())?;
+        let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() & 0xff_ffff);
+        Ok(Target::Tcp {
+            target,
+            capabilities,
+            run_id,
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! A suite run: many scenarios on one target, in parallel, into [`ScenarioResult`]s.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::report::{ScenarioResult, Status};
+use crate::scenario::Scenario;
+use crate::target::sim::{self, Run};
+use crate::target::tcp::{self, Capabilities, TcpTarget};
+
+/// Where a suite runs.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// The reference broker in the simulator.
+    Simulator { seed: u64 },
+    /// A running broker over TCP, with the capabilities its CONNACK announced.
+    Tcp {
+        target: TcpTarget,
+        capabilities: Capabilities,
+        /// Distinguishes this run's client ids and topics from every other run's.
+        run_id: String,
+    },
+}
+
+impl Target {
+    /// Scenarios at a time by default: the simulator is CPU-bound, a real broker mostly
+    /// makes the harness wait.
+    pub fn default_jobs(&self) -> usize {
+        match self {
+            Target::Simulator { .. } => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Target::Tcp { .. } => 32,
+        }
+    }
+
+    /// Runs one scenario; `index` keeps prefixes of one run apart.
+    pub fn run(&self, scenario: &Scenario, index: usize) -> ScenarioResult {
+        let started = Instant::now();
+        let outcome: Result<Run, String> = match self {
+            Target::Simulator { seed } => sim::run(scenario, *seed),
+            Target::Tcp {
+                target,
+                capabilities,
+                run_id,
+            } => match target.skip_reason(scenario, capabilities) {
+                Some(why) => return result(scenario, Status::Skip(why), None, Duration::ZERO),
+                None => tcp::run(scenario, target, &format!("lw{run_id}s{index}")),
+            },
+        };
+        let elapsed = started.elapsed();
+        match outcome {
+            Ok(run) => result(scenario, Status::from_verdict(run.verdict), Some(run), elapsed),
+            Err(why) => result(scenario, Status::Error(why), None, elapsed),
+        }
+    }
+}
+
+fn result(scenario: &Scenario, status: Status, run: Option<Run>, elapsed: Duration) -> ScenarioResult {
+    ScenarioResult {
+        file: scenario.file.clone(),
+        name: scenario.name.clone(),
+        refs: scenario.refs.clone(),
+        status,
+        covered: run.as_ref().and_then(|r| r.transcript.events.last()).map(|e| e.at).unwrap_or_default(),
+        checks: run.as_ref().map(|r| r.checks.clone()).unwrap_or_default(),
+        transcript: run.as_ref().map(Run::render).unwrap_or_default(),
+        elapsed,
+    }
+}
+
+/// Runs every scenario on `target`, `jobs` at a time, showing a progress bar on a terminal.
+/// Results come back in the scenarios' order.
+pub fn run(scenarios: &[Scenario], target: &Target, jobs: usize) -> Vec<ScenarioResult> {
+    let jobs = jobs.clamp(1, scenarios.len().max(1));
+    let progress = ProgressBar::new(scenarios.len() as u64);
+    progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("progress template"));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; scenarios.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(scenario) = scenarios.get(index) else {
+                        return;
+                    };
+                    let result = target.run(scenario, index);
+                    progress.set_message(scenario.file.clone());
+                    progress.inc(1);
+                    results.lock().expect("results lock")[index] = Some(result);
+                }
+            });
+        }
+    });
+    progress.finish_and_clear();
+    results.into_inner().expect("results lock").into_iter().flatten().collect()
+}
