@@ -9,9 +9,11 @@
 //! - [`report`]: tables, JSON and JUnit XML over many scenarios.
 //! - [`coverage`]: which spec statements the catalogue covers.
 //! - [`suite`]: many scenarios on one target, in parallel.
+//! - [`matrix`]: several targets side by side, and broker profiles of known divergences.
 
 pub mod client;
 pub mod coverage;
+pub mod matrix;
 pub mod report;
 pub mod scenario;
 pub mod suite;

@@ -16,5 +16,6 @@ fn main() -> ExitCode {
         Command::Run(args) => cli::run::run(args),
         Command::Explain(args) => cli::explain::run(args),
         Command::Coverage(args) => cli::coverage::run(args),
+        Command::Matrix(args) => cli::matrix::run(args),
     }
 }

@@ -343,12 +343,12 @@ mod tests {
         recorder.record(ms(10), "device", EventKind::Fault("drop rst".into()));
         recorder.mark(ms(10), Some("device"), "dropped");
         recorder.record(ms(12_013), "", EventKind::End);
-        let expected = "\
-    0.000 device → CONNECT v5 client_id=\"device-1\" clean_start=1 keep_alive=60 session_expiry=60
-    0.002 device ← CONNACK 0x00 success session_present=0
-    0.010 device ✂ drop rst  [dropped]
-   12.013 --     · end
-";
+        let expected = concat!(
+            "    0.000 device → CONNECT v5 client_id=\"device-1\" clean_start=1 keep_alive=60 session_expiry=60\n",
+            "    0.002 device ← CONNACK 0x00 success session_present=0\n",
+            "    0.010 device ✂ drop rst  [dropped]\n",
+            "   12.013 --     · end\n",
+        );
         assert_eq!(recorder.transcript().render(), expected);
     }
 

@@ -10,6 +10,7 @@
 pub mod broker;
 pub mod coverage;
 pub mod explain;
+pub mod matrix;
 pub mod run;
 pub mod target;
 
@@ -35,6 +36,8 @@ pub enum Command {
     Explain(explain::Args),
     /// Report which spec statements the scenarios cover.
     Coverage(coverage::Args),
+    /// Run the catalogue on several targets and compare them (and their profiles).
+    Matrix(matrix::Args),
 }
 
 /// Exit code for bad flags, unreadable or invalid configuration.

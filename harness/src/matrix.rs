@@ -1,0 +1,463 @@
+//! The cross-broker matrix and broker profiles.
+//!
+//! A matrix runs the catalogue on several targets (each possibly several times) and sets the
+//! outcomes side by side. A profile lists the divergences known for one broker version, each
+//! with the observed behaviour and the reason; comparing a target's outcomes with its profile
+//! marks every divergence known or new, and every known one that no longer happens as
+//! vanished. Real brokers are timing-noisy: a scenario whose outcome differs between repeats
+//! is intermittent, and intermittent outcomes never fail the gate either way, so the gate is
+//! never flaky.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::report::{ScenarioResult, Status};
+use crate::scenario::yaml::{self, Fields, Node};
+
+/// A scenario's key in matrices and profiles: its path under `scenarios/`, without `.yaml`
+/// (the catalogue test's name).
+pub fn scenario_key(file: &str) -> String {
+    let path = file.replace('\\', "/");
+    let under = path.rsplit_once("scenarios/").map_or(path.as_str(), |(_, rest)| rest);
+    under.strip_suffix(".yaml").unwrap_or(under).to_owned()
+}
+
+/// What a target did with one scenario over all repeats.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed {
+    Pass,
+    /// Failed or warned the same way in every repeat.
+    Diverges { status: Status, first: String },
+    /// Passed in some repeats and not in others.
+    Intermittent { diverged: usize, runs: usize, first: String },
+    Skip(String),
+}
+
+impl Observed {
+    /// Aggregates the results of one scenario's repeats.
+    pub fn of(results: &[&ScenarioResult]) -> Observed {
+        let first = results
+            .iter()
+            .find(|r| r.status != Status::Pass)
+            .map(|r| r.first_problem())
+            .unwrap_or_default();
+        if let Some(Status::Skip(why)) = results.first().map(|r| &r.status) {
+            return Observed::Skip(why.clone());
+        }
+        let diverged = results.iter().filter(|r| r.status != Status::Pass).count();
+        match diverged {
+            0 => Observed::Pass,
+            n if n == results.len() => Observed::Diverges {
+                status: results[0].status.clone(),
+                first,
+            },
+            n => Observed::Intermittent {
+                diverged: n,
+                runs: results.len(),
+                first,
+            },
+        }
+    }
+
+    pub fn cell(&self) -> String {
+        match self {
+            Observed::Pass => "pass".into(),
+            Observed::Diverges { status, .. } => status.label().to_lowercase(),
+            Observed::Intermittent { diverged, runs, .. } => format!("flaky {diverged}/{runs}"),
+            Observed::Skip(_) => "skip".into(),
+        }
+    }
+
+    pub fn detail(&self) -> &str {
+        match self {
+            Observed::Pass => "",
+            Observed::Diverges { first, .. } | Observed::Intermittent { first, .. } => first,
+            Observed::Skip(why) => why,
+        }
+    }
+}
+
+/// One known divergence of a broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// [`scenario_key`] of the scenario.
+    pub scenario: String,
+    /// `fail`, `warn` or `intermittent`.
+    pub expect: Expected,
+    /// `bug`, `choice` (a documented decision) or `ambiguity` (the spec allows it).
+    pub kind: String,
+    /// What the broker does.
+    pub observed: String,
+    /// Why that diverges, with evidence.
+    pub reason: String,
+    /// For intermittent ones: how often it was seen, e.g. `2/5`.
+    pub seen: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    Fail,
+    Warn,
+    Intermittent,
+}
+
+/// A broker profile: its name and its known divergences.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Profile {
+    pub broker: String,
+    pub divergences: Vec<Divergence>,
+}
+
+impl Profile {
+    pub fn load(path: &Path) -> Result<Profile, String> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+        Profile::parse(&text).map_err(|e| format!("{shown}:{e}"))
+    }
+
+    /// Parses a profile; errors are `line:column: message`.
+    pub fn parse(text: &str) -> Result<Profile, String> {
+        let fail = |e: yaml::Located| format!("{}: {}", e.location, e.message);
+        let Some(root) = yaml::parse(text).map_err(fail)? else {
+            return Err("1:1: empty profile: expected `broker` and `divergences`".into());
+        };
+        let f = Fields::of(&root, "a profile", &["broker", "divergences"]).map_err(fail)?;
+        let broker = f.req("broker", "a profile", Node::string).map_err(fail)?;
+        let divergences = f
+            .opt("divergences", |n| n.list(divergence))
+            .map_err(fail)?
+            .unwrap_or_default();
+        Ok(Profile { broker, divergences })
+    }
+
+    fn find(&self, scenario: &str) -> Option<&Divergence> {
+        self.divergences.iter().find(|d| d.scenario == scenario)
+    }
+}
+
+fn divergence(node: &Node) -> yaml::R<Divergence> {
+    const KEYS: &[&str] = &["scenario", "expect", "kind", "observed", "reason", "seen"];
+    let f = Fields::of(node, "a divergence", KEYS)?;
+    let expect = f.req("expect", "a divergence", |n| match n.text("fail, warn or intermittent")? {
+        "fail" => Ok(Expected::Fail),
+        "warn" => Ok(Expected::Warn),
+        "intermittent" => Ok(Expected::Intermittent),
+        _ => Err(n.expected("fail, warn or intermittent")),
+    })?;
+    let kind = f.req("kind", "a divergence", |n| match n.text("bug, choice or ambiguity")? {
+        k @ ("bug" | "choice" | "ambiguity") => Ok(k.to_owned()),
+        _ => Err(n.expected("bug, choice or ambiguity")),
+    })?;
+    Ok(Divergence {
+        scenario: f.req("scenario", "a divergence", Node::string)?,
+        expect,
+        kind,
+        observed: f.req("observed", "a divergence", Node::string)?,
+        reason: f.req("reason", "a divergence", Node::string)?,
+        seen: f.opt("seen", Node::string)?,
+    })
+}
+
+/// How an observed outcome compares with the profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// Passes, and the profile expects no divergence.
+    Conforms,
+    /// Diverges as the profile says.
+    Known,
+    /// Diverges, and the profile does not list it: fails the gate.
+    New,
+    /// The profile lists a divergence that did not happen: fails the gate.
+    Vanished,
+    /// Intermittent here or in the profile: fails neither way.
+    Intermittent,
+    Skipped,
+}
+
+impl Judgement {
+    pub fn fails_gate(&self) -> bool {
+        matches!(self, Judgement::New | Judgement::Vanished)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Judgement::Conforms => "",
+            Judgement::Known => "known",
+            Judgement::New => "NEW",
+            Judgement::Vanished => "VANISHED",
+            Judgement::Intermittent => "intermittent",
+            Judgement::Skipped => "",
+        }
+    }
+}
+
+pub fn judge(profile: &Profile, scenario: &str, observed: &Observed) -> Judgement {
+    let known = profile.find(scenario);
+    match (observed, known.map(|d| d.expect)) {
+        (Observed::Skip(_), _) => Judgement::Skipped,
+        (Observed::Intermittent { .. }, _) | (_, Some(Expected::Intermittent)) => Judgement::Intermittent,
+        (Observed::Pass, None) => Judgement::Conforms,
+        (Observed::Pass, Some(_)) => Judgement::Vanished,
+        (Observed::Diverges { status, .. }, Some(expected)) => {
+            let same = matches!(
+                (status, expected),
+                (Status::Fail | Status::Error(_), Expected::Fail) | (Status::Warn, Expected::Warn)
+            );
+            if same { Judgement::Known } else { Judgement::New }
+        }
+        (Observed::Diverges { .. }, None) => Judgement::New,
+    }
+}
+
+/// One target's column.
+#[derive(Debug)]
+pub struct Column {
+    pub name: String,
+    pub url: String,
+    /// By scenario key.
+    pub observed: BTreeMap<String, Observed>,
+    pub profile: Option<Profile>,
+}
+
+impl Column {
+    /// Aggregates the results of all repeats of all scenarios.
+    pub fn new(name: &str, url: &str, runs: &[Vec<ScenarioResult>], profile: Option<Profile>) -> Column {
+        let mut by_key: BTreeMap<String, Vec<&ScenarioResult>> = BTreeMap::new();
+        for run in runs {
+            for result in run {
+                by_key.entry(scenario_key(&result.file)).or_default().push(result);
+            }
+        }
+        let observed = by_key.into_iter().map(|(k, rs)| (k, Observed::of(&rs))).collect();
+        Column {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            observed,
+            profile,
+        }
+    }
+
+    pub fn judgement(&self, scenario: &str) -> Option<Judgement> {
+        let profile = self.profile.as_ref()?;
+        Some(judge(profile, scenario, self.observed.get(scenario)?))
+    }
+
+    /// Profile entries for scenarios that were not run at all (a stale profile).
+    pub fn unknown_profile_entries(&self) -> Vec<String> {
+        self.profile
+            .iter()
+            .flat_map(|p| &p.divergences)
+            .filter(|d| !self.observed.contains_key(&d.scenario))
+            .map(|d| d.scenario.clone())
+            .collect()
+    }
+
+    pub fn gate_failures(&self) -> Vec<(String, Judgement)> {
+        self.observed
+            .keys()
+            .filter_map(|k| self.judgement(k).filter(Judgement::fails_gate).map(|j| (k.clone(), j)))
+            .collect()
+    }
+}
+
+pub struct Matrix {
+    pub columns: Vec<Column>,
+}
+
+impl Matrix {
+    fn scenarios(&self) -> Vec<&String> {
+        let mut keys: Vec<&String> = self.columns.iter().flat_map(|c| c.observed.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    fn cell(&self, column: &Column, key: &str) -> String {
+        let Some(observed) = column.observed.get(key) else {
+            return "-".into();
+        };
+        match column.judgement(key).map(|j| j.as_str()).filter(|j| !j.is_empty()) {
+            Some(judgement) => format!("{} ({judgement})", observed.cell()),
+            None => observed.cell(),
+        }
+    }
+
+    /// The first difference in a row: the first divergence's first failed check.
+    fn first_difference(&self, key: &str) -> String {
+        self.columns
+            .iter()
+            .find_map(|c| {
+                let o = c.observed.get(key)?;
+                matches!(o, Observed::Diverges { .. } | Observed::Intermittent { .. })
+                    .then(|| format!("{}: {}", c.name, o.detail()))
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn table(&self) -> String {
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+        let mut header = vec!["scenario".to_owned()];
+        header.extend(self.columns.iter().map(|c| c.name.clone()));
+        header.push("first difference".into());
+        table.set_header(header);
+        for key in self.scenarios() {
+            let mut row = vec![key.clone()];
+            row.extend(self.columns.iter().map(|c| self.cell(c, key)));
+            let mut diff = self.first_difference(key);
+            if diff.chars().count() > 90 {
+                diff = diff.chars().take(89).collect::<String>() + "…";
+            }
+            row.push(diff);
+            table.add_row(row);
+        }
+        table.to_string()
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let names: Vec<String> = self.columns.iter().map(|c| format!("{} (`{}`)", c.name, c.url)).collect();
+        out.push_str(&format!("| scenario | {} | first difference |\n", names.join(" | ")));
+        out.push_str(&format!("|---|{}---|\n", "---|".repeat(self.columns.len())));
+        for key in self.scenarios() {
+            let cells: Vec<String> = self.columns.iter().map(|c| self.cell(c, key)).collect();
+            let diff = self.first_difference(key).replace('|', "\\|");
+            out.push_str(&format!("| {key} | {} | {diff} |\n", cells.join(" | ")));
+        }
+        for column in &self.columns {
+            let count = |f: fn(&Observed) -> bool| column.observed.values().filter(|o| f(o)).count();
+            out.push_str(&format!(
+                "\n{}: {} pass, {} diverge, {} intermittent, {} skipped\n",
+                column.name,
+                count(|o| *o == Observed::Pass),
+                count(|o| matches!(o, Observed::Diverges { .. })),
+                count(|o| matches!(o, Observed::Intermittent { .. })),
+                count(|o| matches!(o, Observed::Skip(_))),
+            ));
+        }
+        out
+    }
+
+    pub fn json(&self) -> String {
+        let columns: Vec<_> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let rows: BTreeMap<&String, _> = c
+                    .observed
+                    .iter()
+                    .map(|(k, o)| {
+                        (k, json!({
+                            "outcome": o.cell(),
+                            "detail": o.detail(),
+                            "judgement": c.judgement(k).map(|j| j.as_str().to_lowercase()),
+                        }))
+                    })
+                    .collect();
+                json!({ "name": c.name, "target": c.url, "profile": c.profile.as_ref().map(|p| &p.broker), "scenarios": rows })
+            })
+            .collect();
+        serde_json::to_string_pretty(&json!({ "targets": columns })).expect("JSON of plain values")
+    }
+
+    pub fn junit(&self) -> String {
+        use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+        let mut report = Report::new("lastwill matrix");
+        for column in &self.columns {
+            let mut suite = TestSuite::new(format!("{} ({})", column.name, column.url));
+            for (key, observed) in &column.observed {
+                let judgement = column.judgement(key);
+                let status = match (observed, &judgement) {
+                    (Observed::Skip(why), _) => {
+                        let mut s = TestCaseStatus::skipped();
+                        s.set_message(why.clone());
+                        s
+                    }
+                    (_, Some(j)) if j.fails_gate() => {
+                        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                        s.set_message(format!("{} divergence: {}", j.as_str(), observed.detail()));
+                        s
+                    }
+                    (Observed::Diverges { .. }, None) => {
+                        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                        s.set_message(observed.detail().to_owned());
+                        s
+                    }
+                    _ => TestCaseStatus::success(),
+                };
+                suite.add_test_case(TestCase::new(key.clone(), status));
+            }
+            report.add_test_suite(suite);
+        }
+        report.to_string().expect("JUnit XML of plain values")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(file: &str, status: Status) -> ScenarioResult {
+        ScenarioResult {
+            file: file.into(),
+            name: file.into(),
+            refs: vec![],
+            status,
+            checks: vec![],
+            transcript: String::new(),
+            elapsed: Default::default(),
+            covered: Default::default(),
+        }
+    }
+
+    const PROFILE: &str = "broker: example 1.0\ndivergences:\n  - {scenario: a/known, expect: fail, kind: bug, observed: x, reason: y}\n  - {scenario: a/fixed, expect: fail, kind: bug, observed: x, reason: y}\n  - {scenario: a/noisy, expect: intermittent, kind: ambiguity, observed: x, reason: y, seen: 1/3}\n";
+
+    #[test]
+    fn profile_judges_new_known_vanished_and_intermittent() {
+        let profile = Profile::parse(PROFILE).unwrap();
+        let runs = vec![
+            vec![
+                result("scenarios/a/known.yaml", Status::Fail),
+                result("scenarios/a/fixed.yaml", Status::Pass),
+                result("scenarios/a/noisy.yaml", Status::Pass),
+                result("scenarios/a/new.yaml", Status::Fail),
+                result("scenarios/a/flaky.yaml", Status::Fail),
+                result("scenarios/a/fine.yaml", Status::Pass),
+            ],
+            vec![
+                result("scenarios/a/known.yaml", Status::Fail),
+                result("scenarios/a/fixed.yaml", Status::Pass),
+                result("scenarios/a/noisy.yaml", Status::Fail),
+                result("scenarios/a/new.yaml", Status::Fail),
+                result("scenarios/a/flaky.yaml", Status::Pass),
+                result("scenarios/a/fine.yaml", Status::Pass),
+            ],
+        ];
+        let column = Column::new("example", "mqtt://x", &runs, Some(profile));
+        let j = |k: &str| column.judgement(k).unwrap();
+        assert_eq!(j("a/known"), Judgement::Known);
+        assert_eq!(j("a/fixed"), Judgement::Vanished);
+        assert_eq!(j("a/noisy"), Judgement::Intermittent);
+        assert_eq!(j("a/new"), Judgement::New);
+        assert_eq!(j("a/flaky"), Judgement::Intermittent);
+        assert_eq!(j("a/fine"), Judgement::Conforms);
+        let failures: Vec<_> = column.gate_failures().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(failures, ["a/fixed", "a/new"]);
+    }
+
+    #[test]
+    fn bad_profiles_are_errors_with_positions() {
+        let err = Profile::parse("broker: x\ndivergences:\n  - {scenario: a, expect: maybe, kind: bug, observed: o, reason: r}\n")
+            .unwrap_err();
+        assert!(err.starts_with("3:"), "{err}");
+        assert!(err.contains("fail, warn or intermittent"), "{err}");
+    }
+
+    #[test]
+    fn keys_are_paths_under_scenarios() {
+        assert_eq!(scenario_key("scenarios/will-delay/cancel.yaml"), "will-delay/cancel");
+        assert_eq!(scenario_key("/work/x/scenarios/a/b.yaml"), "a/b");
+    }
+}
