@@ -296,8 +296,10 @@ fn read_value(
         REASON_STRING => props.reason_string = Some(reader.string(what)?),
         RECEIVE_MAXIMUM => props.receive_maximum = Some(non_zero_u16(reader, what)?),
         TOPIC_ALIAS_MAXIMUM => props.topic_alias_maximum = Some(reader.u16(what)?),
-        // [MQTT-3.3.2-8] A Topic Alias of 0 is not permitted (Protocol Error).
-        TOPIC_ALIAS => props.topic_alias = Some(non_zero_u16(reader, what)?),
+        // [MQTT-3.3.2-8] A Topic Alias of 0 is not permitted; it is decoded so that the
+        // receiver can answer with its own reason code (the broker closes with 0x94, Topic
+        // Alias invalid, as it does for an alias above its maximum).
+        TOPIC_ALIAS => props.topic_alias = Some(reader.u16(what)?),
         MAXIMUM_QOS => {
             props.maximum_qos = Some(match zero_or_one(reader, what)? {
                 0 => QoS::AtMostOnce,

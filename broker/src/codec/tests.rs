@@ -533,10 +533,11 @@ fn publish_topic_rules() {
         panic!()
     };
     assert_eq!((aliased.topic.as_str(), aliased.topic_alias), ("", Some(7)));
-    assert_eq!(
-        kind(&frame(0x30, &format!("{}03 23 0000", s("t"))), V5),
-        ProtocolError
-    );
+    // Topic Alias 0 decodes: the receiver answers it (the broker with 0x94)
+    let Packet::Publish(zero) = ok(&frame(0x30, &format!("{}03 23 0000", s("t"))), V5) else {
+        panic!()
+    };
+    assert_eq!(zero.topic_alias, Some(0));
 }
 
 #[test]
