@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use lastwill_broker::codec::{
-    self, Ack, ConnAck, Disconnect, Packet, Protocol, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
+    self, Ack, ConnAck, Disconnect, Packet, Protocol, Publish, QoS, SubAck, Subscribe, UnsubAck,
+    Unsubscribe,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -86,6 +87,10 @@ pub struct Agent<N: Network> {
     silenced: bool,
     /// QoS 1/2 packets received and not yet acknowledged (with `auto_ack: false`).
     unacked: VecDeque<Packet>,
+    /// A DISCONNECT the server sent while no step was running: it belongs to the outcome of
+    /// the client's next step on the same connection (`- device: silence` with
+    /// `expect: {disconnect: ...}` after a takeover).
+    idle_disconnect: Option<Disconnect>,
     last_packet_id: u16,
 }
 
@@ -98,6 +103,7 @@ impl<N: Network> Agent<N> {
             link: None,
             silenced: false,
             unacked: VecDeque::new(),
+            idle_disconnect: None,
             last_packet_id: 0,
         }
     }
@@ -123,7 +129,13 @@ impl<N: Network> Agent<N> {
                     let outcome = self.execute(command.action, command.wait).await;
                     let _ = command.reply.send(outcome);
                 }
-                Next::Incoming(incoming) => self.on_incoming(incoming, &mut Outcome::default()).await,
+                Next::Incoming(incoming) => {
+                    let mut idle = Outcome::default();
+                    self.on_incoming(incoming, &mut idle).await;
+                    if idle.disconnect.is_some() {
+                        self.idle_disconnect = idle.disconnect;
+                    }
+                }
                 Next::Ping => self.send(Packet::PingReq).await,
             }
         }
@@ -147,7 +159,10 @@ impl<N: Network> Agent<N> {
 
     async fn execute(&mut self, action: Action, wait: Wait) -> Outcome {
         let deadline = Instant::now() + wait.within;
-        let mut outcome = Outcome::default();
+        let mut outcome = Outcome {
+            disconnect: self.idle_disconnect.take(),
+            ..Outcome::default()
+        };
         self.silenced = false;
         match action {
             Action::Connect(connect) => {
@@ -156,7 +171,8 @@ impl<N: Network> Agent<N> {
                         link.keep_alive = connect.keep_alive;
                     }
                     self.send(Packet::Connect(*connect)).await;
-                    self.await_until(&mut outcome, deadline, |o| o.connack.is_some()).await;
+                    self.await_until(&mut outcome, deadline, |o| o.connack.is_some())
+                        .await;
                 }
             }
             Action::Subscribe(spec) => {
@@ -168,7 +184,8 @@ impl<N: Network> Agent<N> {
                     user_properties: spec.user_properties,
                 });
                 if self.send_connected(packet, &mut outcome).await {
-                    self.await_until(&mut outcome, deadline, |o| o.suback.is_some()).await;
+                    self.await_until(&mut outcome, deadline, |o| o.suback.is_some())
+                        .await;
                 }
             }
             Action::Unsubscribe(spec) => {
@@ -179,7 +196,8 @@ impl<N: Network> Agent<N> {
                     user_properties: spec.user_properties,
                 });
                 if self.send_connected(packet, &mut outcome).await {
-                    self.await_until(&mut outcome, deadline, |o| o.unsuback.is_some()).await;
+                    self.await_until(&mut outcome, deadline, |o| o.unsuback.is_some())
+                        .await;
                 }
             }
             Action::Publish(spec) => {
@@ -195,8 +213,13 @@ impl<N: Network> Agent<N> {
                     topic_alias: spec.topic_alias,
                     subscription_identifiers: Vec::new(),
                 };
-                if self.send_connected(Packet::Publish(publish), &mut outcome).await && packet_id.is_some() {
-                    self.await_until(&mut outcome, deadline, |o| o.publish_ack.is_some()).await;
+                if self
+                    .send_connected(Packet::Publish(publish), &mut outcome)
+                    .await
+                    && packet_id.is_some()
+                {
+                    self.await_until(&mut outcome, deadline, |o| o.publish_ack.is_some())
+                        .await;
                 }
             }
             Action::Ping => {
@@ -205,7 +228,10 @@ impl<N: Network> Agent<N> {
                 }
             }
             Action::Disconnect(disconnect) => {
-                if self.send_connected(Packet::Disconnect(disconnect), &mut outcome).await {
+                if self
+                    .send_connected(Packet::Disconnect(disconnect), &mut outcome)
+                    .await
+                {
                     self.close_link().await;
                 }
             }
@@ -247,22 +273,30 @@ impl<N: Network> Agent<N> {
                     self.send_raw(bytes.clone()).await;
                     // a raw CONNECT waits for its CONNACK like a structured one
                     if bytes.first().is_some_and(|b| b >> 4 == 1) {
-                        self.await_until(&mut outcome, deadline, |o| o.connack.is_some()).await;
+                        self.await_until(&mut outcome, deadline, |o| o.connack.is_some())
+                            .await;
                     }
                 }
             }
         }
         if wait.close || wait.disconnect {
             let until_close = wait.close;
-            self.await_until(&mut outcome, deadline, move |o| !until_close && o.disconnect.is_some())
-                .await;
+            self.await_until(&mut outcome, deadline, move |o| {
+                !until_close && o.disconnect.is_some()
+            })
+            .await;
         }
         outcome.closed = self.link.is_none();
         outcome
     }
 
     /// Reads and handles packets until `done`, the connection closes, or `deadline`.
-    async fn await_until(&mut self, outcome: &mut Outcome, deadline: Instant, done: impl Fn(&Outcome) -> bool) {
+    async fn await_until(
+        &mut self,
+        outcome: &mut Outcome,
+        deadline: Instant,
+        done: impl Fn(&Outcome) -> bool,
+    ) {
         while !done(outcome) && self.link.is_some() {
             let incoming = tokio::select! {
                 biased;
@@ -294,7 +328,9 @@ impl<N: Network> Agent<N> {
         let auto = self.spec.auto_ack && !self.silenced;
         match packet {
             Packet::ConnAck(connack) => {
-                if let (Some(link), Some(server)) = (&mut self.link, connack.properties.server_keep_alive) {
+                if let (Some(link), Some(server)) =
+                    (&mut self.link, connack.properties.server_keep_alive)
+                {
                     link.keep_alive = server;
                 }
                 outcome.connack = Some(connack);
@@ -304,18 +340,26 @@ impl<N: Network> Agent<N> {
             Packet::PubAck(ack) => outcome.publish_ack = Some(ack.code),
             Packet::PubRec(ack) => {
                 if ack.code < 0x80 {
-                    self.reply(Packet::PubRel(Ack::success(ack.packet_id)), !self.silenced).await;
+                    self.reply(Packet::PubRel(Ack::success(ack.packet_id)), !self.silenced)
+                        .await;
                 } else {
                     outcome.publish_ack = Some(ack.code);
                 }
             }
             Packet::PubComp(ack) => outcome.publish_ack = Some(ack.code),
             Packet::Publish(publish) => match (publish.qos, publish.packet_id) {
-                (QoS::AtLeastOnce, Some(id)) => self.reply(Packet::PubAck(Ack::success(id)), auto).await,
-                (QoS::ExactlyOnce, Some(id)) => self.reply(Packet::PubRec(Ack::success(id)), auto).await,
+                (QoS::AtLeastOnce, Some(id)) => {
+                    self.reply(Packet::PubAck(Ack::success(id)), auto).await
+                }
+                (QoS::ExactlyOnce, Some(id)) => {
+                    self.reply(Packet::PubRec(Ack::success(id)), auto).await
+                }
                 _ => {}
             },
-            Packet::PubRel(ack) => self.reply(Packet::PubComp(Ack::success(ack.packet_id)), auto).await,
+            Packet::PubRel(ack) => {
+                self.reply(Packet::PubComp(Ack::success(ack.packet_id)), auto)
+                    .await
+            }
             Packet::Disconnect(disconnect) => outcome.disconnect = Some(disconnect),
             Packet::PingResp => outcome.pong = true,
             _ => {}
@@ -346,6 +390,7 @@ impl<N: Network> Agent<N> {
                     last_sent: Instant::now(),
                 });
                 self.unacked.clear();
+                outcome.disconnect = None;
                 true
             }
             Err(err) => {
@@ -408,7 +453,10 @@ impl<N: Network> Agent<N> {
     }
 }
 
-async fn write_all<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> io::Result<()> {
+async fn write_all<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+) -> io::Result<()> {
     stream.write_all(bytes).await?;
     stream.flush().await
 }

@@ -68,11 +68,13 @@ fn statement(node: &Node) -> yaml::R<Statement> {
         "3.1.1" => Ok(Protocol::V311),
         _ => Err(n.expected("\"5\" or \"3.1.1\"")),
     })?;
-    let strength = f.req("strength", "a statement", |n| match n.text("a strength")? {
-        "MUST" => Ok(Strength::Must),
-        "SHOULD" => Ok(Strength::Should),
-        "MAY" => Ok(Strength::May),
-        _ => Err(n.expected("MUST, SHOULD or MAY")),
+    let strength = f.req("strength", "a statement", |n| {
+        match n.text("a strength")? {
+            "MUST" => Ok(Strength::Must),
+            "SHOULD" => Ok(Strength::Should),
+            "MAY" => Ok(Strength::May),
+            _ => Err(n.expected("MUST, SHOULD or MAY")),
+        }
     })?;
     Ok(Statement {
         id: f.req("id", "a statement", Node::string)?,
@@ -115,7 +117,10 @@ impl Coverage {
         let rows = statements
             .iter()
             .map(|s| {
-                let files = by_key.get(&(s.version, s.id.as_str())).cloned().unwrap_or_default();
+                let files = by_key
+                    .get(&(s.version, s.id.as_str()))
+                    .cloned()
+                    .unwrap_or_default();
                 (s.clone(), files)
             })
             .collect();
@@ -125,14 +130,20 @@ impl Coverage {
     /// (covered, total) over the statements that count.
     pub fn figure(&self) -> (usize, usize) {
         let counted = self.rows.iter().filter(|(s, _)| s.counts());
-        let (covered, total) = counted.fold((0, 0), |(c, t), (_, files)| (c + usize::from(!files.is_empty()), t + 1));
+        let (covered, total) = counted.fold((0, 0), |(c, t), (_, files)| {
+            (c + usize::from(!files.is_empty()), t + 1)
+        });
         (covered, total)
     }
 
     /// `MUST statements covered: 181/198 (91.4%)`.
     pub fn summary(&self) -> String {
         let (covered, total) = self.figure();
-        let percent = if total == 0 { 0.0 } else { covered as f64 * 100.0 / total as f64 };
+        let percent = if total == 0 {
+            0.0
+        } else {
+            covered as f64 * 100.0 / total as f64
+        };
         format!("MUST statements covered: {covered}/{total} ({percent:.1}%)")
     }
 }
@@ -145,7 +156,10 @@ mod tests {
     fn the_shipped_list_parses_and_keys_are_unique() {
         let statements = parse_statements(STATEMENTS).unwrap();
         assert!(statements.len() > 150);
-        let mut keys: Vec<_> = statements.iter().map(|s| (s.version, s.id.as_str())).collect();
+        let mut keys: Vec<_> = statements
+            .iter()
+            .map(|s| (s.version, s.id.as_str()))
+            .collect();
         keys.sort();
         let before = keys.len();
         keys.dedup();
@@ -166,7 +180,10 @@ mod tests {
         .unwrap();
         let coverage = Coverage::of(statements, &[scenario]);
         assert_eq!(coverage.figure(), (1, 2));
-        assert_eq!(coverage.unknown, [("x.yaml".to_owned(), "W5-NOPE".to_owned())]);
+        assert_eq!(
+            coverage.unknown,
+            [("x.yaml".to_owned(), "W5-NOPE".to_owned())]
+        );
         assert_eq!(coverage.summary(), "MUST statements covered: 1/2 (50.0%)");
     }
 }

@@ -20,7 +20,9 @@ use crate::scenario::yaml::{self, Fields, Node};
 /// (the catalogue test's name).
 pub fn scenario_key(file: &str) -> String {
     let path = file.replace('\\', "/");
-    let under = path.rsplit_once("scenarios/").map_or(path.as_str(), |(_, rest)| rest);
+    let under = path
+        .rsplit_once("scenarios/")
+        .map_or(path.as_str(), |(_, rest)| rest);
     under.strip_suffix(".yaml").unwrap_or(under).to_owned()
 }
 
@@ -29,9 +31,16 @@ pub fn scenario_key(file: &str) -> String {
 pub enum Observed {
     Pass,
     /// Failed or warned the same way in every repeat.
-    Diverges { status: Status, first: String },
+    Diverges {
+        status: Status,
+        first: String,
+    },
     /// Passed in some repeats and not in others.
-    Intermittent { diverged: usize, runs: usize, first: String },
+    Intermittent {
+        diverged: usize,
+        runs: usize,
+        first: String,
+    },
     Skip(String),
 }
 
@@ -129,7 +138,10 @@ impl Profile {
             .opt("divergences", |n| n.list(divergence))
             .map_err(fail)?
             .unwrap_or_default();
-        Ok(Profile { broker, divergences })
+        Ok(Profile {
+            broker,
+            divergences,
+        })
     }
 
     fn find(&self, scenario: &str) -> Option<&Divergence> {
@@ -140,15 +152,19 @@ impl Profile {
 fn divergence(node: &Node) -> yaml::R<Divergence> {
     const KEYS: &[&str] = &["scenario", "expect", "kind", "observed", "reason", "seen"];
     let f = Fields::of(node, "a divergence", KEYS)?;
-    let expect = f.req("expect", "a divergence", |n| match n.text("fail, warn or intermittent")? {
-        "fail" => Ok(Expected::Fail),
-        "warn" => Ok(Expected::Warn),
-        "intermittent" => Ok(Expected::Intermittent),
-        _ => Err(n.expected("fail, warn or intermittent")),
+    let expect = f.req("expect", "a divergence", |n| {
+        match n.text("fail, warn or intermittent")? {
+            "fail" => Ok(Expected::Fail),
+            "warn" => Ok(Expected::Warn),
+            "intermittent" => Ok(Expected::Intermittent),
+            _ => Err(n.expected("fail, warn or intermittent")),
+        }
     })?;
-    let kind = f.req("kind", "a divergence", |n| match n.text("bug, choice or ambiguity")? {
-        k @ ("bug" | "choice" | "ambiguity") => Ok(k.to_owned()),
-        _ => Err(n.expected("bug, choice or ambiguity")),
+    let kind = f.req("kind", "a divergence", |n| {
+        match n.text("bug, choice or ambiguity")? {
+            k @ ("bug" | "choice" | "ambiguity") => Ok(k.to_owned()),
+            _ => Err(n.expected("bug, choice or ambiguity")),
+        }
     })?;
     Ok(Divergence {
         scenario: f.req("scenario", "a divergence", Node::string)?,
@@ -197,7 +213,9 @@ pub fn judge(profile: &Profile, scenario: &str, observed: &Observed) -> Judgemen
     let known = profile.find(scenario);
     match (observed, known.map(|d| d.expect)) {
         (Observed::Skip(_), _) => Judgement::Skipped,
-        (Observed::Intermittent { .. }, _) | (_, Some(Expected::Intermittent)) => Judgement::Intermittent,
+        (Observed::Intermittent { .. }, _) | (_, Some(Expected::Intermittent)) => {
+            Judgement::Intermittent
+        }
         (Observed::Pass, None) => Judgement::Conforms,
         (Observed::Pass, Some(_)) => Judgement::Vanished,
         (Observed::Diverges { status, .. }, Some(expected)) => {
@@ -205,7 +223,11 @@ pub fn judge(profile: &Profile, scenario: &str, observed: &Observed) -> Judgemen
                 (status, expected),
                 (Status::Fail | Status::Error(_), Expected::Fail) | (Status::Warn, Expected::Warn)
             );
-            if same { Judgement::Known } else { Judgement::New }
+            if same {
+                Judgement::Known
+            } else {
+                Judgement::New
+            }
         }
         (Observed::Diverges { .. }, None) => Judgement::New,
     }
@@ -223,14 +245,25 @@ pub struct Column {
 
 impl Column {
     /// Aggregates the results of all repeats of all scenarios.
-    pub fn new(name: &str, url: &str, runs: &[Vec<ScenarioResult>], profile: Option<Profile>) -> Column {
+    pub fn new(
+        name: &str,
+        url: &str,
+        runs: &[Vec<ScenarioResult>],
+        profile: Option<Profile>,
+    ) -> Column {
         let mut by_key: BTreeMap<String, Vec<&ScenarioResult>> = BTreeMap::new();
         for run in runs {
             for result in run {
-                by_key.entry(scenario_key(&result.file)).or_default().push(result);
+                by_key
+                    .entry(scenario_key(&result.file))
+                    .or_default()
+                    .push(result);
             }
         }
-        let observed = by_key.into_iter().map(|(k, rs)| (k, Observed::of(&rs))).collect();
+        let observed = by_key
+            .into_iter()
+            .map(|(k, rs)| (k, Observed::of(&rs)))
+            .collect();
         Column {
             name: name.to_owned(),
             url: url.to_owned(),
@@ -257,7 +290,11 @@ impl Column {
     pub fn gate_failures(&self) -> Vec<(String, Judgement)> {
         self.observed
             .keys()
-            .filter_map(|k| self.judgement(k).filter(Judgement::fails_gate).map(|j| (k.clone(), j)))
+            .filter_map(|k| {
+                self.judgement(k)
+                    .filter(Judgement::fails_gate)
+                    .map(|j| (k.clone(), j))
+            })
             .collect()
     }
 }
@@ -268,7 +305,11 @@ pub struct Matrix {
 
 impl Matrix {
     fn scenarios(&self) -> Vec<&String> {
-        let mut keys: Vec<&String> = self.columns.iter().flat_map(|c| c.observed.keys()).collect();
+        let mut keys: Vec<&String> = self
+            .columns
+            .iter()
+            .flat_map(|c| c.observed.keys())
+            .collect();
         keys.sort();
         keys.dedup();
         keys
@@ -278,7 +319,11 @@ impl Matrix {
         let Some(observed) = column.observed.get(key) else {
             return "-".into();
         };
-        match column.judgement(key).map(|j| j.as_str()).filter(|j| !j.is_empty()) {
+        match column
+            .judgement(key)
+            .map(|j| j.as_str())
+            .filter(|j| !j.is_empty())
+        {
             Some(judgement) => format!("{} ({judgement})", observed.cell()),
             None => observed.cell(),
         }
@@ -318,8 +363,15 @@ impl Matrix {
 
     pub fn markdown(&self) -> String {
         let mut out = String::new();
-        let names: Vec<String> = self.columns.iter().map(|c| format!("{} (`{}`)", c.name, c.url)).collect();
-        out.push_str(&format!("| scenario | {} | first difference |\n", names.join(" | ")));
+        let names: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} (`{}`)", c.name, c.url))
+            .collect();
+        out.push_str(&format!(
+            "| scenario | {} | first difference |\n",
+            names.join(" | ")
+        ));
         out.push_str(&format!("|---|{}---|\n", "---|".repeat(self.columns.len())));
         for key in self.scenarios() {
             let cells: Vec<String> = self.columns.iter().map(|c| self.cell(c, key)).collect();
@@ -327,7 +379,8 @@ impl Matrix {
             out.push_str(&format!("| {key} | {} | {diff} |\n", cells.join(" | ")));
         }
         for column in &self.columns {
-            let count = |f: fn(&Observed) -> bool| column.observed.values().filter(|o| f(o)).count();
+            let count =
+                |f: fn(&Observed) -> bool| column.observed.values().filter(|o| f(o)).count();
             out.push_str(&format!(
                 "\n{}: {} pass, {} diverge, {} intermittent, {} skipped\n",
                 column.name,
@@ -457,7 +510,10 @@ mod tests {
 
     #[test]
     fn keys_are_paths_under_scenarios() {
-        assert_eq!(scenario_key("scenarios/will-delay/cancel.yaml"), "will-delay/cancel");
+        assert_eq!(
+            scenario_key("scenarios/will-delay/cancel.yaml"),
+            "will-delay/cancel"
+        );
         assert_eq!(scenario_key("/work/x/scenarios/a/b.yaml"), "a/b");
     }
 }

@@ -70,7 +70,12 @@ impl ScenarioResult {
                 .checks
                 .iter()
                 .find(|c| !c.passed)
-                .map(|c| format!("line {}: expected {}; observed {}", c.location.line, c.expected, c.observed))
+                .map(|c| {
+                    format!(
+                        "line {}: expected {}; observed {}",
+                        c.location.line, c.expected, c.observed
+                    )
+                })
                 .unwrap_or_default(),
         }
     }

@@ -51,19 +51,33 @@ impl Target {
         };
         let elapsed = started.elapsed();
         match outcome {
-            Ok(run) => result(scenario, Status::from_verdict(run.verdict), Some(run), elapsed),
+            Ok(run) => result(
+                scenario,
+                Status::from_verdict(run.verdict),
+                Some(run),
+                elapsed,
+            ),
             Err(why) => result(scenario, Status::Error(why), None, elapsed),
         }
     }
 }
 
-fn result(scenario: &Scenario, status: Status, run: Option<Run>, elapsed: Duration) -> ScenarioResult {
+fn result(
+    scenario: &Scenario,
+    status: Status,
+    run: Option<Run>,
+    elapsed: Duration,
+) -> ScenarioResult {
     ScenarioResult {
         file: scenario.file.clone(),
         name: scenario.name.clone(),
         refs: scenario.refs.clone(),
         status,
-        covered: run.as_ref().and_then(|r| r.transcript.events.last()).map(|e| e.at).unwrap_or_default(),
+        covered: run
+            .as_ref()
+            .and_then(|r| r.transcript.events.last())
+            .map(|e| e.at)
+            .unwrap_or_default(),
         checks: run.as_ref().map(|r| r.checks.clone()).unwrap_or_default(),
         transcript: run.as_ref().map(Run::render).unwrap_or_default(),
         elapsed,
@@ -75,7 +89,9 @@ fn result(scenario: &Scenario, status: Status, run: Option<Run>, elapsed: Durati
 pub fn run(scenarios: &[Scenario], target: &Target, jobs: usize) -> Vec<ScenarioResult> {
     let jobs = jobs.clamp(1, scenarios.len().max(1));
     let progress = ProgressBar::new(scenarios.len() as u64);
-    progress.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("progress template"));
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("progress template"),
+    );
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; scenarios.len()]);
     std::thread::scope(|scope| {
@@ -95,5 +111,10 @@ pub fn run(scenarios: &[Scenario], target: &Target, jobs: usize) -> Vec<Scenario
         }
     });
     progress.finish_and_clear();
-    results.into_inner().expect("results lock").into_iter().flatten().collect()
+    results
+        .into_inner()
+        .expect("results lock")
+        .into_iter()
+        .flatten()
+        .collect()
 }

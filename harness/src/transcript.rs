@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lastwill_broker::codec::{
-    Ack, ConnAck, Connect, Disconnect, LastWill, MessageProperties, Packet, Publish, QoS, Subscribe, reason,
+    Ack, ConnAck, Connect, Disconnect, LastWill, MessageProperties, Packet, Publish, QoS,
+    Subscribe, reason,
 };
 
 #[derive(Clone, Debug, PartialEq)]
@@ -73,7 +74,12 @@ impl Recorder {
     /// Names the latest event of `client` (or a new scenario-level event) with `mark`.
     pub fn mark(&self, at: Duration, client: Option<&str>, mark: &str) {
         let mut events = self.events.lock().expect("recorder lock");
-        let last = client.and_then(|c| events.iter_mut().rev().find(|e| e.client == c && e.mark.is_none()));
+        let last = client.and_then(|c| {
+            events
+                .iter_mut()
+                .rev()
+                .find(|e| e.client == c && e.mark.is_none())
+        });
         match last {
             Some(event) if event.at == at => event.mark = Some(mark.to_owned()),
             _ => events.push(Event {
@@ -94,7 +100,10 @@ impl Recorder {
 
 impl Transcript {
     /// PUBLISH packets `client` received, with their times, in arrival order.
-    pub fn publishes<'a>(&'a self, client: &'a str) -> impl Iterator<Item = (Duration, &'a Publish)> + 'a {
+    pub fn publishes<'a>(
+        &'a self,
+        client: &'a str,
+    ) -> impl Iterator<Item = (Duration, &'a Publish)> + 'a {
         self.events.iter().filter_map(move |e| match &e.kind {
             EventKind::Received(Packet::Publish(p)) if e.client == client => Some((e.at, p)),
             _ => None,
@@ -103,11 +112,21 @@ impl Transcript {
 
     /// Renders the transcript; `width` is the widest client name.
     pub fn render(&self) -> String {
-        let width = self.events.iter().map(|e| e.client.chars().count()).max().unwrap_or(0).max(3);
+        let width = self
+            .events
+            .iter()
+            .map(|e| e.client.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(3);
         let mut out = String::new();
         for event in &self.events {
             let (arrow, text) = describe(&event.kind);
-            let client = if event.client.is_empty() { "--" } else { &event.client };
+            let client = if event.client.is_empty() {
+                "--"
+            } else {
+                &event.client
+            };
             let mut line = format!("{:>9} {client:<width$} {arrow} {text}", seconds(event.at));
             if let Some(mark) = &event.mark {
                 let _ = write!(line, "  [{mark}]");
@@ -151,7 +170,9 @@ pub fn packet_line(packet: &Packet) -> String {
         Packet::PubComp(a) => ack_line("PUBCOMP", a),
         Packet::Subscribe(s) => subscribe_line(s),
         Packet::SubAck(s) => format!("SUBACK pid={} codes={}", s.packet_id, codes(&s.codes)),
-        Packet::Unsubscribe(u) => format!("UNSUBSCRIBE pid={} {}", u.packet_id, u.filters.join(" ")),
+        Packet::Unsubscribe(u) => {
+            format!("UNSUBSCRIBE pid={} {}", u.packet_id, u.filters.join(" "))
+        }
         Packet::UnsubAck(u) if u.codes.is_empty() => format!("UNSUBACK pid={}", u.packet_id),
         Packet::UnsubAck(u) => format!("UNSUBACK pid={} codes={}", u.packet_id, codes(&u.codes)),
         Packet::PingReq => "PINGREQ".into(),
@@ -207,24 +228,57 @@ fn connack_line(c: &ConnAck) -> String {
     opt(&mut line, "session_expiry", p.session_expiry_interval);
     opt(&mut line, "receive_maximum", p.receive_maximum);
     opt(&mut line, "maximum_qos", p.maximum_qos.map(QoS::as_u8));
-    opt(&mut line, "retain_available", p.retain_available.map(u8::from));
+    opt(
+        &mut line,
+        "retain_available",
+        p.retain_available.map(u8::from),
+    );
     opt(&mut line, "maximum_packet_size", p.maximum_packet_size);
-    opt(&mut line, "assigned_client_id", p.assigned_client_identifier.as_deref());
+    opt(
+        &mut line,
+        "assigned_client_id",
+        p.assigned_client_identifier.as_deref(),
+    );
     opt(&mut line, "topic_alias_maximum", p.topic_alias_maximum);
-    opt(&mut line, "wildcard_available", p.wildcard_subscription_available.map(u8::from));
-    opt(&mut line, "subscription_ids_available", p.subscription_identifiers_available.map(u8::from));
-    opt(&mut line, "shared_available", p.shared_subscription_available.map(u8::from));
+    opt(
+        &mut line,
+        "wildcard_available",
+        p.wildcard_subscription_available.map(u8::from),
+    );
+    opt(
+        &mut line,
+        "subscription_ids_available",
+        p.subscription_identifiers_available.map(u8::from),
+    );
+    opt(
+        &mut line,
+        "shared_available",
+        p.shared_subscription_available.map(u8::from),
+    );
     opt(&mut line, "server_keep_alive", p.server_keep_alive);
     line
 }
 
 fn publish_line(p: &Publish) -> String {
-    let mut line = format!("PUBLISH {} qos={}", quoted(p.topic.as_bytes()), p.qos.as_u8());
+    let mut line = format!(
+        "PUBLISH {} qos={}",
+        quoted(p.topic.as_bytes()),
+        p.qos.as_u8()
+    );
     opt(&mut line, "pid", p.packet_id);
-    let _ = write!(line, " retain={} dup={}", u8::from(p.retain), u8::from(p.dup));
+    let _ = write!(
+        line,
+        " retain={} dup={}",
+        u8::from(p.retain),
+        u8::from(p.dup)
+    );
     opt(&mut line, "topic_alias", p.topic_alias);
     if !p.subscription_identifiers.is_empty() {
-        let ids: Vec<String> = p.subscription_identifiers.iter().map(u32::to_string).collect();
+        let ids: Vec<String> = p
+            .subscription_identifiers
+            .iter()
+            .map(u32::to_string)
+            .collect();
         let _ = write!(line, " subscription_ids=[{}]", ids.join(","));
     }
     properties(&mut line, &p.properties);
@@ -235,7 +289,12 @@ fn publish_line(p: &Publish) -> String {
 fn subscribe_line(s: &Subscribe) -> String {
     let mut line = format!("SUBSCRIBE pid={}", s.packet_id);
     for f in &s.filters {
-        let _ = write!(line, " {} qos={}", quoted(f.filter.as_bytes()), f.qos.as_u8());
+        let _ = write!(
+            line,
+            " {} qos={}",
+            quoted(f.filter.as_bytes()),
+            f.qos.as_u8()
+        );
         if f.no_local {
             line.push_str(" no_local=1");
         }
@@ -278,7 +337,12 @@ fn properties(line: &mut String, p: &MessageProperties) {
         let _ = write!(line, " correlation_data={}", quoted(cd));
     }
     for (k, v) in &p.user_properties {
-        let _ = write!(line, " user[{}]={}", quoted(k.as_bytes()), quoted(v.as_bytes()));
+        let _ = write!(
+            line,
+            " user[{}]={}",
+            quoted(k.as_bytes()),
+            quoted(v.as_bytes())
+        );
     }
 }
 

@@ -12,8 +12,8 @@ use lastwill_broker::codec::{ConnAck, MessageProperties, Publish};
 
 use crate::client::Outcome;
 use crate::scenario::{
-    ClientExpectation, ConnAckExpectation, EndState, Level, Location, MessageMatcher, PropertiesMatcher, PropertyCheck,
-    Receives, Scenario, Step, StepExpectation, TimeRef, Window,
+    ClientExpectation, ConnAckExpectation, EndState, Level, Location, MessageMatcher,
+    PropertiesMatcher, PropertyCheck, Receives, Scenario, Step, StepExpectation, TimeRef, Window,
 };
 use crate::transcript::{EventKind, Transcript, code_name, quoted, seconds};
 
@@ -82,7 +82,11 @@ impl std::fmt::Display for Check {
             (false, Level::Should) => "WARNING",
             (false, Level::May) => "recorded",
         };
-        write!(f, "line {}: {status}: {}", self.location.line, self.expected)?;
+        write!(
+            f,
+            "line {}: {status}: {}",
+            self.location.line, self.expected
+        )?;
         if !self.passed {
             write!(f, "\n    observed: {}", self.observed)?;
         }
@@ -137,7 +141,11 @@ pub fn step_checks(step: &Step, outcome: &Outcome, default_level: Level) -> Vec<
     checks
 }
 
-fn check_step(e: &StepExpectation, outcome: &Outcome, push: &mut impl FnMut(String, Option<String>)) {
+fn check_step(
+    e: &StepExpectation,
+    outcome: &Outcome,
+    push: &mut impl FnMut(String, Option<String>),
+) {
     let connack_code = outcome.connack.as_ref().map(|c| c.code);
     let shown_connack = || match &outcome.connack {
         Some(c) => format!("CONNACK {}", code_name(c.code)),
@@ -147,10 +155,13 @@ fn check_step(e: &StepExpectation, outcome: &Outcome, push: &mut impl FnMut(Stri
     if let Some(code) = e.reason {
         let got = connack_code.or(outcome.publish_ack);
         let ok = got == Some(code);
-        push(format!("reason {}", code_name(code)), (!ok).then(|| match outcome.publish_ack {
-            Some(ack) if outcome.connack.is_none() => format!("ack {}", code_name(ack)),
-            _ => shown_connack(),
-        }));
+        push(
+            format!("reason {}", code_name(code)),
+            (!ok).then(|| match outcome.publish_ack {
+                Some(ack) if outcome.connack.is_none() => format!("ack {}", code_name(ack)),
+                _ => shown_connack(),
+            }),
+        );
     }
     if let Some(refused) = e.refused {
         let was_refused = match connack_code {
@@ -159,14 +170,24 @@ fn check_step(e: &StepExpectation, outcome: &Outcome, push: &mut impl FnMut(Stri
             None => outcome.closed,
         };
         push(
-            if refused { "CONNECT refused (CONNACK >= 0x80 or close)" } else { "CONNECT accepted" }.into(),
+            if refused {
+                "CONNECT refused (CONNACK >= 0x80 or close)"
+            } else {
+                "CONNECT accepted"
+            }
+            .into(),
             (was_refused != refused).then(shown_connack),
         );
     }
     if let Some(no_connack) = e.no_connack {
         let ok = (outcome.connack.is_none() && outcome.closed) == no_connack;
         push(
-            if no_connack { "closed without CONNACK" } else { "a CONNACK" }.into(),
+            if no_connack {
+                "closed without CONNACK"
+            } else {
+                "a CONNACK"
+            }
+            .into(),
             (!ok).then(shown_connack),
         );
     }
@@ -205,8 +226,20 @@ fn check_step(e: &StepExpectation, outcome: &Outcome, push: &mut impl FnMut(Stri
     }
     if let Some(closed) = e.closed {
         push(
-            if closed { "the server closes the connection" } else { "the connection stays open" }.into(),
-            (outcome.closed != closed).then(|| if outcome.closed { "closed" } else { "still open" }.into()),
+            if closed {
+                "the server closes the connection"
+            } else {
+                "the connection stays open"
+            }
+            .into(),
+            (outcome.closed != closed).then(|| {
+                if outcome.closed {
+                    "closed"
+                } else {
+                    "still open"
+                }
+                .into()
+            }),
         );
     }
     if let Some(disconnect) = &e.disconnect {
@@ -219,27 +252,76 @@ fn check_step(e: &StepExpectation, outcome: &Outcome, push: &mut impl FnMut(Stri
             Some(code) => format!("server DISCONNECT {}", code_name(code)),
             None => "a server DISCONNECT".into(),
         };
-        push(expected, (!ok).then(|| match got {
-            Some(code) => format!("DISCONNECT {}", code_name(code)),
-            None if outcome.closed => "closed without DISCONNECT".into(),
-            None => "no DISCONNECT".into(),
-        }));
+        push(
+            expected,
+            (!ok).then(|| match got {
+                Some(code) => format!("DISCONNECT {}", code_name(code)),
+                None if outcome.closed => "closed without DISCONNECT".into(),
+                None => "no DISCONNECT".into(),
+            }),
+        );
     }
 }
 
-fn check_connack_properties(e: &ConnAckExpectation, connack: Option<&ConnAck>, push: &mut impl FnMut(String, Option<String>)) {
+fn check_connack_properties(
+    e: &ConnAckExpectation,
+    connack: Option<&ConnAck>,
+    push: &mut impl FnMut(String, Option<String>),
+) {
     let Some(connack) = connack else {
         push("CONNACK properties".into(), Some("no CONNACK".into()));
         return;
     };
     let p = &connack.properties;
-    property(push, "session_expiry", &e.session_expiry, p.session_expiry_interval.as_ref(), |a, b| a == b);
-    property(push, "receive_maximum", &e.receive_maximum, p.receive_maximum.as_ref(), |a, b| a == b);
-    property(push, "maximum_qos", &e.maximum_qos, p.maximum_qos.as_ref(), |a, b| a == b);
-    property(push, "retain_available", &e.retain_available, p.retain_available.as_ref(), |a, b| a == b);
-    property(push, "maximum_packet_size", &e.maximum_packet_size, p.maximum_packet_size.as_ref(), |a, b| a == b);
-    property(push, "assigned_client_id", &e.assigned_client_id, p.assigned_client_identifier.as_ref(), |a, b| a == b);
-    property(push, "topic_alias_maximum", &e.topic_alias_maximum, p.topic_alias_maximum.as_ref(), |a, b| a == b);
+    property(
+        push,
+        "session_expiry",
+        &e.session_expiry,
+        p.session_expiry_interval.as_ref(),
+        |a, b| a == b,
+    );
+    property(
+        push,
+        "receive_maximum",
+        &e.receive_maximum,
+        p.receive_maximum.as_ref(),
+        |a, b| a == b,
+    );
+    property(
+        push,
+        "maximum_qos",
+        &e.maximum_qos,
+        p.maximum_qos.as_ref(),
+        |a, b| a == b,
+    );
+    property(
+        push,
+        "retain_available",
+        &e.retain_available,
+        p.retain_available.as_ref(),
+        |a, b| a == b,
+    );
+    property(
+        push,
+        "maximum_packet_size",
+        &e.maximum_packet_size,
+        p.maximum_packet_size.as_ref(),
+        |a, b| a == b,
+    );
+    property(
+        push,
+        "assigned_client_id",
+        &e.assigned_client_id,
+        p.assigned_client_identifier.as_ref(),
+        |a, b| a == b,
+    );
+    property(
+        push,
+        "topic_alias_maximum",
+        &e.topic_alias_maximum,
+        p.topic_alias_maximum.as_ref(),
+        |a, b| a == b,
+    );
     property(
         push,
         "wildcard_subscription_available",
@@ -261,7 +343,13 @@ fn check_connack_properties(e: &ConnAckExpectation, connack: Option<&ConnAck>, p
         p.shared_subscription_available.as_ref(),
         |a, b| a == b,
     );
-    property(push, "server_keep_alive", &e.server_keep_alive, p.server_keep_alive.as_ref(), |a, b| a == b);
+    property(
+        push,
+        "server_keep_alive",
+        &e.server_keep_alive,
+        p.server_keep_alive.as_ref(),
+        |a, b| a == b,
+    );
 }
 
 /// Checks one optional property against `absent` / `present` / a value.
@@ -288,7 +376,11 @@ fn property<E: std::fmt::Debug, V: std::fmt::Debug>(
     push(expected, (!ok).then_some(observed));
 }
 
-fn property_holds<E, V>(check: &PropertyCheck<E>, value: Option<&V>, equal: impl Fn(&E, &V) -> bool) -> bool {
+fn property_holds<E, V>(
+    check: &PropertyCheck<E>,
+    value: Option<&V>,
+    equal: impl Fn(&E, &V) -> bool,
+) -> bool {
     match (check, value) {
         (PropertyCheck::Absent, None) | (PropertyCheck::Present, Some(_)) => true,
         (PropertyCheck::Is(expected), Some(value)) => equal(expected, value),
@@ -302,7 +394,12 @@ fn hex_codes(codes: &[u8]) -> String {
 }
 
 /// Checks the scenario's final expectations against the transcript.
-pub fn final_checks(scenario: &Scenario, transcript: &Transcript, marks: &Marks, tolerance: Tolerance) -> Vec<Check> {
+pub fn final_checks(
+    scenario: &Scenario,
+    transcript: &Transcript,
+    marks: &Marks,
+    tolerance: Tolerance,
+) -> Vec<Check> {
     let mut checks = Vec::new();
     for block in &scenario.expect {
         let level = block.level.unwrap_or(scenario.level);
@@ -325,7 +422,10 @@ fn check_client(
         if received.is_empty() {
             "nothing received".to_owned()
         } else {
-            let items: Vec<String> = received.iter().map(|(at, p)| describe_received(*at, p)).collect();
+            let items: Vec<String> = received
+                .iter()
+                .map(|(at, p)| describe_received(*at, p))
+                .collect();
             format!("received {}", items.join("; "))
         }
     };
@@ -339,14 +439,38 @@ fn check_client(
             location: block.location,
         }),
         Some(Receives::Messages(matchers)) => {
+            let windows: Vec<Option<(Duration, Duration)>> = matchers
+                .iter()
+                .map(|m| {
+                    m.window
+                        .as_ref()
+                        .map(|w| window_bounds(w, marks, tolerance))
+                })
+                .collect();
+            let in_window = |window: Option<(Duration, Duration)>, at: Duration| {
+                window.is_none_or(|(lo, hi)| at >= lo && at <= hi)
+            };
             let mut first_hits = Vec::new();
-            for matcher in matchers {
-                let window = matcher.window.as_ref().map(|w| window_bounds(w, marks, tolerance));
+            for (matcher, window) in matchers.iter().zip(&windows) {
                 let hits: Vec<usize> = received
                     .iter()
                     .enumerate()
-                    .filter(|(_, (at, p))| matches(matcher, p) && window.is_none_or(|(lo, hi)| *at >= lo && *at <= hi))
+                    .filter(|(_, (at, p))| matches(matcher, p) && in_window(*window, *at))
                     .map(|(i, _)| i)
+                    .collect();
+                // A copy outside this matcher's window that no other matcher expects then is
+                // a message at the wrong time (a duplicate will, a will that came too late).
+                let strays: Vec<String> = received
+                    .iter()
+                    .filter(|(at, p)| {
+                        window.is_some()
+                            && matches(matcher, p)
+                            && !in_window(*window, *at)
+                            && !matchers.iter().zip(&windows).any(|(other, w)| {
+                                other.window.is_some() && matches(other, p) && in_window(*w, *at)
+                            })
+                    })
+                    .map(|(at, _)| format!("{}s", seconds(*at)))
                     .collect();
                 let count = u32::try_from(hits.len()).unwrap_or(u32::MAX);
                 first_hits.push(hits.first().copied());
@@ -354,11 +478,24 @@ fn check_client(
                     Some(w) => format!(" {}", show_window(w, marks, tolerance)),
                     None => String::new(),
                 };
+                let stray_note = if strays.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " and {} outside its window (at {})",
+                        strays.len(),
+                        strays.join(", ")
+                    )
+                };
                 checks.push(Check {
                     level: matcher.level.unwrap_or(level),
-                    passed: matcher.count.contains(count),
-                    expected: format!("{client} receives {} {}{times}", show_count(matcher), show_matcher(matcher)),
-                    observed: format!("{count} matching; {}", listing()),
+                    passed: matcher.count.contains(count) && strays.is_empty(),
+                    expected: format!(
+                        "{client} receives {} {}{times}",
+                        show_count(matcher),
+                        show_matcher(matcher)
+                    ),
+                    observed: format!("{count} matching in time{stray_note}; {}", listing()),
                     location: matcher.location,
                 });
             }
@@ -394,8 +531,14 @@ fn check_client(
         checks.push(Check {
             level,
             passed: connected == wanted,
-            expected: format!("{client} is {} at the end", if wanted { "connected" } else { "closed" }),
-            observed: format!("{client} is {}", if connected { "connected" } else { "closed" }),
+            expected: format!(
+                "{client} is {} at the end",
+                if wanted { "connected" } else { "closed" }
+            ),
+            observed: format!(
+                "{client} is {}",
+                if connected { "connected" } else { "closed" }
+            ),
             location: block.location,
         });
     }
@@ -407,7 +550,9 @@ fn is_connected_at_end(transcript: &Transcript, client: &str) -> bool {
     let mut connected = false;
     for event in transcript.events.iter().filter(|e| e.client == client) {
         match &event.kind {
-            EventKind::Received(lastwill_broker::codec::Packet::ConnAck(c)) => connected = c.code == 0,
+            EventKind::Received(lastwill_broker::codec::Packet::ConnAck(c)) => {
+                connected = c.code == 0
+            }
             EventKind::Sent(lastwill_broker::codec::Packet::Disconnect(_))
             | EventKind::Closed
             | EventKind::Undecodable(_)
@@ -515,21 +660,29 @@ pub fn matches(m: &MessageMatcher, p: &Publish) -> bool {
 fn properties_match(m: &PropertiesMatcher, p: &Publish) -> bool {
     let props: &MessageProperties = &p.properties;
     let holds = |check: &Option<PropertyCheck<_>>, value: Option<&_>| -> bool {
-        check.as_ref().is_none_or(|c| property_holds(c, value, |a: &String, b: &String| a == b))
+        check
+            .as_ref()
+            .is_none_or(|c| property_holds(c, value, |a: &String, b: &String| a == b))
     };
     m.payload_format
         .as_ref()
         .is_none_or(|c| property_holds(c, props.payload_format_indicator.as_ref(), |a, b| a == b))
-        && m.message_expiry
-            .as_ref()
-            .is_none_or(|c| property_holds(c, props.message_expiry_interval.as_ref(), |range, v| range.contains(*v)))
+        && m.message_expiry.as_ref().is_none_or(|c| {
+            property_holds(c, props.message_expiry_interval.as_ref(), |range, v| {
+                range.contains(*v)
+            })
+        })
         && holds(&m.content_type, props.content_type.as_ref())
         && holds(&m.response_topic, props.response_topic.as_ref())
         && m.correlation_data
             .as_ref()
             .is_none_or(|c| property_holds(c, props.correlation_data.as_ref(), |a, b| a == b))
-        && m.user_properties.as_ref().is_none_or(|u| *u == props.user_properties)
-        && m.subscription_identifiers.as_ref().is_none_or(|ids| *ids == p.subscription_identifiers)
+        && m.user_properties
+            .as_ref()
+            .is_none_or(|u| *u == props.user_properties)
+        && m.subscription_identifiers
+            .as_ref()
+            .is_none_or(|ids| *ids == p.subscription_identifiers)
         && m.topic_alias
             .as_ref()
             .is_none_or(|c| property_holds(c, p.topic_alias.as_ref(), |a, b| a == b))

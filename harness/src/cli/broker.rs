@@ -100,7 +100,10 @@ pub fn run(args: Args) -> ExitCode {
         Err(message) => return usage_error(message),
     };
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("lastwill: error: cannot start the runtime: {error}");

@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use lastwill::coverage::{Coverage, STATEMENTS, parse_statements};
 use super::run::load_all;
 use super::usage_error;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use lastwill::coverage::{Coverage, STATEMENTS, parse_statements};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,7 +34,13 @@ pub fn run(args: Args) -> ExitCode {
     let coverage = Coverage::of(statements, &scenarios);
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(["statement", "version", "strength", "requirement", "covered by"]);
+    table.set_header([
+        "statement",
+        "version",
+        "strength",
+        "requirement",
+        "covered by",
+    ]);
     for (statement, files) in &coverage.rows {
         if !args.all && (!statement.counts() || !files.is_empty()) {
             continue;
@@ -42,8 +48,16 @@ pub fn run(args: Args) -> ExitCode {
         let strength = format!(
             "{:?}{}{}",
             statement.strength,
-            if statement.single_broker { "" } else { " (not single-broker)" },
-            if statement.ambiguous { " (ambiguous)" } else { "" }
+            if statement.single_broker {
+                ""
+            } else {
+                " (not single-broker)"
+            },
+            if statement.ambiguous {
+                " (ambiguous)"
+            } else {
+                ""
+            }
         )
         .to_uppercase();
         table.add_row([
@@ -51,16 +65,31 @@ pub fn run(args: Args) -> ExitCode {
             statement.version.to_string(),
             strength,
             statement.requirement.clone(),
-            if files.is_empty() { "-".to_owned() } else { files.join("\n") },
+            if files.is_empty() {
+                "-".to_owned()
+            } else {
+                files.join("\n")
+            },
         ]);
     }
     if !table.is_empty() {
-        println!("{}", if args.all { "All statements:" } else { "Uncovered MUST statements:" });
+        println!(
+            "{}",
+            if args.all {
+                "All statements:"
+            } else {
+                "Uncovered MUST statements:"
+            }
+        );
         println!("{table}");
     }
     for (file, reference) in &coverage.unknown {
         println!("{file}: ref `{reference}` names no statement of its protocol version");
     }
     println!("{}", coverage.summary());
-    if coverage.unknown.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if coverage.unknown.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -78,10 +78,16 @@ pub fn run(args: Args) -> ExitCode {
         let jobs = args.jobs.unwrap_or_else(|| target.default_jobs());
         let mut runs = Vec::new();
         for repeat in 1..=repeats {
-            eprintln!("{name}: run {repeat}/{repeats} of {} scenarios", scenarios.len());
+            eprintln!(
+                "{name}: run {repeat}/{repeats} of {} scenarios",
+                scenarios.len()
+            );
             runs.push(suite::run(&scenarios, &target, jobs));
         }
-        let profile = profiles.iter().find(|(n, _)| n == name).map(|(_, p)| p.clone());
+        let profile = profiles
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.clone());
         columns.push(Column::new(name, url, &runs, profile));
     }
     let matrix = Matrix { columns };
@@ -100,19 +106,33 @@ pub fn run(args: Args) -> ExitCode {
     let mut failed = false;
     for column in &matrix.columns {
         for stale in column.unknown_profile_entries() {
-            eprintln!("{}: profile lists `{stale}`, which is not in the catalogue", column.name);
+            eprintln!(
+                "{}: profile lists `{stale}`, which is not in the catalogue",
+                column.name
+            );
             failed = true;
         }
         for (scenario, judgement) in column.gate_failures() {
-            eprintln!("{}: {} divergence: {scenario}", column.name, judgement.as_str());
+            eprintln!(
+                "{}: {} divergence: {scenario}",
+                column.name,
+                judgement.as_str()
+            );
             failed = true;
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// `NAME=FILE` pairs; a bare `FILE` belongs to the only external target.
-fn profiles(args: &[String], targets: &[(String, String)]) -> Result<Vec<(String, Profile)>, String> {
+fn profiles(
+    args: &[String],
+    targets: &[(String, String)],
+) -> Result<Vec<(String, Profile)>, String> {
     let external: Vec<&String> = targets
         .iter()
         .filter(|(_, url)| url != "ref" && url != "sim")
@@ -123,7 +143,11 @@ fn profiles(args: &[String], targets: &[(String, String)]) -> Result<Vec<(String
             let (name, file) = match arg.split_once('=') {
                 Some((name, file)) => (name.to_owned(), file),
                 None if external.len() == 1 => (external[0].clone(), arg.as_str()),
-                None => return Err(format!("--profile {arg}: say which target it is for (NAME=FILE)")),
+                None => {
+                    return Err(format!(
+                        "--profile {arg}: say which target it is for (NAME=FILE)"
+                    ));
+                }
             };
             if !targets.iter().any(|(n, _)| *n == name) {
                 return Err(format!("--profile {arg}: no target named `{name}`"));

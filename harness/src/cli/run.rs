@@ -83,7 +83,11 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     let covered: f64 = results.iter().map(|r| r.covered.as_secs_f64()).sum();
-    let clock = if matches!(target, Target::Simulator { .. }) { "virtual" } else { "real" };
+    let clock = if matches!(target, Target::Simulator { .. }) {
+        "virtual"
+    } else {
+        "real"
+    };
     eprintln!(
         "{} scenarios covering {covered:.1}s of {clock} time in {:.2}s",
         results.len(),
@@ -112,7 +116,11 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, String> {
 /// The scenario files named by `paths` (folders searched recursively), in order.
 pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let defaults = [PathBuf::from("scenarios")];
-    let paths = if paths.is_empty() { &defaults[..] } else { paths };
+    let paths = if paths.is_empty() {
+        &defaults[..]
+    } else {
+        paths
+    };
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {

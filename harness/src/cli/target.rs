@@ -33,7 +33,8 @@ pub struct ConnectionArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    lastwill::scenario::parse_duration(text).ok_or_else(|| format!("`{text}` is not a duration like 500ms or 1.5s"))
+    lastwill::scenario::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration like 500ms or 1.5s"))
 }
 
 impl ConnectionArgs {
@@ -48,19 +49,31 @@ impl ConnectionArgs {
         } else if let Some(rest) = url.strip_prefix("mqtt://") {
             (false, rest)
         } else {
-            return Err(format!("target `{url}`: expected `sim`, mqtt://HOST:PORT or mqtts://HOST:PORT"));
+            return Err(format!(
+                "target `{url}`: expected `sim`, mqtt://HOST:PORT or mqtts://HOST:PORT"
+            ));
         };
         let rest = rest.trim_end_matches('/');
         let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) => (host, port.parse().map_err(|_| format!("target `{url}`: bad port `{port}`"))?),
+            Some((host, port)) => (
+                host,
+                port.parse()
+                    .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
+            ),
             None => (rest, if tls { 8883 } else { 1883 }),
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         if host.is_empty() {
             return Err(format!("target `{url}`: no host"));
         }
         let tls = if tls {
-            Some(Arc::new(tls_connector(self.ca_file.as_deref(), self.insecure)?))
+            Some(Arc::new(tls_connector(
+                self.ca_file.as_deref(),
+                self.insecure,
+            )?))
         } else {
             None
         };
@@ -81,7 +94,14 @@ impl ConnectionArgs {
             .build()
             .map_err(|e| e.to_string())?;
         let capabilities = runtime.block_on(target.probe())?;
-        let run_id = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() & 0xff_ffff);
+        let run_id = format!(
+            "{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros()
+                & 0xff_ffff
+        );
         Ok(Target::Tcp {
             target,
             capabilities,

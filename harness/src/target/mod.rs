@@ -90,7 +90,11 @@ pub async fn direct(
                 let wait = Wait {
                     close: step.expect.iter().any(|e| e.closed == Some(true)),
                     disconnect: step.expect.iter().any(|e| e.disconnect.is_some()),
-                    within: step.expect.iter().find_map(|e| e.within).unwrap_or(STEP_TIMEOUT),
+                    within: step
+                        .expect
+                        .iter()
+                        .find_map(|e| e.within)
+                        .unwrap_or(STEP_TIMEOUT),
                 };
                 let outcome = run_action(agents, client, action.clone(), wait).await;
                 let checks = verdict::step_checks(step, &outcome, scenario.level);
@@ -98,7 +102,10 @@ pub async fn direct(
                     recorder.record(
                         control.now(),
                         client,
-                        EventKind::Check(format!("expected {}; observed {}", failed.expected, failed.observed)),
+                        EventKind::Check(format!(
+                            "expected {}; observed {}",
+                            failed.expected, failed.observed
+                        )),
                     );
                 }
                 direction.checks.extend(checks);
@@ -118,7 +125,11 @@ pub async fn direct(
             }
             StepKind::Net(actions) => {
                 for action in actions {
-                    recorder.record(control.now(), "", EventKind::Step(format!("net {}", describe_net(action))));
+                    recorder.record(
+                        control.now(),
+                        "",
+                        EventKind::Step(format!("net {}", describe_net(action))),
+                    );
                     if let Err(why) = control.net(action) {
                         direction.checks.push(cannot(step.location, why));
                     }
@@ -149,7 +160,15 @@ async fn run_action(
     wait: Wait,
 ) -> Outcome {
     let (reply, outcome) = oneshot::channel();
-    let sent = agents.get(client).is_some_and(|agent| agent.send(Command { action, wait, reply }).is_ok());
+    let sent = agents.get(client).is_some_and(|agent| {
+        agent
+            .send(Command {
+                action,
+                wait,
+                reply,
+            })
+            .is_ok()
+    });
     match (sent, outcome.await) {
         (true, Ok(outcome)) => outcome,
         _ => Outcome {
@@ -174,7 +193,10 @@ fn describe_net(action: &NetAction) -> String {
         NetAction::Partition(clients) => format!("partition [{}]", clients.join(", ")),
         NetAction::Heal(None) => "heal all".into(),
         NetAction::Heal(Some(clients)) => format!("heal [{}]", clients.join(", ")),
-        NetAction::Latency { clients: None, latency } => format!("latency {}ms", latency.as_millis()),
+        NetAction::Latency {
+            clients: None,
+            latency,
+        } => format!("latency {}ms", latency.as_millis()),
         NetAction::Latency {
             clients: Some(clients),
             latency,

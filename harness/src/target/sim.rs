@@ -65,9 +65,15 @@ pub fn broker_config(requested: &BrokerConfig) -> Config {
     config.topic_alias_maximum = r.topic_alias_maximum.unwrap_or(config.topic_alias_maximum);
     config.receive_maximum = r.receive_maximum.unwrap_or(config.receive_maximum);
     config.max_session_expiry = r.max_session_expiry.or(config.max_session_expiry);
-    config.wildcard_subscriptions = r.wildcard_subscriptions.unwrap_or(config.wildcard_subscriptions);
-    config.subscription_identifiers = r.subscription_identifiers.unwrap_or(config.subscription_identifiers);
-    config.shared_subscriptions = r.shared_subscriptions.unwrap_or(config.shared_subscriptions);
+    config.wildcard_subscriptions = r
+        .wildcard_subscriptions
+        .unwrap_or(config.wildcard_subscriptions);
+    config.subscription_identifiers = r
+        .subscription_identifiers
+        .unwrap_or(config.subscription_identifiers);
+    config.shared_subscriptions = r
+        .shared_subscriptions
+        .unwrap_or(config.shared_subscriptions);
     config.max_queued_messages = r.max_queued_messages.unwrap_or(config.max_queued_messages);
     config.max_connections = r.max_connections.unwrap_or(config.max_connections);
     config.connect_timeout = r.connect_timeout.unwrap_or(config.connect_timeout);
@@ -106,7 +112,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Run, String> {
                 loop {
                     let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
                     restart.up.notify_waiters();
-                    Server::new(config.clone()).serve(listener, restart.down.notified()).await;
+                    Server::new(config.clone())
+                        .serve(listener, restart.down.notified())
+                        .await;
                 }
             }
         });
@@ -171,10 +179,18 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Run, String> {
         }
     }
 
-    let direction = direction.borrow_mut().take().ok_or("the director did not finish")?;
+    let direction = direction
+        .borrow_mut()
+        .take()
+        .ok_or("the director did not finish")?;
     let transcript = recorder.transcript();
     let mut checks = direction.checks;
-    checks.extend(verdict::final_checks(scenario, &transcript, &direction.marks, Tolerance::SIMULATOR));
+    checks.extend(verdict::final_checks(
+        scenario,
+        &transcript,
+        &direction.marks,
+        Tolerance::SIMULATOR,
+    ));
     Ok(Run {
         verdict: Verdict::of(&checks),
         transcript,
@@ -225,7 +241,10 @@ impl Control for SimControl {
                 }
             }
             NetAction::Latency { clients, latency } => {
-                self.latency.lock().expect("latency lock").push((clients.clone(), *latency));
+                self.latency
+                    .lock()
+                    .expect("latency lock")
+                    .push((clients.clone(), *latency));
             }
         }
         Ok(())

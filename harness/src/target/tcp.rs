@@ -21,7 +21,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use lastwill_broker::codec::{self, Connect, Disconnect, Packet, Protocol, Publish, QoS, Subscribe, SubscriptionRequest};
+use lastwill_broker::codec::{
+    self, Connect, Disconnect, Packet, Protocol, Publish, QoS, Subscribe, SubscriptionRequest,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -29,7 +31,9 @@ use tokio::time::Instant;
 
 use super::{Control, Network, direct};
 use crate::client::Agent;
-use crate::scenario::{Action, BrokerConfig, MessageMatcher, NetAction, Receives, Scenario, StepKind};
+use crate::scenario::{
+    Action, BrokerConfig, MessageMatcher, NetAction, Receives, Scenario, StepKind,
+};
 use crate::target::sim::Run;
 use crate::transcript::Recorder;
 use crate::verdict::{self, Tolerance, Verdict};
@@ -97,23 +101,33 @@ impl TcpTarget {
             .await
             .map_err(|_| format!("{target}: connection timed out"))?
             .map_err(|e| format!("{target}: cannot connect: {e}"))?;
-        let mut connect = Connect::new(Protocol::V5, format!("lastwill-probe-{}", std::process::id()));
+        let mut connect = Connect::new(
+            Protocol::V5,
+            format!("lastwill-probe-{}", std::process::id()),
+        );
         connect.username = self.username.clone();
         connect.password = self.password.clone().map(Bytes::from);
         let mut buf = BytesMut::new();
         codec::encode(&Packet::Connect(connect), Protocol::V5, &mut buf)
             .map_err(|e| e.to_string())?;
-        stream.write_all(&buf).await.map_err(|e| format!("{target}: {e}"))?;
+        stream
+            .write_all(&buf)
+            .await
+            .map_err(|e| format!("{target}: {e}"))?;
         let mut incoming = BytesMut::new();
         let reply = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
                 match codec::decode(&mut incoming, Some(Protocol::V5), u32::MAX) {
                     Ok(Some(packet)) => return Ok(packet),
                     Ok(None) => {}
-                    Err(e) => return Err(format!("{target} does not answer like an MQTT broker: {e}")),
+                    Err(e) => {
+                        return Err(format!("{target} does not answer like an MQTT broker: {e}"));
+                    }
                 }
                 match stream.read_buf(&mut incoming).await {
-                    Ok(0) => return Err(format!("{target} closed the connection without a CONNACK")),
+                    Ok(0) => {
+                        return Err(format!("{target} closed the connection without a CONNACK"));
+                    }
                     Ok(_) => {}
                     Err(e) => return Err(format!("{target}: {e}")),
                 }
@@ -131,7 +145,11 @@ impl TcpTarget {
             ));
         }
         let mut buf = BytesMut::new();
-        let _ = codec::encode(&Packet::Disconnect(Disconnect::default()), Protocol::V5, &mut buf);
+        let _ = codec::encode(
+            &Packet::Disconnect(Disconnect::default()),
+            Protocol::V5,
+            &mut buf,
+        );
         let _ = stream.write_all(&buf).await;
         let p = connack.properties;
         Ok(Capabilities {
@@ -152,7 +170,10 @@ impl TcpTarget {
         for step in &scenario.steps {
             match &step.kind {
                 StepKind::Net(_) => {
-                    return Some(format!("line {}: network faults (`net:`) need the simulator", step.location.line));
+                    return Some(format!(
+                        "line {}: network faults (`net:`) need the simulator",
+                        step.location.line
+                    ));
                 }
                 StepKind::BrokerRestart if self.restart_cmd.is_none() => {
                     return Some(format!(
@@ -169,9 +190,14 @@ impl TcpTarget {
 
 /// The first `broker:` requirement that the target's capabilities do not meet.
 fn unmet_requirement(wanted: &BrokerConfig, has: &Capabilities) -> Option<String> {
-    fn differs<T: PartialEq + std::fmt::Debug>(name: &str, wanted: Option<T>, has: T) -> Option<String> {
+    fn differs<T: PartialEq + std::fmt::Debug>(
+        name: &str,
+        wanted: Option<T>,
+        has: T,
+    ) -> Option<String> {
         let wanted = wanted?;
-        (wanted != has).then(|| format!("needs a broker with {name} {wanted:?}; this one announces {has:?}"))
+        (wanted != has)
+            .then(|| format!("needs a broker with {name} {wanted:?}; this one announces {has:?}"))
     }
     let unverifiable = [
         ("max_session_expiry", wanted.max_session_expiry.is_some()),
@@ -181,19 +207,67 @@ fn unmet_requirement(wanted: &BrokerConfig, has: &Capabilities) -> Option<String
         ("credentials", wanted.credentials.is_some()),
     ];
     if let Some((name, _)) = unverifiable.iter().find(|(_, set)| *set) {
-        return Some(format!("needs broker setting `{name}`, which a CONNACK cannot confirm"));
+        return Some(format!(
+            "needs broker setting `{name}`, which a CONNACK cannot confirm"
+        ));
     }
     differs("max_qos", wanted.max_qos, has.maximum_qos)
-        .or_else(|| differs("retain_available", wanted.retain_available, has.retain_available))
-        .or_else(|| differs("max_packet_size", wanted.max_packet_size.map(Some), has.maximum_packet_size))
-        .or_else(|| differs("server_keep_alive", wanted.server_keep_alive.map(Some), has.server_keep_alive))
-        .or_else(|| differs("topic_alias_maximum", wanted.topic_alias_maximum, has.topic_alias_maximum))
-        .or_else(|| differs("receive_maximum", wanted.receive_maximum, has.receive_maximum))
-        .or_else(|| differs("wildcard_subscriptions", wanted.wildcard_subscriptions, has.wildcard_subscriptions))
         .or_else(|| {
-            differs("subscription_identifiers", wanted.subscription_identifiers, has.subscription_identifiers)
+            differs(
+                "retain_available",
+                wanted.retain_available,
+                has.retain_available,
+            )
         })
-        .or_else(|| differs("shared_subscriptions", wanted.shared_subscriptions, has.shared_subscriptions))
+        .or_else(|| {
+            differs(
+                "max_packet_size",
+                wanted.max_packet_size.map(Some),
+                has.maximum_packet_size,
+            )
+        })
+        .or_else(|| {
+            differs(
+                "server_keep_alive",
+                wanted.server_keep_alive.map(Some),
+                has.server_keep_alive,
+            )
+        })
+        .or_else(|| {
+            differs(
+                "topic_alias_maximum",
+                wanted.topic_alias_maximum,
+                has.topic_alias_maximum,
+            )
+        })
+        .or_else(|| {
+            differs(
+                "receive_maximum",
+                wanted.receive_maximum,
+                has.receive_maximum,
+            )
+        })
+        .or_else(|| {
+            differs(
+                "wildcard_subscriptions",
+                wanted.wildcard_subscriptions,
+                has.wildcard_subscriptions,
+            )
+        })
+        .or_else(|| {
+            differs(
+                "subscription_identifiers",
+                wanted.subscription_identifiers,
+                has.subscription_identifiers,
+            )
+        })
+        .or_else(|| {
+            differs(
+                "shared_subscriptions",
+                wanted.shared_subscriptions,
+                has.shared_subscriptions,
+            )
+        })
 }
 
 /// Runs one scenario against the target, in real time, on the current thread.
@@ -237,7 +311,12 @@ pub fn run(scenario: &Scenario, target: &TcpTarget, prefix: &str) -> Result<Run,
     });
     let (direction, transcript) = result;
     let mut checks = direction.checks;
-    checks.extend(verdict::final_checks(&scenario, &transcript, &direction.marks, target.tolerance));
+    checks.extend(verdict::final_checks(
+        &scenario,
+        &transcript,
+        &direction.marks,
+        target.tolerance,
+    ));
     Ok(Run {
         verdict: Verdict::of(&checks),
         transcript,
@@ -314,7 +393,10 @@ async fn clear_retained(target: &TcpTarget, prefix: &str) {
     connect.password = target.password.clone().map(Bytes::from);
     let subscribe = Subscribe {
         packet_id: 1,
-        filters: vec![SubscriptionRequest::new(format!("{prefix}/#"), QoS::AtMostOnce)],
+        filters: vec![SubscriptionRequest::new(
+            format!("{prefix}/#"),
+            QoS::AtMostOnce,
+        )],
         subscription_identifier: None,
         user_properties: Vec::new(),
     };
@@ -329,7 +411,9 @@ async fn clear_retained(target: &TcpTarget, prefix: &str) {
     let mut incoming = BytesMut::new();
     let _ = tokio::time::timeout(Duration::from_millis(500), async {
         loop {
-            while let Ok(Some(packet)) = codec::decode(&mut incoming, Some(Protocol::V311), u32::MAX) {
+            while let Ok(Some(packet)) =
+                codec::decode(&mut incoming, Some(Protocol::V311), u32::MAX)
+            {
                 if let Packet::Publish(p) = packet
                     && p.retain
                 {
@@ -348,14 +432,21 @@ async fn clear_retained(target: &TcpTarget, prefix: &str) {
         clear.retain = true;
         let _ = codec::encode(&Packet::Publish(clear), Protocol::V311, &mut buf);
     }
-    let _ = codec::encode(&Packet::Disconnect(Disconnect::default()), Protocol::V311, &mut buf);
+    let _ = codec::encode(
+        &Packet::Disconnect(Disconnect::default()),
+        Protocol::V311,
+        &mut buf,
+    );
     let _ = stream.write_all(&buf).await;
     let _ = stream.shutdown().await;
 }
 
 /// TLS settings for `mqtts://` targets: trust `ca_file` (PEM) or the Mozilla roots, or, with
 /// `insecure`, any certificate at all.
-pub fn tls_connector(ca_file: Option<&std::path::Path>, insecure: bool) -> Result<tokio_rustls::TlsConnector, String> {
+pub fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+    insecure: bool,
+) -> Result<tokio_rustls::TlsConnector, String> {
     use rustls_pki_types::pem::PemObject;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
@@ -374,7 +465,9 @@ pub fn tls_connector(ca_file: Option<&std::path::Path>, insecure: bool) -> Resul
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 for cert in certs {
                     let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-                    roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
                 }
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -406,7 +499,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &rustls_pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -415,7 +513,12 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         cert: &rustls_pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -506,7 +609,11 @@ pub enum Stream {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
@@ -515,7 +622,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
