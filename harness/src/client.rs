@@ -129,13 +129,7 @@ impl<N: Network> Agent<N> {
                     let outcome = self.execute(command.action, command.wait).await;
                     let _ = command.reply.send(outcome);
                 }
-                Next::Incoming(incoming) => {
-                    let mut idle = Outcome::default();
-                    self.on_incoming(incoming, &mut idle).await;
-                    if idle.disconnect.is_some() {
-                        self.idle_disconnect = idle.disconnect;
-                    }
-                }
+                Next::Incoming(incoming) => self.on_idle_incoming(incoming).await,
                 Next::Ping => self.send(Packet::PingReq).await,
             }
         }
@@ -157,7 +151,29 @@ impl<N: Network> Agent<N> {
         Some(link.last_sent + Duration::from_secs(u64::from(link.keep_alive)))
     }
 
+    /// Handles what arrived while no step was running.
+    async fn on_idle_incoming(&mut self, incoming: Incoming) {
+        let mut idle = Outcome::default();
+        self.on_incoming(incoming, &mut idle).await;
+        if idle.disconnect.is_some() {
+            self.idle_disconnect = idle.disconnect;
+        }
+    }
+
     async fn execute(&mut self, action: Action, wait: Wait) -> Outcome {
+        // First take in whatever has already arrived (a close after a broker restart, say),
+        // so that the step acts on the connection as it really is now.
+        while self.link.is_some() {
+            let ready = tokio::select! {
+                biased;
+                incoming = read_packet(&mut self.link) => Some(incoming),
+                () = std::future::ready(()) => None,
+            };
+            match ready {
+                Some(incoming) => self.on_idle_incoming(incoming).await,
+                None => break,
+            }
+        }
         let deadline = Instant::now() + wait.within;
         let mut outcome = Outcome {
             disconnect: self.idle_disconnect.take(),

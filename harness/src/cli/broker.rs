@@ -154,6 +154,7 @@ mod tests {
     fn args(line: &[&str]) -> super::Args {
         match Cli::try_parse_from(line).expect("parses").command {
             Command::Broker(args) => args,
+            other => panic!("not the broker subcommand: {other:?}"),
         }
     }
 
