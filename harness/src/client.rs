@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use lastwill_broker::codec::{
     self, Ack, ConnAck, Disconnect, Packet, Protocol, Publish, QoS, SubAck, Subscribe, UnsubAck,
-    Unsubscribe,
+    Unsubscribe, reason,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -69,6 +69,8 @@ struct Link<S> {
     /// Seconds; the server's keep alive replaces the client's ([MQTT-3.2.2-21]).
     keep_alive: u16,
     last_sent: Instant,
+    /// A CONNACK arrived on this connection.
+    connack: bool,
 }
 
 /// What reading the connection produced.
@@ -341,6 +343,7 @@ impl<N: Network> Agent<N> {
             }
         };
         self.record(EventKind::Received(packet.clone()));
+        self.check_rules(&packet);
         let auto = self.spec.auto_ack && !self.silenced;
         match packet {
             Packet::ConnAck(connack) => {
@@ -382,6 +385,47 @@ impl<N: Network> Agent<N> {
         }
     }
 
+    /// Records what breaks a rule every server must keep, whatever the scenario expects.
+    fn check_rules(&mut self, packet: &Packet) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        let v5 = link.protocol == Protocol::V5;
+        let mut violations = Vec::new();
+        match packet {
+            Packet::ConnAck(connack) => {
+                if link.connack {
+                    violations.push("[MQTT-3.2.0-2] a second CONNACK on one connection".to_owned());
+                }
+                link.connack = true;
+                let (known, refused_present) = if v5 {
+                    (reason::is_connack_code(connack.code), "[MQTT-3.2.2-6]")
+                } else {
+                    (connack.code <= 5, "[MQTT-3.2.2-4]")
+                };
+                if !known {
+                    violations.push(format!(
+                        "[MQTT-3.2.2-8] CONNACK code 0x{:02X} is not in the CONNACK table",
+                        connack.code
+                    ));
+                }
+                if connack.code != 0 && connack.session_present {
+                    violations.push(format!("{refused_present} a refusing CONNACK has Session Present 1"));
+                }
+            }
+            Packet::Disconnect(_) if !link.connack => {
+                violations.push("[MQTT-3.14.0-1] DISCONNECT before a successful CONNACK".to_owned());
+            }
+            Packet::Disconnect(_) if !v5 => {
+                violations.push("a 3.1.1 server sent DISCONNECT, which 3.1.1 does not allow".to_owned());
+            }
+            _ => {}
+        }
+        for violation in violations {
+            self.record(EventKind::Violation(violation));
+        }
+    }
+
     /// Sends an acknowledgement now, or keeps it for a later `ack` step.
     async fn reply(&mut self, packet: Packet, now: bool) {
         if now {
@@ -404,6 +448,7 @@ impl<N: Network> Agent<N> {
                     buf: BytesMut::with_capacity(4096),
                     keep_alive: 0,
                     last_sent: Instant::now(),
+                    connack: false,
                 });
                 self.unacked.clear();
                 outcome.disconnect = None;

@@ -46,7 +46,8 @@ impl Target {
                 run_id,
             } => match target.skip_reason(scenario, capabilities) {
                 Some(why) => return result(scenario, Status::Skip(why), None, Duration::ZERO),
-                None => tcp::run(scenario, target, &format!("lw{run_id}s{index}")),
+                None if tcp::needs_exclusive_run(scenario) => tcp::run(scenario, target, None),
+                None => tcp::run(scenario, target, Some(&format!("lw{run_id}s{index}"))),
             },
         };
         let elapsed = started.elapsed();

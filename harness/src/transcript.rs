@@ -35,6 +35,9 @@ pub enum EventKind {
     Step(String),
     /// A step expectation that did not hold (so the failure shows where it happened).
     Check(String),
+    /// The broker broke a protocol rule that every exchange must keep, whatever the
+    /// scenario expects (a DISCONNECT before CONNACK, a CONNACK code outside its table).
+    Violation(String),
     /// The run ended.
     End,
 }
@@ -154,6 +157,7 @@ fn describe(kind: &EventKind) -> (&'static str, String) {
         EventKind::Fault(what) => ("✂", what.clone()),
         EventKind::Step(what) => ("·", what.clone()),
         EventKind::Check(what) => ("!", what.clone()),
+        EventKind::Violation(what) => ("!", format!("protocol violation: {what}")),
         EventKind::End => ("·", "end".into()),
     }
 }

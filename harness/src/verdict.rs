@@ -401,6 +401,18 @@ pub fn final_checks(
     tolerance: Tolerance,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
+    for event in &transcript.events {
+        if let EventKind::Violation(what) = &event.kind {
+            let client = scenario.client(&event.client);
+            checks.push(Check {
+                level: Level::Must,
+                passed: false,
+                expected: format!("{} gets only well-formed protocol exchanges", event.client),
+                observed: format!("{what} at {}s", seconds(event.at)),
+                location: client.map(|c| c.location).unwrap_or_default(),
+            });
+        }
+    }
     for block in &scenario.expect {
         let level = block.level.unwrap_or(scenario.level);
         check_client(block, level, transcript, marks, tolerance, &mut checks);

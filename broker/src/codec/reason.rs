@@ -71,6 +71,14 @@ pub fn is_client_disconnect_code(code: u8) -> bool {
     )
 }
 
+/// The codes a v5 CONNACK may carry (Table 3-1, [MQTT-3.2.2-8]).
+pub fn is_connack_code(code: u8) -> bool {
+    matches!(
+        code,
+        0x00 | 0x80..=0x8A | 0x8C | 0x90 | 0x95 | 0x97 | 0x99 | 0x9A | 0x9B | 0x9C | 0x9D | 0x9F
+    )
+}
+
 /// The name of a v5 reason code, for transcripts and logs.
 pub fn name(code: u8) -> &'static str {
     match code {

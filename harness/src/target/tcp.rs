@@ -35,7 +35,7 @@ use crate::scenario::{
     Action, BrokerConfig, MessageMatcher, NetAction, Receives, Scenario, StepKind,
 };
 use crate::target::sim::Run;
-use crate::transcript::Recorder;
+use crate::transcript::{EventKind, Recorder};
 use crate::verdict::{self, Tolerance, Verdict};
 
 /// Defaults for real brokers, which usually run their timers on one-second ticks.
@@ -188,6 +188,23 @@ impl TcpTarget {
     }
 }
 
+/// Whether the scenario must run alone and without a prefix: raw `send:` bytes carry their
+/// own client ids and topics, which cannot be rewritten, and `$` topics cannot be prefixed
+/// without changing what they test. Isolation then comes from running nothing else meanwhile.
+pub fn needs_exclusive_run(scenario: &Scenario) -> bool {
+    let dollar = |topic: &str| topic.starts_with('$') && !topic.starts_with("$share/");
+    scenario.steps.iter().any(|step| match &step.kind {
+        StepKind::Client { action, .. } => match action {
+            Action::Send(_) => true,
+            Action::Connect(connect) => connect.will.as_ref().is_some_and(|w| dollar(&w.topic)),
+            Action::Subscribe(spec) => spec.filters.iter().any(|f| dollar(&f.filter)),
+            Action::Publish(spec) => dollar(&spec.topic),
+            _ => false,
+        },
+        _ => false,
+    })
+}
+
 /// The first `broker:` requirement that the target's capabilities do not meet.
 fn unmet_requirement(wanted: &BrokerConfig, has: &Capabilities) -> Option<String> {
     fn differs<T: PartialEq + std::fmt::Debug>(
@@ -270,14 +287,19 @@ fn unmet_requirement(wanted: &BrokerConfig, has: &Capabilities) -> Option<String
         })
 }
 
-/// Runs one scenario against the target, in real time, on the current thread.
-pub fn run(scenario: &Scenario, target: &TcpTarget, prefix: &str) -> Result<Run, String> {
+/// Runs one scenario against the target, in real time, on the current thread. With a
+/// `prefix`, its client ids and topics are moved under it; without one (an exclusive run, see
+/// [`needs_exclusive_run`]) they are used as written.
+pub fn run(scenario: &Scenario, target: &TcpTarget, prefix: Option<&str>) -> Result<Run, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
     let local = tokio::task::LocalSet::new();
-    let scenario = with_prefix(scenario, prefix);
+    let scenario = match prefix {
+        Some(prefix) => with_prefix(scenario, prefix),
+        None => scenario.clone(),
+    };
     let result = local.block_on(&runtime, async {
         let start = Instant::now();
         let graveyard = Arc::new(Mutex::new(Vec::new()));
@@ -306,8 +328,13 @@ pub fn run(scenario: &Scenario, target: &TcpTarget, prefix: &str) -> Result<Run,
             let _ = task.await;
         }
         graveyard.lock().expect("graveyard lock").clear();
-        clear_retained(target, prefix).await;
-        (direction, recorder.transcript())
+        let transcript = recorder.transcript();
+        let filter = match prefix {
+            Some(prefix) => format!("{prefix}/#"),
+            None => "#".to_owned(),
+        };
+        clear_retained(target, &filter, &transcript).await;
+        (direction, transcript)
     });
     let (direction, transcript) = result;
     let mut checks = direction.checks;
@@ -382,21 +409,29 @@ fn prefixed_topic(prefix: &str, topic: &str) -> String {
     }
 }
 
-/// Clears retained messages left under `prefix`: subscribe to `PREFIX/#`, collect what is
-/// retained for a moment, publish an empty retained message to each topic.
-async fn clear_retained(target: &TcpTarget, prefix: &str) {
+/// Clears the retained messages a run left: subscribe to `filter` (the run's `PREFIX/#`, or
+/// `#` for an exclusive run), collect what is retained for a moment, and publish an empty
+/// retained message to each topic. `$` topics are not matched by `#`: those the run used
+/// (as seen in its transcript) are subscribed to by name.
+async fn clear_retained(target: &TcpTarget, filter: &str, transcript: &crate::transcript::Transcript) {
     let Ok(mut stream) = target.open().await else {
         return;
     };
-    let mut connect = Connect::new(Protocol::V311, format!("{prefix}-cleanup"));
+    let mut connect = Connect::new(Protocol::V311, format!("lastwill-cleanup-{}", std::process::id()));
     connect.username = target.username.clone();
     connect.password = target.password.clone().map(Bytes::from);
+    let mut filters = vec![SubscriptionRequest::new(filter, QoS::AtMostOnce)];
+    for event in &transcript.events {
+        if let EventKind::Sent(Packet::Publish(p)) | EventKind::Received(Packet::Publish(p)) = &event.kind
+            && p.topic.starts_with('$')
+            && !filters.iter().any(|f| f.filter == p.topic)
+        {
+            filters.push(SubscriptionRequest::new(p.topic.clone(), QoS::AtMostOnce));
+        }
+    }
     let subscribe = Subscribe {
         packet_id: 1,
-        filters: vec![SubscriptionRequest::new(
-            format!("{prefix}/#"),
-            QoS::AtMostOnce,
-        )],
+        filters,
         subscription_identifier: None,
         user_properties: Vec::new(),
     };
