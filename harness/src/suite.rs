@@ -86,31 +86,36 @@ fn result(
 }
 
 /// Runs every scenario on `target`, `jobs` at a time, showing a progress bar on a terminal.
-/// Results come back in the scenarios' order.
+/// On a TCP target, scenarios that need the broker to themselves run afterwards, one at a
+/// time. Results come back in the scenarios' order.
 pub fn run(scenarios: &[Scenario], target: &Target, jobs: usize) -> Vec<ScenarioResult> {
-    let jobs = jobs.clamp(1, scenarios.len().max(1));
+    let (shared, exclusive): (Vec<usize>, Vec<usize>) =
+        (0..scenarios.len()).partition(|&i| match target {
+            Target::Simulator { .. } => true,
+            Target::Tcp { .. } => !tcp::needs_exclusive_run(&scenarios[i]),
+        });
     let progress = ProgressBar::new(scenarios.len() as u64);
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("progress template"),
     );
-    let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; scenarios.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(scenario) = scenarios.get(index) else {
-                        return;
-                    };
-                    let result = target.run(scenario, index);
-                    progress.set_message(scenario.file.clone());
-                    progress.inc(1);
-                    results.lock().expect("results lock")[index] = Some(result);
-                }
-            });
-        }
-    });
+    for (batch, jobs) in [(shared, jobs), (exclusive, 1)] {
+        let jobs = jobs.clamp(1, batch.len().max(1));
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| {
+                    while let Some(&index) = batch.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let scenario = &scenarios[index];
+                        let result = target.run(scenario, index);
+                        progress.set_message(scenario.file.clone());
+                        progress.inc(1);
+                        results.lock().expect("results lock")[index] = Some(result);
+                    }
+                });
+            }
+        });
+    }
     progress.finish_and_clear();
     results
         .into_inner()

@@ -11,17 +11,20 @@
 
 use std::path::{Path, PathBuf};
 
-use libtest_mimic::{Arguments, Failed, Trial};
 use lastwill::scenario;
 use lastwill::target::sim;
 use lastwill::verdict::Verdict;
+use libtest_mimic::{Arguments, Failed, Trial};
 
 const SEED: u64 = 1;
 const OTHER_SEED: u64 = 0x5eed;
 
 fn main() {
     let args = Arguments::from_args();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned();
     let catalogue = root.join("scenarios");
     let trials = scenario::discover(&catalogue)
         .into_iter()
@@ -73,5 +76,10 @@ fn check(file: &PathBuf, name: &str, snapshots: &Path) -> Result<(), Failed> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         settings.bind(|| insta::assert_snapshot!(snapshot_name.as_str(), rendered));
     }))
-    .map_err(|_| Failed::from(format!("{}: transcript differs from snapshots/{snapshot_name}.snap", file.display())))
+    .map_err(|_| {
+        Failed::from(format!(
+            "{}: transcript differs from snapshots/{snapshot_name}.snap",
+            file.display()
+        ))
+    })
 }

@@ -1,0 +1,168 @@
+//! Interop check of the reference broker itself: the built `lastwill broker` binary, over real
+//! TCP, must pass every scenario that passes in the simulator; scenarios only the simulator can
+//! run are skipped with a reason.
+//!
+//! Each scenario gets a broker process configured as its `broker:` section says (the broker
+//! starts in milliseconds), so scenarios run in parallel without sharing a broker, and
+//! requirements such as credentials, which a CONNACK cannot show, are met by construction.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use lastwill::report::Status;
+use lastwill::scenario::{self, BrokerConfig, Scenario};
+use lastwill::suite::Target;
+use lastwill::target::tcp::{DEFAULT_TOLERANCE, TcpTarget};
+
+/// Scenarios running at once (each with its own broker process).
+const PARALLEL: usize = 24;
+
+/// The broker process of one scenario; killed when dropped.
+struct Broker {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_broker(config: &BrokerConfig, dir: &Path, name: &str) -> Broker {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(toml(config, port).as_bytes()))
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_lastwill"))
+        .arg("broker")
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lastwill broker");
+    let broker = Broker { child, port };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "broker on port {port} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker
+}
+
+/// The broker's TOML configuration for a scenario's `broker:` section.
+fn toml(c: &BrokerConfig, port: u16) -> String {
+    let mut out = format!("listen = \"127.0.0.1:{port}\"\n");
+    let mut set = |key: &str, value: Option<String>| {
+        if let Some(value) = value {
+            out.push_str(&format!("{key} = {value}\n"));
+        }
+    };
+    set("max_qos", c.max_qos.map(|q| q.as_u8().to_string()));
+    set("retain_available", c.retain_available.map(|b| b.to_string()));
+    set("max_packet_size", c.max_packet_size.map(|n| n.to_string()));
+    set("server_keep_alive", c.server_keep_alive.map(|n| n.to_string()));
+    set("topic_alias_maximum", c.topic_alias_maximum.map(|n| n.to_string()));
+    set("receive_maximum", c.receive_maximum.map(|n| n.to_string()));
+    set("max_session_expiry", c.max_session_expiry.map(|n| n.to_string()));
+    set("wildcard_subscriptions", c.wildcard_subscriptions.map(|b| b.to_string()));
+    set("subscription_identifiers", c.subscription_identifiers.map(|b| b.to_string()));
+    set("shared_subscriptions", c.shared_subscriptions.map(|b| b.to_string()));
+    set("max_queued_messages", c.max_queued_messages.map(|n| n.to_string()));
+    set("max_connections", c.max_connections.map(|n| n.to_string()));
+    set("connect_timeout", c.connect_timeout.map(|n| n.to_string()));
+    set(
+        "credentials",
+        c.credentials.as_ref().map(|list| {
+            let items: Vec<String> = list
+                .iter()
+                .map(|u| format!("{{ username = {:?}, password = {:?} }}", u.username, u.password))
+                .collect();
+            format!("[{}]", items.join(", "))
+        }),
+    );
+    out
+}
+
+fn run_on_own_broker(scenario: &Scenario, index: usize, dir: &Path) -> lastwill::report::ScenarioResult {
+    let broker = start_broker(&scenario.broker, dir, &format!("broker-{index}"));
+    let target = TcpTarget {
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        tls: None,
+        username: None,
+        password: None,
+        restart_cmd: None,
+        tolerance: DEFAULT_TOLERANCE,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let capabilities = runtime.block_on(target.probe()).expect("probe the reference broker");
+    let target = Target::Tcp {
+        target,
+        capabilities,
+        run_id: format!("{index}"),
+    };
+    // The broker was configured from the scenario, so only simulator-only steps may skip it:
+    // requirements a CONNACK cannot show (credentials, limits) hold by construction.
+    let mut unconstrained = scenario.clone();
+    unconstrained.broker = BrokerConfig::default();
+    let mut result = target.run(&unconstrained, index);
+    result.name = scenario.name.clone();
+    result
+}
+
+#[test]
+fn reference_broker_over_tcp_passes_what_passes_in_the_simulator() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let scenarios: Vec<Scenario> = scenario::discover(root.join("scenarios"))
+        .iter()
+        .map(|f| scenario::load(f).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("lastwill-tcp-reference-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let simulator = Target::Simulator { seed: 1 };
+    let next = AtomicUsize::new(0);
+    let problems = Mutex::new(Vec::new());
+    let skipped = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL {
+            scope.spawn(|| {
+                while let Some(scenario) = scenarios.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let index = scenarios.iter().position(|s| s.file == scenario.file).unwrap();
+                    if simulator.run(scenario, index).status != Status::Pass {
+                        continue;
+                    }
+                    let tcp = run_on_own_broker(scenario, index, &dir);
+                    match &tcp.status {
+                        Status::Pass => {}
+                        Status::Skip(why) => skipped.lock().unwrap().push(format!("{}: {why}", scenario.file)),
+                        other => problems.lock().unwrap().push(format!(
+                            "{} passes in the simulator but is {other:?} over TCP\n{}",
+                            scenario.file, tcp.transcript
+                        )),
+                    }
+                }
+            });
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let skipped = skipped.into_inner().unwrap();
+    for skip in &skipped {
+        eprintln!("skipped over TCP: {skip}");
+        assert!(
+            skip.contains("need the simulator") || skip.contains("needs --restart-cmd"),
+            "only simulator-only scenarios may be skipped: {skip}"
+        );
+    }
+    let problems = problems.into_inner().unwrap();
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
