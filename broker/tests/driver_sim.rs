@@ -34,7 +34,9 @@ async fn bind() -> io::Result<turmoil::net::TcpListener> {
 
 #[cfg(not(feature = "turmoil"))]
 async fn bind() -> io::Result<SimListener> {
-    turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await.map(SimListener)
+    turmoil::net::TcpListener::bind(("0.0.0.0", PORT))
+        .await
+        .map(SimListener)
 }
 
 #[cfg(not(feature = "turmoil"))]
@@ -94,7 +96,9 @@ impl Client {
         client.send(&Packet::Connect(connect)).await?;
         match client.recv().await? {
             Some(Packet::ConnAck(ack)) if ack.code == 0 => Ok(client),
-            other => Err(io::Error::other(format!("expected CONNACK 0, got {other:?}"))),
+            other => Err(io::Error::other(format!(
+                "expected CONNACK 0, got {other:?}"
+            ))),
         }
     }
 
@@ -107,8 +111,8 @@ impl Client {
     /// The next packet, or `None` at end of stream.
     async fn recv(&mut self) -> io::Result<Option<Packet>> {
         loop {
-            if let Some(packet) =
-                codec::decode(&mut self.buf, Some(self.protocol), u32::MAX).map_err(io::Error::other)?
+            if let Some(packet) = codec::decode(&mut self.buf, Some(self.protocol), u32::MAX)
+                .map_err(io::Error::other)?
             {
                 return Ok(Some(packet));
             }
@@ -173,6 +177,8 @@ struct Scenario {
     will_delay: Option<u32>,
     /// Fixed one-way latency; `None` keeps turmoil's seeded random latency.
     latency: Option<Duration>,
+    /// Instead of being crashed, the device sends a malformed packet at 2 s.
+    garbage: bool,
 }
 
 /// Runs one scenario and returns its log. The device host is crashed at 2 s of virtual time.
@@ -185,9 +191,13 @@ fn run(scenario: Scenario) -> Vec<String> {
     builder
         .rng_seed(scenario.seed)
         .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        .simulation_duration(Duration::from_secs(120));
+        .simulation_duration(Duration::from_secs(120))
+        // Coarser than the default 1 ms: a 30 s delay is 6,000 steps, not 30,000.
+        .tick_duration(Duration::from_millis(5));
     if let Some(latency) = scenario.latency {
-        builder.min_message_latency(latency).max_message_latency(latency);
+        builder
+            .min_message_latency(latency)
+            .max_message_latency(latency);
     }
     let mut sim = builder.build();
     let log = Log::default();
@@ -213,6 +223,7 @@ fn run(scenario: Scenario) -> Vec<String> {
 
     let device_log = log.clone();
     let will_delay = scenario.will_delay;
+    let garbage = scenario.garbage;
     sim.host("device", move || {
         let log = device_log.clone();
         async move {
@@ -220,10 +231,25 @@ fn run(scenario: Scenario) -> Vec<String> {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let mut device = Client::connect(device_connect(protocol, will_delay)).await?;
             log.push("device", "connected with a will on t/1");
-            // Stay connected (and silent) until the host is crashed.
-            let end = device.recv().await?;
-            log.push("device", format!("unexpected end: {end:?}"));
-            Ok(())
+            if garbage {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                // PUBLISH with QoS 3: malformed ([MQTT-3.3.1-4]).
+                device.stream.write_all(&[0x36, 0x00]).await?;
+                log.push("device", "sent a PUBLISH with QoS 3");
+            }
+            // Stay connected (and silent) until the host is crashed or the broker closes.
+            loop {
+                match device.recv().await? {
+                    Some(Packet::Disconnect(d)) => {
+                        log.push("device", format!("received DISCONNECT 0x{:02X}", d.code))
+                    }
+                    Some(packet) => log.push("device", format!("received {}", packet.name())),
+                    None => {
+                        log.push("device", "connection closed by the broker");
+                        return Ok(());
+                    }
+                }
+            }
         }
     });
 
@@ -231,12 +257,12 @@ fn run(scenario: Scenario) -> Vec<String> {
     while sim.elapsed() < crash_at {
         sim.step().expect("simulation step");
     }
-    log.push_at(sim.elapsed(), "test", "crashing the device host");
-    sim.crash("device");
+    if !garbage {
+        log.push_at(sim.elapsed(), "test", "crashing the device host");
+        sim.crash("device");
+    }
     sim.run().expect("simulation");
-    let lines = log.lines();
-    eprintln!("feature turmoil: {}\n{}", cfg!(feature = "turmoil"), lines.join("\n"));
-    lines
+    log.lines()
 }
 
 /// The virtual time, in seconds, of the first log line containing `needle`.
@@ -256,6 +282,7 @@ fn will_is_published_when_the_device_crashes() {
             protocol,
             will_delay: None,
             latency: Some(Duration::from_millis(5)),
+            garbage: false,
         });
         let crash = time_of(&log, "crashing the device host");
         let will = time_of(&log, &format!("received t/1 {WILL_PAYLOAD}"));
@@ -274,6 +301,7 @@ fn delayed_will_arrives_after_the_delay_and_not_before() {
         protocol: Protocol::V5,
         will_delay: Some(30),
         latency: Some(Duration::from_millis(5)),
+        garbage: false,
     });
     let crash = time_of(&log, "crashing the device host");
     let will = time_of(&log, &format!("received t/1 {WILL_PAYLOAD}"));
@@ -295,6 +323,7 @@ fn same_seed_same_log() {
         will_delay: Some(3),
         // turmoil's seeded random latency, so the seed matters.
         latency: None,
+        garbage: false,
     };
     let first = run(scenario(42));
     let second = run(scenario(42));
@@ -304,4 +333,24 @@ fn same_seed_same_log() {
         "{}",
         first.join("\n")
     );
+}
+
+#[test]
+fn undecodable_input_closes_the_connection_and_publishes_the_will() {
+    let log = run(Scenario {
+        seed: 3,
+        protocol: Protocol::V5,
+        will_delay: None,
+        latency: Some(Duration::from_millis(5)),
+        garbage: true,
+    });
+    let text = log.join("\n");
+    let sent = time_of(&log, "sent a PUBLISH with QoS 3");
+    // v5: DISCONNECT 0x81 Malformed Packet, then the close ([MQTT-4.13.1-1]).
+    let disconnect = time_of(&log, "received DISCONNECT 0x81");
+    let closed = time_of(&log, "connection closed by the broker");
+    let will = time_of(&log, &format!("received t/1 {WILL_PAYLOAD}"));
+    assert!(sent < disconnect && disconnect <= closed, "{text}");
+    // A server-initiated close publishes the will ([MQTT-3.1.2-8]).
+    assert!(will >= sent && will - sent < 0.05, "{text}");
 }

@@ -223,11 +223,16 @@ fn will_fields(will: &LastWill) -> String {
 }
 
 fn connack_line(c: &ConnAck) -> String {
-    let mut line = format!(
-        "CONNACK {} session_present={}",
-        code_name(c.code),
-        u8::from(c.session_present)
-    );
+    // v5 CONNACK codes skip 0x01..=0x05, so those are the 3.1.1 return codes
+    let code = match c.code {
+        0x01 => "0x01 unacceptable-protocol-version".to_owned(),
+        0x02 => "0x02 identifier-rejected".to_owned(),
+        0x03 => "0x03 server-unavailable".to_owned(),
+        0x04 => "0x04 bad-user-name-or-password".to_owned(),
+        0x05 => "0x05 not-authorized".to_owned(),
+        other => code_name(other),
+    };
+    let mut line = format!("CONNACK {code} session_present={}", u8::from(c.session_present));
     let p = &c.properties;
     opt(&mut line, "session_expiry", p.session_expiry_interval);
     opt(&mut line, "receive_maximum", p.receive_maximum);

@@ -37,6 +37,9 @@ pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_CHUNK: usize = 8 * 1024;
 
 /// What a connection task tells the core task.
+// Nearly every event is a packet: boxing it would add an allocation to the common case and
+// save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Event {
     /// A whole packet was decoded.
@@ -119,11 +122,16 @@ pub(crate) async fn run<S>(
                     }
                 }
                 if close {
+                    let reported_lost = guard.settled;
                     guard.settled = true;
                     if writable {
                         let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.shutdown()).await;
                     }
-                    info!(connection = id, "connection closed by the broker");
+                    if reported_lost {
+                        debug!(connection = id, "connection released");
+                    } else {
+                        info!(connection = id, "connection closed by the broker");
+                    }
                     return;
                 }
             }

@@ -46,9 +46,12 @@ pub use listener::Listener;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
@@ -103,6 +106,7 @@ impl Server {
         }
         loop {
             let deadline = driver.core.next_deadline().map(|due| driver.start + due);
+            let accepting = accept_paused_until.is_none();
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
@@ -117,31 +121,17 @@ impl Server {
                             Err(_) => break,
                         }
                     }
+                    // Events come first, but a busy broker must still take new clients: look
+                    // at the listener once without waiting.
+                    if accepting && let Some(accepted) = poll_once(listener.accept()).await {
+                        accept_paused_until = driver.accepted(accepted, &mut tasks, &events_tx);
+                    }
                 }
                 () = sleep_until_or_never(deadline) => {}
                 () = sleep_until_or_never(accept_paused_until) => accept_paused_until = None,
-                accepted = listener.accept(), if accept_paused_until.is_none() => match accepted {
-                    Ok((stream, peer)) => {
-                        let id = driver.next_id;
-                        driver.next_id += 1;
-                        info!(connection = id, %peer, "connection opened");
-                        let (outgoing_tx, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
-                        let task = tasks.spawn(connection::run(
-                            id,
-                            stream,
-                            driver.core.config().max_packet_size,
-                            events_tx.clone(),
-                            outgoing_rx,
-                        ));
-                        driver.connections.insert(id, ConnectionHandle { outgoing: outgoing_tx, task });
-                        let now = driver.now();
-                        driver.core.connection_opened(now, id);
-                    }
-                    Err(error) => {
-                        warn!(%error, "accept failed");
-                        accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
-                    }
-                },
+                accepted = listener.accept(), if accepting => {
+                    accept_paused_until = driver.accepted(accepted, &mut tasks, &events_tx);
+                }
                 Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                     if let Err(error) = joined
                         && error.is_panic()
@@ -170,7 +160,10 @@ impl Server {
         })
         .await;
         if drained.is_err() {
-            warn!(remaining = tasks.len(), "connections did not finish writing in time; aborting them");
+            warn!(
+                remaining = tasks.len(),
+                "connections did not finish writing in time; aborting them"
+            );
             tasks.shutdown().await;
         }
         info!("broker stopped");
@@ -182,6 +175,17 @@ pub async fn serve_tcp(config: Config, shutdown: impl Future) -> io::Result<()> 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     Server::new(config).serve(listener, shutdown).await;
     Ok(())
+}
+
+/// Polls `future` once: its output if it is ready right away, `None` otherwise (and the future
+/// is dropped, so it must be cancel-safe).
+async fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
 }
 
 /// Sleeps until `deadline`, or forever when there is none (so a `select!` branch never fires).
@@ -213,6 +217,43 @@ impl Driver {
     /// Broker time: how long the broker has been running.
     fn now(&self) -> Duration {
         Instant::now() - self.start
+    }
+
+    /// Starts a task for a newly accepted connection and tells the core. Returns when to
+    /// try accepting again if `accept` failed (e.g. out of file descriptors).
+    fn accepted<S>(
+        &mut self,
+        accepted: io::Result<(S, SocketAddr)>,
+        tasks: &mut JoinSet<()>,
+        events: &mpsc::Sender<Event>,
+    ) -> Option<Instant>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "accept failed");
+                return Some(Instant::now() + ACCEPT_BACKOFF);
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        info!(connection = id, %peer, "connection opened");
+        let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
+        let max_packet_size = self.core.config().max_packet_size;
+        let task = tasks.spawn(connection::run(
+            id,
+            stream,
+            max_packet_size,
+            events.clone(),
+            outgoing_rx,
+        ));
+        self.connections
+            .insert(id, ConnectionHandle { outgoing, task });
+        let now = self.now();
+        self.core.connection_opened(now, id);
+        None
     }
 
     fn handle(&mut self, now: Duration, event: Event) {
@@ -271,7 +312,10 @@ impl Driver {
             }
             // Losing a connection produces more outputs (a will, a close): go round again.
             for id in too_slow {
-                warn!(connection = id, "write queue full or connection task gone; dropping the connection");
+                warn!(
+                    connection = id,
+                    "write queue full or connection task gone; dropping the connection"
+                );
                 self.core.connection_lost(now, id);
             }
         }

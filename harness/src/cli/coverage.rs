@@ -73,20 +73,13 @@ pub fn run(args: Args) -> ExitCode {
         ]);
     }
     if !table.is_empty() {
-        println!(
-            "{}",
-            if args.all {
-                "All statements:"
-            } else {
-                "Uncovered MUST statements:"
-            }
-        );
-        println!("{table}");
+        let heading = if args.all { "All statements:" } else { "Uncovered MUST statements:" };
+        super::print(format!("{heading}\n{table}"));
     }
     for (file, reference) in &coverage.unknown {
-        println!("{file}: ref `{reference}` names no statement of its protocol version");
+        super::print(format!("{file}: ref `{reference}` names no statement of its protocol version"));
     }
-    println!("{}", coverage.summary());
+    super::print(coverage.summary());
     if coverage.unknown.is_empty() {
         ExitCode::SUCCESS
     } else {

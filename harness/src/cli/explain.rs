@@ -25,11 +25,11 @@ pub fn run(args: Args) -> ExitCode {
     };
     match sim::run(&scenario, args.seed) {
         Ok(run) => {
-            println!("{}\n{}", scenario.name, run.transcript.render());
+            super::print(format!("{}\n{}", scenario.name, run.transcript.render()));
             for check in &run.checks {
-                println!("{check}");
+                super::print(check);
             }
-            println!("verdict: {}", run.verdict.as_str());
+            super::print(format!("verdict: {}", run.verdict.as_str()));
             if run.verdict == lastwill::verdict::Verdict::Fail {
                 ExitCode::FAILURE
             } else {

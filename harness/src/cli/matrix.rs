@@ -91,7 +91,7 @@ pub fn run(args: Args) -> ExitCode {
         columns.push(Column::new(name, url, &runs, profile));
     }
     let matrix = Matrix { columns };
-    println!("{}", matrix.table());
+    super::print(matrix.table());
     for (path, text) in [
         (&args.markdown, matrix.markdown()),
         (&args.json, matrix.json()),

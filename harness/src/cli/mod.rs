@@ -50,6 +50,20 @@ pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
+/// Prints to standard output; when the reader has gone away (`lastwill explain x | head`),
+/// stops quietly instead of panicking.
+pub fn print(text: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("lastwill: error: cannot write to standard output: {error}");
+        std::process::exit(i32::from(EXIT_USAGE));
+    }
+}
+
 /// Logs to stderr through `tracing`; `RUST_LOG` selects what (default `info`).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

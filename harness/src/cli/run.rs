@@ -75,7 +75,7 @@ pub fn run(args: Args) -> ExitCode {
                 return usage_error(format!("{}: {error}", path.display()));
             }
         }
-        None => println!("{rendered}"),
+        None => super::print(&rendered),
     }
     if args.verbose {
         for r in results.iter().filter(|r| r.status.is_failure()) {
@@ -95,7 +95,7 @@ pub fn run(args: Args) -> ExitCode {
     );
     let summary = report::summary(&results);
     match (&args.output, args.format) {
-        (None, Format::Table) => println!("{summary}"),
+        (None, Format::Table) => super::print(&summary),
         _ => eprintln!("{summary}"),
     }
     if results.iter().any(|r| r.status.is_failure()) {

@@ -1,0 +1,84 @@
+//! The catalogue against Debian's mosquitto, gated by its profile: CI fails on any divergence
+//! the profile does not list, and on any listed one that no longer happens.
+//!
+//! Needs the `mosquitto` binary (Debian: `apt-get install mosquitto`). Without it the test
+//! says so loudly and passes, unless `LASTWILL_REQUIRE_PEERS=1` (as `.ci/run` sets), which
+//! turns the skip into a failure.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Mosquitto(Child);
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn peer_available(program: &str, install: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        let required = std::env::var("LASTWILL_REQUIRE_PEERS").is_ok_and(|v| v == "1");
+        assert!(!required, "{program} is required (LASTWILL_REQUIRE_PEERS=1) but not installed: {install}");
+        eprintln!("\n*** SKIPPED: {program} is not installed. Install it with: {install} ***\n");
+    }
+    found
+}
+
+#[test]
+fn mosquitto_matches_its_profile() {
+    if !peer_available("mosquitto", "apt-get install mosquitto") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("lastwill-mosquitto-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("mosquitto.conf");
+    std::fs::write(
+        &config,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"),
+    )
+    .unwrap();
+    let _mosquitto = Mosquitto(
+        Command::new("mosquitto")
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "mosquitto did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let markdown = dir.join("matrix.md");
+    let output = Command::new(env!("CARGO_BIN_EXE_lastwill"))
+        .current_dir(root)
+        .args(["matrix", "--repeat", "2", "--target"])
+        .arg(format!("mosquitto=mqtt://127.0.0.1:{port}"))
+        .arg("--profile")
+        .arg(root.join("profiles/mosquitto-2.0.11.yaml"))
+        .arg("--markdown")
+        .arg(&markdown)
+        .output()
+        .expect("run lastwill matrix");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        output.status.success(),
+        "mosquitto diverges from its profile:\n{stderr}\n{stdout}"
+    );
+}
