@@ -75,7 +75,7 @@ struct Link<S> {
 
 /// What reading the connection produced.
 enum Incoming {
-    Packet(Packet),
+    Packet(Box<Packet>),
     Closed,
     Undecodable(String),
 }
@@ -330,7 +330,7 @@ impl<N: Network> Agent<N> {
 
     async fn on_incoming(&mut self, incoming: Incoming, outcome: &mut Outcome) {
         let packet = match incoming {
-            Incoming::Packet(packet) => packet,
+            Incoming::Packet(packet) => *packet,
             Incoming::Closed => {
                 self.record(EventKind::Closed);
                 self.link = None;
@@ -410,14 +410,18 @@ impl<N: Network> Agent<N> {
                     ));
                 }
                 if connack.code != 0 && connack.session_present {
-                    violations.push(format!("{refused_present} a refusing CONNACK has Session Present 1"));
+                    violations.push(format!(
+                        "{refused_present} a refusing CONNACK has Session Present 1"
+                    ));
                 }
             }
             Packet::Disconnect(_) if !link.connack => {
-                violations.push("[MQTT-3.14.0-1] DISCONNECT before a successful CONNACK".to_owned());
+                violations
+                    .push("[MQTT-3.14.0-1] DISCONNECT before a successful CONNACK".to_owned());
             }
             Packet::Disconnect(_) if !v5 => {
-                violations.push("a 3.1.1 server sent DISCONNECT, which 3.1.1 does not allow".to_owned());
+                violations
+                    .push("a 3.1.1 server sent DISCONNECT, which 3.1.1 does not allow".to_owned());
             }
             _ => {}
         }
@@ -529,7 +533,7 @@ async fn read_packet<S: tokio::io::AsyncRead + Unpin>(link: &mut Option<Link<S>>
     };
     loop {
         match codec::decode(&mut link.buf, Some(link.protocol), u32::MAX) {
-            Ok(Some(packet)) => return Incoming::Packet(packet),
+            Ok(Some(packet)) => return Incoming::Packet(Box::new(packet)),
             Ok(None) => {}
             Err(err) => return Incoming::Undecodable(err.to_string()),
         }

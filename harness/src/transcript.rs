@@ -232,7 +232,10 @@ fn connack_line(c: &ConnAck) -> String {
         0x05 => "0x05 not-authorized".to_owned(),
         other => code_name(other),
     };
-    let mut line = format!("CONNACK {code} session_present={}", u8::from(c.session_present));
+    let mut line = format!(
+        "CONNACK {code} session_present={}",
+        u8::from(c.session_present)
+    );
     let p = &c.properties;
     opt(&mut line, "session_expiry", p.session_expiry_interval);
     opt(&mut line, "receive_maximum", p.receive_maximum);

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use lastwill_broker::codec::{ConnAck, MessageProperties, Publish};
+use lastwill_broker::codec::{ConnAck, MessageProperties, Packet, Publish};
 
 use crate::client::Outcome;
 use crate::scenario::{
@@ -562,17 +562,13 @@ fn is_connected_at_end(transcript: &Transcript, client: &str) -> bool {
     let mut connected = false;
     for event in transcript.events.iter().filter(|e| e.client == client) {
         match &event.kind {
-            EventKind::Received(lastwill_broker::codec::Packet::ConnAck(c)) => {
-                connected = c.code == 0
-            }
-            EventKind::Sent(lastwill_broker::codec::Packet::Disconnect(_))
+            EventKind::Received(Packet::ConnAck(c)) => connected = c.code == 0,
+            // silence leaves the connection open
+            EventKind::Fault(f) if f == "silence" => {}
+            EventKind::Sent(Packet::Disconnect(_))
             | EventKind::Closed
             | EventKind::Undecodable(_)
-            | EventKind::Fault(_) => {
-                if !matches!(&event.kind, EventKind::Fault(f) if f == "silence") {
-                    connected = false;
-                }
-            }
+            | EventKind::Fault(_) => connected = false,
             _ => {}
         }
     }

@@ -28,7 +28,10 @@ fn peer_available(program: &str, install: &str) -> bool {
         .is_ok_and(|s| s.success());
     if !found {
         let required = std::env::var("LASTWILL_REQUIRE_PEERS").is_ok_and(|v| v == "1");
-        assert!(!required, "{program} is required (LASTWILL_REQUIRE_PEERS=1) but not installed: {install}");
+        assert!(
+            !required,
+            "{program} is required (LASTWILL_REQUIRE_PEERS=1) but not installed: {install}"
+        );
         eprintln!("\n*** SKIPPED: {program} is not installed. Install it with: {install} ***\n");
     }
     found
@@ -40,13 +43,19 @@ fn mosquitto_matches_its_profile() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = std::env::temp_dir().join(format!("lastwill-mosquitto-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("mosquitto.conf");
     std::fs::write(
         &config,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"),
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
+        ),
     )
     .unwrap();
     let _mosquitto = Mosquitto(
@@ -60,7 +69,10 @@ fn mosquitto_matches_its_profile() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not start on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto did not start on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let markdown = dir.join("matrix.md");

@@ -36,7 +36,11 @@ impl Drop for Broker {
 }
 
 fn start_broker(config: &BrokerConfig, dir: &Path, name: &str) -> Broker {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let path = dir.join(format!("{name}.toml"));
     std::fs::File::create(&path)
         .and_then(|mut f| f.write_all(toml(config, port).as_bytes()))
@@ -53,7 +57,10 @@ fn start_broker(config: &BrokerConfig, dir: &Path, name: &str) -> Broker {
     let broker = Broker { child, port };
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "broker on port {port} did not start");
+        assert!(
+            Instant::now() < deadline,
+            "broker on port {port} did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     broker
@@ -68,16 +75,40 @@ fn toml(c: &BrokerConfig, port: u16) -> String {
         }
     };
     set("max_qos", c.max_qos.map(|q| q.as_u8().to_string()));
-    set("retain_available", c.retain_available.map(|b| b.to_string()));
+    set(
+        "retain_available",
+        c.retain_available.map(|b| b.to_string()),
+    );
     set("max_packet_size", c.max_packet_size.map(|n| n.to_string()));
-    set("server_keep_alive", c.server_keep_alive.map(|n| n.to_string()));
-    set("topic_alias_maximum", c.topic_alias_maximum.map(|n| n.to_string()));
+    set(
+        "server_keep_alive",
+        c.server_keep_alive.map(|n| n.to_string()),
+    );
+    set(
+        "topic_alias_maximum",
+        c.topic_alias_maximum.map(|n| n.to_string()),
+    );
     set("receive_maximum", c.receive_maximum.map(|n| n.to_string()));
-    set("max_session_expiry", c.max_session_expiry.map(|n| n.to_string()));
-    set("wildcard_subscriptions", c.wildcard_subscriptions.map(|b| b.to_string()));
-    set("subscription_identifiers", c.subscription_identifiers.map(|b| b.to_string()));
-    set("shared_subscriptions", c.shared_subscriptions.map(|b| b.to_string()));
-    set("max_queued_messages", c.max_queued_messages.map(|n| n.to_string()));
+    set(
+        "max_session_expiry",
+        c.max_session_expiry.map(|n| n.to_string()),
+    );
+    set(
+        "wildcard_subscriptions",
+        c.wildcard_subscriptions.map(|b| b.to_string()),
+    );
+    set(
+        "subscription_identifiers",
+        c.subscription_identifiers.map(|b| b.to_string()),
+    );
+    set(
+        "shared_subscriptions",
+        c.shared_subscriptions.map(|b| b.to_string()),
+    );
+    set(
+        "max_queued_messages",
+        c.max_queued_messages.map(|n| n.to_string()),
+    );
     set("max_connections", c.max_connections.map(|n| n.to_string()));
     set("connect_timeout", c.connect_timeout.map(|n| n.to_string()));
     set(
@@ -85,7 +116,12 @@ fn toml(c: &BrokerConfig, port: u16) -> String {
         c.credentials.as_ref().map(|list| {
             let items: Vec<String> = list
                 .iter()
-                .map(|u| format!("{{ username = {:?}, password = {:?} }}", u.username, u.password))
+                .map(|u| {
+                    format!(
+                        "{{ username = {:?}, password = {:?} }}",
+                        u.username, u.password
+                    )
+                })
                 .collect();
             format!("[{}]", items.join(", "))
         }),
@@ -93,7 +129,11 @@ fn toml(c: &BrokerConfig, port: u16) -> String {
     out
 }
 
-fn run_on_own_broker(scenario: &Scenario, index: usize, dir: &Path) -> lastwill::report::ScenarioResult {
+fn run_on_own_broker(
+    scenario: &Scenario,
+    index: usize,
+    dir: &Path,
+) -> lastwill::report::ScenarioResult {
     let broker = start_broker(&scenario.broker, dir, &format!("broker-{index}"));
     let target = TcpTarget {
         host: "127.0.0.1".into(),
@@ -104,8 +144,13 @@ fn run_on_own_broker(scenario: &Scenario, index: usize, dir: &Path) -> lastwill:
         restart_cmd: None,
         tolerance: DEFAULT_TOLERANCE,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let capabilities = runtime.block_on(target.probe()).expect("probe the reference broker");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let capabilities = runtime
+        .block_on(target.probe())
+        .expect("probe the reference broker");
     let target = Target::Tcp {
         target,
         capabilities,
@@ -137,14 +182,20 @@ fn reference_broker_over_tcp_passes_what_passes_in_the_simulator() {
         for _ in 0..PARALLEL {
             scope.spawn(|| {
                 while let Some(scenario) = scenarios.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let index = scenarios.iter().position(|s| s.file == scenario.file).unwrap();
+                    let index = scenarios
+                        .iter()
+                        .position(|s| s.file == scenario.file)
+                        .unwrap();
                     if simulator.run(scenario, index).status != Status::Pass {
                         continue;
                     }
                     let tcp = run_on_own_broker(scenario, index, &dir);
                     match &tcp.status {
                         Status::Pass => {}
-                        Status::Skip(why) => skipped.lock().unwrap().push(format!("{}: {why}", scenario.file)),
+                        Status::Skip(why) => skipped
+                            .lock()
+                            .unwrap()
+                            .push(format!("{}: {why}", scenario.file)),
                         other => problems.lock().unwrap().push(format!(
                             "{} passes in the simulator but is {other:?} over TCP\n{}",
                             scenario.file, tcp.transcript

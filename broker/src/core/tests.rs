@@ -16,7 +16,7 @@ use crate::config::Config;
 /// What one connection saw, with the time it happened.
 #[derive(Clone, Debug, PartialEq)]
 enum Seen {
-    Packet(Duration, Packet),
+    Packet(Duration, Box<Packet>),
     Closed(Duration),
 }
 
@@ -89,7 +89,7 @@ impl Rig {
                     .seen
                     .entry(connection)
                     .or_default()
-                    .push(Seen::Packet(self.now, packet)),
+                    .push(Seen::Packet(self.now, Box::new(packet))),
                 Output::Close { connection } => self
                     .seen
                     .entry(connection)
@@ -183,7 +183,7 @@ impl Rig {
             .into_iter()
             .flatten()
             .filter_map(|s| match s {
-                Seen::Packet(_, p) => Some(p.clone()),
+                Seen::Packet(_, p) => Some((**p).clone()),
                 Seen::Closed(_) => None,
             })
             .collect()
@@ -196,7 +196,10 @@ impl Rig {
             .into_iter()
             .flatten()
             .filter_map(|s| match s {
-                Seen::Packet(at, Packet::Publish(p)) => Some((*at, p.clone())),
+                Seen::Packet(at, packet) => match &**packet {
+                    Packet::Publish(p) => Some((*at, p.clone())),
+                    _ => None,
+                },
                 _ => None,
             })
             .collect()

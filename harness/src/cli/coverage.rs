@@ -73,11 +73,17 @@ pub fn run(args: Args) -> ExitCode {
         ]);
     }
     if !table.is_empty() {
-        let heading = if args.all { "All statements:" } else { "Uncovered MUST statements:" };
+        let heading = if args.all {
+            "All statements:"
+        } else {
+            "Uncovered MUST statements:"
+        };
         super::print(format!("{heading}\n{table}"));
     }
     for (file, reference) in &coverage.unknown {
-        super::print(format!("{file}: ref `{reference}` names no statement of its protocol version"));
+        super::print(format!(
+            "{file}: ref `{reference}` names no statement of its protocol version"
+        ));
     }
     super::print(coverage.summary());
     if coverage.unknown.is_empty() {

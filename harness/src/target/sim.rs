@@ -140,7 +140,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Run, String> {
         });
     }
 
-    let latency_requests: Rc<Mutex<Vec<(Option<Vec<String>>, Duration)>>> = Rc::default();
+    let latency_requests: LatencyRequests = Rc::default();
     let direction = Rc::new(std::cell::RefCell::new(None));
     {
         let scenario = scenario.clone();
@@ -198,6 +198,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Run, String> {
     })
 }
 
+/// Link latency changes asked for by `net: {latency: ...}` (for some clients, or all), which
+/// only the `Sim` itself can apply, between two steps.
+type LatencyRequests = Rc<Mutex<Vec<(Option<Vec<String>>, Duration)>>>;
+
 fn host_name(client: &str) -> String {
     format!("client-{client}")
 }
@@ -213,7 +217,7 @@ struct BrokerRestart {
 
 struct SimControl {
     restart: Arc<BrokerRestart>,
-    latency: Rc<Mutex<Vec<(Option<Vec<String>>, Duration)>>>,
+    latency: LatencyRequests,
     clients: Vec<String>,
 }
 

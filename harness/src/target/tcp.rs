@@ -413,16 +413,24 @@ fn prefixed_topic(prefix: &str, topic: &str) -> String {
 /// `#` for an exclusive run), collect what is retained for a moment, and publish an empty
 /// retained message to each topic. `$` topics are not matched by `#`: those the run used
 /// (as seen in its transcript) are subscribed to by name.
-async fn clear_retained(target: &TcpTarget, filter: &str, transcript: &crate::transcript::Transcript) {
+async fn clear_retained(
+    target: &TcpTarget,
+    filter: &str,
+    transcript: &crate::transcript::Transcript,
+) {
     let Ok(mut stream) = target.open().await else {
         return;
     };
-    let mut connect = Connect::new(Protocol::V311, format!("lastwill-cleanup-{}", std::process::id()));
+    let mut connect = Connect::new(
+        Protocol::V311,
+        format!("lastwill-cleanup-{}", std::process::id()),
+    );
     connect.username = target.username.clone();
     connect.password = target.password.clone().map(Bytes::from);
     let mut filters = vec![SubscriptionRequest::new(filter, QoS::AtMostOnce)];
     for event in &transcript.events {
-        if let EventKind::Sent(Packet::Publish(p)) | EventKind::Received(Packet::Publish(p)) = &event.kind
+        if let EventKind::Sent(Packet::Publish(p)) | EventKind::Received(Packet::Publish(p)) =
+            &event.kind
             && p.topic.starts_with('$')
             && !filters.iter().any(|f| f.filter == p.topic)
         {
