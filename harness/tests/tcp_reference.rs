@@ -144,12 +144,19 @@ fn run_on_own_broker(
         restart_cmd: None,
         tolerance: DEFAULT_TOLERANCE,
     };
+    // the probe needs the scenario's credentials; its clients bring their own (or none)
+    let first = scenario.broker.credentials.iter().flatten().next();
+    let prober = TcpTarget {
+        username: first.map(|c| c.username.clone()),
+        password: first.map(|c| c.password.clone()),
+        ..target.clone()
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let capabilities = runtime
-        .block_on(target.probe())
+        .block_on(prober.probe())
         .expect("probe the reference broker");
     let target = Target::Tcp {
         target,

@@ -296,10 +296,11 @@ pub fn run(scenario: &Scenario, target: &TcpTarget, prefix: Option<&str>) -> Res
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
     let local = tokio::task::LocalSet::new();
-    let scenario = match prefix {
+    let mut scenario = match prefix {
         Some(prefix) => with_prefix(scenario, prefix),
         None => scenario.clone(),
     };
+    with_credentials(&mut scenario, target);
     let result = local.block_on(&runtime, async {
         let start = Instant::now();
         let graveyard = Arc::new(Mutex::new(Vec::new()));
@@ -394,6 +395,24 @@ pub fn with_prefix(scenario: &Scenario, prefix: &str) -> Scenario {
         }
     }
     s
+}
+
+/// Gives every structured CONNECT that names no user the target's `--username`/`--password`.
+fn with_credentials(scenario: &mut Scenario, target: &TcpTarget) {
+    if target.username.is_none() {
+        return;
+    }
+    for step in &mut scenario.steps {
+        if let StepKind::Client {
+            action: Action::Connect(connect),
+            ..
+        } = &mut step.kind
+            && connect.username.is_none()
+        {
+            connect.username = target.username.clone();
+            connect.password = target.password.clone().map(Bytes::from);
+        }
+    }
 }
 
 fn prefixed_topic(prefix: &str, topic: &str) -> String {

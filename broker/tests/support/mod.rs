@@ -1,0 +1,111 @@
+//! What the broker's real-socket tests share: a broker on a free loopback port, a minimal
+//! packet-level client, and a builder for raw CONNECT bytes.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use lastwill_broker::codec::{self, Packet, Protocol};
+use lastwill_broker::config::Config;
+use lastwill_broker::driver::Server;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+/// A broker serving on 127.0.0.1; it stops when dropped.
+pub struct TestBroker {
+    pub addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+pub async fn start_broker() -> TestBroker {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(Server::new(Config::default()).serve(listener, stopped));
+    TestBroker { addr, _stop: stop }
+}
+
+/// Whole packets in, whole packets out.
+pub struct Client {
+    pub stream: TcpStream,
+    protocol: Protocol,
+    buf: BytesMut,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr, protocol: Protocol) -> Client {
+        Client {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            protocol,
+            buf: BytesMut::new(),
+        }
+    }
+
+    pub async fn send(&mut self, packet: Packet) {
+        let mut out = BytesMut::new();
+        codec::encode(&packet, self.protocol, &mut out).unwrap();
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    /// The next packet, or `None` when the connection closes or nothing comes within 5 s.
+    pub async fn recv(&mut self) -> Option<Packet> {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(packet) =
+                    codec::decode(&mut self.buf, Some(self.protocol), u32::MAX).unwrap()
+                {
+                    return Some(packet);
+                }
+                if matches!(self.stream.read_buf(&mut self.buf).await, Ok(0) | Err(_)) {
+                    return None;
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+/// Everything the server sends until it closes the connection (at most 5 s).
+pub async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut all)).await;
+    all
+}
+
+/// CONNECT bytes with the given flags byte, v5 CONNECT properties (`None` for 3.1.1) and
+/// payload; the Remaining Length is computed.
+pub fn raw_connect(level: u8, flags: u8, properties: Option<&[u8]>, payload: &[u8]) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', level, flags, 0, 60];
+    if let Some(properties) = properties {
+        body.push(u8::try_from(properties.len()).unwrap());
+        body.extend_from_slice(properties);
+    }
+    body.extend_from_slice(payload);
+    let mut frame = vec![0x10];
+    let mut len = body.len();
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        frame.push(byte);
+        if len == 0 {
+            break;
+        }
+    }
+    frame.extend(body);
+    frame
+}
+
+/// A length-prefixed MQTT string or binary field.
+pub fn field(bytes: &[u8]) -> Vec<u8> {
+    let mut out = u16::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    out
+}
