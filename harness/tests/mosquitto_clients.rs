@@ -12,6 +12,8 @@
 //! round-trips, not by sleeping: a client is known to be subscribed once a probe message
 //! published to its probe topic comes back out of it.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -66,41 +68,13 @@ impl Drop for Process {
     }
 }
 
-/// `true` when the mosquitto clients can be used; otherwise says so loudly (or fails when
-/// `LASTWILL_REQUIRE_PEERS=1`).
+/// `true` when the mosquitto clients can be used (see [`support::peers_available`]).
 fn peers_available(test: &str) -> bool {
-    let found = Command::new("mosquitto_sub")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-        && Command::new("mosquitto_pub")
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-    if found {
-        return true;
-    }
-    let required = std::env::var("LASTWILL_REQUIRE_PEERS").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "LASTWILL_REQUIRE_PEERS=1 but mosquitto_sub/mosquitto_pub are not installed \
-         (apt-get install mosquitto-clients)"
-    );
-    // Straight to the process's stderr: `eprintln!` would be captured by the test harness
-    // and never shown for a passing test.
-    let notice = format!(
-        "\n************************************************************************\n\
-         * SKIPPED {test}: mosquitto_sub / mosquitto_pub not found.\n\
-         * Install them with:  apt-get install mosquitto-clients\n\
-         * Set LASTWILL_REQUIRE_PEERS=1 to make this a failure instead.\n\
-         ************************************************************************\n"
-    );
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
-    false
+    support::peers_available(
+        test,
+        &["mosquitto_sub", "mosquitto_pub"],
+        "apt-get install mosquitto-clients",
+    )
 }
 
 /// A running `lastwill broker` on a free local port.

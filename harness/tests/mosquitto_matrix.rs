@@ -5,6 +5,8 @@
 //! says so loudly and passes, unless `LASTWILL_REQUIRE_PEERS=1` (as `.ci/run` sets), which
 //! turns the skip into a failure.
 
+mod support;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -19,27 +21,13 @@ impl Drop for Mosquitto {
     }
 }
 
-fn peer_available(program: &str, install: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let required = std::env::var("LASTWILL_REQUIRE_PEERS").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "{program} is required (LASTWILL_REQUIRE_PEERS=1) but not installed: {install}"
-        );
-        eprintln!("\n*** SKIPPED: {program} is not installed. Install it with: {install} ***\n");
-    }
-    found
-}
-
 #[test]
 fn mosquitto_matches_its_profile() {
-    if !peer_available("mosquitto", "apt-get install mosquitto") {
+    if !support::peers_available(
+        "mosquitto_matches_its_profile",
+        &["mosquitto"],
+        "apt-get install mosquitto",
+    ) {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();

@@ -334,6 +334,7 @@ pub fn run(scenario: &Scenario, target: &TcpTarget, prefix: Option<&str>) -> Res
             Some(prefix) => format!("{prefix}/#"),
             None => "#".to_owned(),
         };
+        end_sessions(target, &scenario).await;
         clear_retained(target, &filter, &transcript).await;
         (direction, transcript)
     });
@@ -425,6 +426,64 @@ fn prefixed_topic(prefix: &str, topic: &str) -> String {
         topic.to_owned()
     } else {
         format!("{prefix}/{topic}")
+    }
+}
+
+/// Ends every session the run's clients may have left on the broker (Clean Start 1, Session
+/// Expiry 0, DISCONNECT 0x00), so that no delayed will or queued message of this run reaches
+/// a later one. A will still pending in such a session is due at its session's end and comes
+/// out now, while nothing of this run listens any more.
+async fn end_sessions(target: &TcpTarget, scenario: &Scenario) {
+    let mut client_ids: Vec<&str> = scenario
+        .clients
+        .iter()
+        .map(|c| c.client_id.as_str())
+        .collect();
+    for step in &scenario.steps {
+        if let StepKind::Client {
+            action: Action::Connect(connect),
+            ..
+        } = &step.kind
+        {
+            client_ids.push(&connect.client_id);
+        }
+    }
+    client_ids.retain(|id| !id.is_empty());
+    client_ids.sort_unstable();
+    client_ids.dedup();
+    for client_id in client_ids {
+        let Ok(mut stream) = target.open().await else {
+            return;
+        };
+        let mut connect = Connect::new(Protocol::V5, client_id);
+        connect.username = target.username.clone();
+        connect.password = target.password.clone().map(Bytes::from);
+        let mut buf = BytesMut::new();
+        let _ = codec::encode(&Packet::Connect(connect), Protocol::V5, &mut buf);
+        if stream.write_all(&buf).await.is_err() {
+            continue;
+        }
+        // wait for the CONNACK (or the refusal) before saying goodbye
+        let mut incoming = BytesMut::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while matches!(
+                codec::decode(&mut incoming, Some(Protocol::V5), u32::MAX),
+                Ok(None)
+            ) {
+                if matches!(stream.read_buf(&mut incoming).await, Ok(0) | Err(_)) {
+                    return;
+                }
+            }
+        })
+        .await;
+        let mut buf = BytesMut::new();
+        let _ = codec::encode(
+            &Packet::Disconnect(Disconnect::default()),
+            Protocol::V5,
+            &mut buf,
+        );
+        let _ = stream.write_all(&buf).await;
+        let _ = stream.shutdown().await;
     }
 }
 
