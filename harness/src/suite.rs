@@ -16,9 +16,11 @@ use crate::target::tcp::{self, Capabilities, TcpTarget};
 pub enum Target {
     /// The reference broker in the simulator.
     Simulator { seed: u64 },
-    /// A running broker over TCP, with the capabilities its CONNACK announced.
+    /// A running broker over TCP, with the capabilities its CONNACK announced: one instance,
+    /// or several identically configured ones, over which scenarios are spread (scenarios
+    /// that need a broker to themselves then run on different instances at the same time).
     Tcp {
-        target: TcpTarget,
+        instances: Vec<TcpTarget>,
         capabilities: Capabilities,
         /// Distinguishes this run's client ids and topics from every other run's.
         run_id: String,
@@ -35,19 +37,32 @@ impl Target {
         }
     }
 
-    /// Runs one scenario; `index` keeps prefixes of one run apart.
-    pub fn run(&self, scenario: &Scenario, index: usize) -> ScenarioResult {
+    /// How many broker instances scenarios can be spread over.
+    pub fn instances(&self) -> usize {
+        match self {
+            Target::Simulator { .. } => 1,
+            Target::Tcp { instances, .. } => instances.len().max(1),
+        }
+    }
+
+    /// Runs one scenario on broker instance `instance` (modulo the number of instances);
+    /// `index` keeps prefixes of one run apart.
+    pub fn run(&self, scenario: &Scenario, index: usize, instance: usize) -> ScenarioResult {
         let started = Instant::now();
         let outcome: Result<Run, String> = match self {
             Target::Simulator { seed } => sim::run(scenario, *seed),
             Target::Tcp {
-                target,
+                instances,
                 capabilities,
                 run_id,
-            } => match target.skip_reason(scenario, capabilities) {
+            } => match instances[instance % instances.len()].skip_reason(scenario, capabilities) {
                 Some(why) => return result(scenario, Status::Skip(why), None, Duration::ZERO),
-                None if tcp::needs_exclusive_run(scenario) => tcp::run(scenario, target, None),
-                None => tcp::run(scenario, target, Some(&format!("lw{run_id}s{index}"))),
+                None => {
+                    let target = &instances[instance % instances.len()];
+                    let prefix = format!("lw{run_id}s{index}");
+                    let exclusive = tcp::needs_exclusive_run(scenario);
+                    tcp::run(scenario, target, (!exclusive).then_some(prefix.as_str()))
+                }
             },
         };
         let elapsed = started.elapsed();
@@ -86,8 +101,8 @@ fn result(
 }
 
 /// Runs every scenario on `target`, `jobs` at a time, showing a progress bar on a terminal.
-/// On a TCP target, scenarios that need the broker to themselves run afterwards, one at a
-/// time. Results come back in the scenarios' order.
+/// On a TCP target, scenarios that need a broker to themselves run afterwards, one per broker
+/// instance at a time. Results come back in the scenarios' order.
 pub fn run(scenarios: &[Scenario], target: &Target, jobs: usize) -> Vec<ScenarioResult> {
     let (shared, exclusive): (Vec<usize>, Vec<usize>) =
         (0..scenarios.len()).partition(|&i| match target {
@@ -99,15 +114,17 @@ pub fn run(scenarios: &[Scenario], target: &Target, jobs: usize) -> Vec<Scenario
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("progress template"),
     );
     let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; scenarios.len()]);
-    for (batch, jobs) in [(shared, jobs), (exclusive, 1)] {
+    for (batch, jobs) in [(shared, jobs), (exclusive, target.instances())] {
         let jobs = jobs.clamp(1, batch.len().max(1));
         let next = AtomicUsize::new(0);
         std::thread::scope(|scope| {
-            for _ in 0..jobs {
-                scope.spawn(|| {
+            for worker in 0..jobs {
+                let (next, batch, progress, results) = (&next, &batch, &progress, &results);
+                scope.spawn(move || {
                     while let Some(&index) = batch.get(next.fetch_add(1, Ordering::Relaxed)) {
                         let scenario = &scenarios[index];
-                        let result = target.run(scenario, index);
+                        // each worker keeps to one instance, so exclusive runs never share one
+                        let result = target.run(scenario, index, worker);
                         progress.set_message(scenario.file.clone());
                         progress.inc(1);
                         results.lock().expect("results lock")[index] = Some(result);

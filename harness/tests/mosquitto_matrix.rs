@@ -12,6 +12,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Mosquitto processes serving the run.
+const INSTANCES: usize = 6;
+
 struct Mosquitto(Child);
 
 impl Drop for Mosquitto {
@@ -31,43 +34,48 @@ fn mosquitto_matches_its_profile() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let dir = std::env::temp_dir().join(format!("lastwill-mosquitto-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("mosquitto.conf");
-    std::fs::write(
-        &config,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
-        ),
-    )
-    .unwrap();
-    let _mosquitto = Mosquitto(
-        Command::new("mosquitto")
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "mosquitto did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    // Several identical instances: the scenarios that need a broker to themselves (raw bytes,
+    // `$` topics) then run side by side, one per instance.
+    let mut instances = Vec::new();
+    let mut authorities = Vec::new();
+    for n in 0..INSTANCES {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join(format!("mosquitto-{n}.conf"));
+        std::fs::write(
+            &config,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"),
+        )
+        .unwrap();
+        instances.push(Mosquitto(
+            Command::new("mosquitto")
+                .arg("-c")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start mosquitto"),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        authorities.push(format!("127.0.0.1:{port}"));
     }
     let markdown = dir.join("matrix.md");
     let output = Command::new(env!("CARGO_BIN_EXE_lastwill"))
         .current_dir(root)
         .args(["matrix", "--repeat", "2", "--target"])
-        .arg(format!("mosquitto=mqtt://127.0.0.1:{port}"))
+        .arg(format!("mosquitto=mqtt://{}", authorities.join(",")))
         .arg("--profile")
         .arg(root.join("profiles/mosquitto-2.0.11.yaml"))
         .arg("--markdown")

@@ -159,7 +159,7 @@ fn run_on_own_broker(
         .block_on(prober.probe())
         .expect("probe the reference broker");
     let target = Target::Tcp {
-        target,
+        instances: vec![target],
         capabilities,
         run_id: format!("{index}"),
     };
@@ -167,7 +167,7 @@ fn run_on_own_broker(
     // requirements a CONNACK cannot show (credentials, limits) hold by construction.
     let mut unconstrained = scenario.clone();
     unconstrained.broker = BrokerConfig::default();
-    let mut result = target.run(&unconstrained, index);
+    let mut result = target.run(&unconstrained, index, 0);
     result.name = scenario.name.clone();
     result
 }
@@ -193,7 +193,7 @@ fn reference_broker_over_tcp_passes_what_passes_in_the_simulator() {
                         .iter()
                         .position(|s| s.file == scenario.file)
                         .unwrap();
-                    if simulator.run(scenario, index).status != Status::Pass {
+                    if simulator.run(scenario, index, 0).status != Status::Pass {
                         continue;
                     }
                     let tcp = run_on_own_broker(scenario, index, &dir);

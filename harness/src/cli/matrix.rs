@@ -21,7 +21,7 @@ pub struct Args {
     /// Scenario files or folders [default: scenarios/].
     #[arg(value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
-    /// A target: `ref` (the reference broker in the simulator) or NAME=mqtt://HOST:PORT.
+    /// A target: `ref` (the reference broker in the simulator) or NAME=mqtt://HOST:PORT[,HOST:PORT...].
     #[arg(long = "target", value_name = "TARGET", required = true)]
     pub targets: Vec<String>,
     /// Known divergences of a target: NAME=FILE, or FILE when one target is external.

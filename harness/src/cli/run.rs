@@ -28,7 +28,8 @@ pub struct Args {
     /// Scenario files or folders [default: scenarios/].
     #[arg(value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
-    /// `sim` (the reference broker in the simulator), mqtt://HOST:PORT or mqtts://HOST:PORT.
+    /// `sim` (the reference broker in the simulator), mqtt://HOST:PORT or mqtts://HOST:PORT;
+    /// mqtt://HOST:PORT,HOST:PORT,... spreads the run over identically configured instances.
     #[arg(long, default_value = "sim", value_name = "TARGET")]
     pub target: String,
     /// Simulator seed (a scenario's own `seed:` wins).

@@ -38,8 +38,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl ConnectionArgs {
-    /// Turns `sim`/`ref` or `mqtt[s]://host[:port]` into a target, probing a real broker's
-    /// capabilities. Errors are one line.
+    /// Turns `sim`/`ref` or `mqtt[s]://host[:port][,host:port...]` into a target, probing
+    /// each broker instance's capabilities. Errors are one line.
     pub fn target(&self, url: &str, seed: u64) -> Result<Target, String> {
         if url == "sim" || url == "ref" {
             return Ok(Target::Simulator { seed });
@@ -53,22 +53,6 @@ impl ConnectionArgs {
                 "target `{url}`: expected `sim`, mqtt://HOST:PORT or mqtts://HOST:PORT"
             ));
         };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) => (
-                host,
-                port.parse()
-                    .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
-            ),
-            None => (rest, if tls { 8883 } else { 1883 }),
-        };
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        if host.is_empty() {
-            return Err(format!("target `{url}`: no host"));
-        }
         let tls = if tls {
             Some(Arc::new(tls_connector(
                 self.ca_file.as_deref(),
@@ -77,23 +61,51 @@ impl ConnectionArgs {
         } else {
             None
         };
-        let target = TcpTarget {
-            host,
-            port,
-            tls,
-            username: self.username.clone(),
-            password: self.password.clone(),
-            restart_cmd: self.restart_cmd.clone(),
-            tolerance: Tolerance {
-                early: self.early,
-                late: self.late,
-            },
-        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let capabilities = runtime.block_on(target.probe())?;
+        let mut instances = Vec::new();
+        let mut capabilities = None;
+        // several identically configured instances: mqtt://h:1883,h:1884
+        for authority in rest.trim_end_matches('/').split(',') {
+            let (host, port) = match authority.rsplit_once(':') {
+                Some((host, port)) => (
+                    host,
+                    port.parse()
+                        .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
+                ),
+                None => (authority, if tls.is_some() { 8883 } else { 1883 }),
+            };
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            if host.is_empty() {
+                return Err(format!("target `{url}`: no host"));
+            }
+            let target = TcpTarget {
+                host,
+                port,
+                tls: tls.clone(),
+                username: self.username.clone(),
+                password: self.password.clone(),
+                restart_cmd: self.restart_cmd.clone(),
+                tolerance: Tolerance {
+                    early: self.early,
+                    late: self.late,
+                },
+            };
+            let announced = runtime.block_on(target.probe())?;
+            if capabilities.as_ref().is_some_and(|c| *c != announced) {
+                return Err(format!(
+                    "target `{url}`: {target:?} announces other capabilities than the first instance"
+                ));
+            }
+            capabilities = Some(announced);
+            instances.push(target);
+        }
+        let capabilities = capabilities.ok_or_else(|| format!("target `{url}`: no host"))?;
         let run_id = format!(
             "{:x}",
             std::time::SystemTime::now()
@@ -103,7 +115,7 @@ impl ConnectionArgs {
                 & 0xff_ffff
         );
         Ok(Target::Tcp {
-            target,
+            instances,
             capabilities,
             run_id,
         })
