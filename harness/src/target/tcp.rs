@@ -97,44 +97,28 @@ impl TcpTarget {
     /// one-line reason when nothing listens or the peer does not speak MQTT.
     pub async fn probe(&self) -> Result<Capabilities, String> {
         let target = format!("{self:?}");
-        let mut stream = tokio::time::timeout(Duration::from_secs(5), self.open())
-            .await
-            .map_err(|_| format!("{target}: connection timed out"))?
-            .map_err(|e| format!("{target}: cannot connect: {e}"))?;
-        let mut connect = Connect::new(
-            Protocol::V5,
-            format!("lastwill-probe-{}", std::process::id()),
-        );
-        connect.username = self.username.clone();
-        connect.password = self.password.clone().map(Bytes::from);
-        let mut buf = BytesMut::new();
-        codec::encode(&Packet::Connect(connect), Protocol::V5, &mut buf)
-            .map_err(|e| e.to_string())?;
-        stream
-            .write_all(&buf)
-            .await
-            .map_err(|e| format!("{target}: {e}"))?;
-        let mut incoming = BytesMut::new();
-        let reply = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                match codec::decode(&mut incoming, Some(Protocol::V5), u32::MAX) {
-                    Ok(Some(packet)) => return Ok(packet),
-                    Ok(None) => {}
-                    Err(e) => {
-                        return Err(format!("{target} does not answer like an MQTT broker: {e}"));
-                    }
-                }
-                match stream.read_buf(&mut incoming).await {
-                    Ok(0) => {
-                        return Err(format!("{target} closed the connection without a CONNACK"));
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Err(format!("{target}: {e}")),
-                }
-            }
-        })
+        let client_id = format!("lastwill-probe-{}", std::process::id());
+        let mut probe = tokio::time::timeout(
+            Duration::from_secs(5),
+            Housekeeper::connect(self, Protocol::V5, client_id),
+        )
         .await
-        .map_err(|_| format!("{target} sent no CONNACK within 5s: is it an MQTT 5 broker?"))??;
+        .map_err(|_| format!("{target}: connection timed out"))?
+        .map_err(|e| format!("{target}: cannot connect: {e}"))?;
+        let reply = match probe.recv(Duration::from_secs(5)).await {
+            Ok(Some(packet)) => packet,
+            Ok(None) => {
+                return Err(format!(
+                    "{target} sent no CONNACK within 5s: is it an MQTT 5 broker?"
+                ));
+            }
+            Err(Incoming::Closed) => {
+                return Err(format!("{target} closed the connection without a CONNACK"));
+            }
+            Err(Incoming::Undecodable(e)) => {
+                return Err(format!("{target} does not answer like an MQTT broker: {e}"));
+            }
+        };
         let Packet::ConnAck(connack) = reply else {
             return Err(format!("{target} answered CONNECT with {}", reply.name()));
         };
@@ -144,13 +128,7 @@ impl TcpTarget {
                 crate::transcript::code_name(connack.code)
             ));
         }
-        let mut buf = BytesMut::new();
-        let _ = codec::encode(
-            &Packet::Disconnect(Disconnect::default()),
-            Protocol::V5,
-            &mut buf,
-        );
-        let _ = stream.write_all(&buf).await;
+        probe.goodbye(&[]).await;
         let p = connack.properties;
         Ok(Capabilities {
             maximum_qos: p.maximum_qos.unwrap_or(QoS::ExactlyOnce),
@@ -452,38 +430,14 @@ async fn end_sessions(target: &TcpTarget, scenario: &Scenario) {
     client_ids.sort_unstable();
     client_ids.dedup();
     for client_id in client_ids {
-        let Ok(mut stream) = target.open().await else {
+        let Ok(mut session) =
+            Housekeeper::connect(target, Protocol::V5, client_id.to_owned()).await
+        else {
             return;
         };
-        let mut connect = Connect::new(Protocol::V5, client_id);
-        connect.username = target.username.clone();
-        connect.password = target.password.clone().map(Bytes::from);
-        let mut buf = BytesMut::new();
-        let _ = codec::encode(&Packet::Connect(connect), Protocol::V5, &mut buf);
-        if stream.write_all(&buf).await.is_err() {
-            continue;
-        }
         // wait for the CONNACK (or the refusal) before saying goodbye
-        let mut incoming = BytesMut::new();
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while matches!(
-                codec::decode(&mut incoming, Some(Protocol::V5), u32::MAX),
-                Ok(None)
-            ) {
-                if matches!(stream.read_buf(&mut incoming).await, Ok(0) | Err(_)) {
-                    return;
-                }
-            }
-        })
-        .await;
-        let mut buf = BytesMut::new();
-        let _ = codec::encode(
-            &Packet::Disconnect(Disconnect::default()),
-            Protocol::V5,
-            &mut buf,
-        );
-        let _ = stream.write_all(&buf).await;
-        let _ = stream.shutdown().await;
+        let _ = session.recv(Duration::from_secs(2)).await;
+        session.goodbye(&[]).await;
     }
 }
 
@@ -496,15 +450,10 @@ async fn clear_retained(
     filter: &str,
     transcript: &crate::transcript::Transcript,
 ) {
-    let Ok(mut stream) = target.open().await else {
+    let client_id = format!("lastwill-cleanup-{}", std::process::id());
+    let Ok(mut cleaner) = Housekeeper::connect(target, Protocol::V311, client_id).await else {
         return;
     };
-    let mut connect = Connect::new(
-        Protocol::V311,
-        format!("lastwill-cleanup-{}", std::process::id()),
-    );
-    connect.username = target.username.clone();
-    connect.password = target.password.clone().map(Bytes::from);
     let mut filters = vec![SubscriptionRequest::new(filter, QoS::AtMostOnce)];
     for event in &transcript.events {
         if let EventKind::Sent(Packet::Publish(p)) | EventKind::Received(Packet::Publish(p)) =
@@ -521,45 +470,98 @@ async fn clear_retained(
         subscription_identifier: None,
         user_properties: Vec::new(),
     };
-    let mut buf = BytesMut::new();
-    for packet in [Packet::Connect(connect), Packet::Subscribe(subscribe)] {
-        let _ = codec::encode(&packet, Protocol::V311, &mut buf);
-    }
-    if stream.write_all(&buf).await.is_err() {
+    if cleaner.send(&[Packet::Subscribe(subscribe)]).await.is_err() {
         return;
     }
-    let mut topics = Vec::new();
-    let mut incoming = BytesMut::new();
-    let _ = tokio::time::timeout(Duration::from_millis(500), async {
-        loop {
-            while let Ok(Some(packet)) =
-                codec::decode(&mut incoming, Some(Protocol::V311), u32::MAX)
-            {
-                if let Packet::Publish(p) = packet
-                    && p.retain
-                {
-                    topics.push(p.topic);
+    // retained messages come right after SUBACK; half a second is plenty on a local broker
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let mut clears = Vec::new();
+    while let Ok(Some(packet)) = cleaner
+        .recv(deadline.saturating_duration_since(Instant::now()))
+        .await
+    {
+        if let Packet::Publish(p) = packet
+            && p.retain
+        {
+            let mut clear = Publish::new(p.topic, Bytes::new(), QoS::AtMostOnce);
+            clear.retain = true;
+            clears.push(Packet::Publish(clear));
+        }
+    }
+    cleaner.goodbye(&clears).await;
+}
+
+/// A short connection of the harness's own (probe, clean-up): CONNECT with Clean Start and
+/// the target's credentials, then whole packets in and out.
+struct Housekeeper {
+    stream: Stream,
+    protocol: Protocol,
+    incoming: BytesMut,
+}
+
+/// Why a housekeeping connection stopped reading.
+enum Incoming {
+    Closed,
+    Undecodable(String),
+}
+
+impl Housekeeper {
+    async fn connect(
+        target: &TcpTarget,
+        protocol: Protocol,
+        client_id: String,
+    ) -> io::Result<Housekeeper> {
+        let mut connect = Connect::new(protocol, client_id);
+        connect.username = target.username.clone();
+        connect.password = target.password.clone().map(Bytes::from);
+        let mut housekeeper = Housekeeper {
+            stream: target.open().await?,
+            protocol,
+            incoming: BytesMut::new(),
+        };
+        housekeeper.send(&[Packet::Connect(connect)]).await?;
+        Ok(housekeeper)
+    }
+
+    async fn send(&mut self, packets: &[Packet]) -> io::Result<()> {
+        let mut buf = BytesMut::new();
+        for packet in packets {
+            codec::encode(packet, self.protocol, &mut buf)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        }
+        self.stream.write_all(&buf).await
+    }
+
+    /// The next packet; `Ok(None)` when none comes within `limit`.
+    async fn recv(&mut self, limit: Duration) -> Result<Option<Packet>, Incoming> {
+        let read = async {
+            loop {
+                match codec::decode(&mut self.incoming, Some(self.protocol), u32::MAX) {
+                    Ok(Some(packet)) => return Ok(packet),
+                    Ok(None) => {}
+                    Err(e) => return Err(Incoming::Undecodable(e.to_string())),
+                }
+                if matches!(
+                    self.stream.read_buf(&mut self.incoming).await,
+                    Ok(0) | Err(_)
+                ) {
+                    return Err(Incoming::Closed);
                 }
             }
-            if matches!(stream.read_buf(&mut incoming).await, Ok(0) | Err(_)) {
-                return;
-            }
+        };
+        match tokio::time::timeout(limit, read).await {
+            Ok(result) => result.map(Some),
+            Err(_) => Ok(None),
         }
-    })
-    .await;
-    let mut buf = BytesMut::new();
-    for topic in topics {
-        let mut clear = Publish::new(topic, Bytes::new(), QoS::AtMostOnce);
-        clear.retain = true;
-        let _ = codec::encode(&Packet::Publish(clear), Protocol::V311, &mut buf);
     }
-    let _ = codec::encode(
-        &Packet::Disconnect(Disconnect::default()),
-        Protocol::V311,
-        &mut buf,
-    );
-    let _ = stream.write_all(&buf).await;
-    let _ = stream.shutdown().await;
+
+    /// Sends `last`, then DISCONNECT 0x00, and closes.
+    async fn goodbye(mut self, last: &[Packet]) {
+        let mut packets = last.to_vec();
+        packets.push(Packet::Disconnect(Disconnect::default()));
+        let _ = self.send(&packets).await;
+        let _ = self.stream.shutdown().await;
+    }
 }
 
 /// TLS settings for `mqtts://` targets: trust `ca_file` (PEM) or the Mozilla roots, or, with
