@@ -3,11 +3,9 @@
 
 mod support;
 
-use lastwill_broker::codec::{
-    Connect, Packet, Protocol, Publish, QoS, Subscribe, SubscriptionRequest,
-};
+use lastwill_broker::codec::{Connect, Packet, Protocol, Publish, QoS};
 use proptest::prelude::*;
-use support::{Client, start_broker};
+use support::{Client, start_broker, subscriber};
 use tokio::io::AsyncWriteExt;
 
 proptest! {
@@ -27,18 +25,7 @@ proptest! {
             .unwrap();
         runtime.block_on(async {
             let broker = start_broker().await;
-            let mut observer = Client::connect(broker.addr, Protocol::V5).await;
-            observer.send(Packet::Connect(Connect::new(Protocol::V5, "observer"))).await;
-            assert!(matches!(observer.recv().await, Some(Packet::ConnAck(c)) if c.code == 0));
-            observer
-                .send(Packet::Subscribe(Subscribe {
-                    packet_id: 1,
-                    filters: vec![SubscriptionRequest::new("echo/#", QoS::AtMostOnce)],
-                    subscription_identifier: None,
-                    user_properties: vec![],
-                }))
-                .await;
-            assert!(matches!(observer.recv().await, Some(Packet::SubAck(_))));
+            let mut observer = subscriber(broker.addr, "observer", "echo/#").await;
 
             for (n, (v5, garbage)) in cases.iter().enumerate() {
                 let protocol = if *v5 { Protocol::V5 } else { Protocol::V311 };

@@ -9,10 +9,8 @@
 
 mod support;
 
-use lastwill_broker::codec::{
-    Connect, LastWill, Packet, Protocol, QoS, Subscribe, SubscriptionRequest,
-};
-use support::{Client, field, raw_connect, read_to_close, start_broker};
+use lastwill_broker::codec::{Connect, LastWill, Packet, Protocol, QoS};
+use support::{Client, field, raw_connect, read_to_close, start_broker, subscriber};
 use tokio::io::AsyncWriteExt;
 
 const CLEAN: u8 = 0x02;
@@ -163,20 +161,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
 #[tokio::test]
 async fn malformed_wills_get_the_exact_response_and_are_never_published() {
     let broker = start_broker().await;
-    let mut watcher = Client::connect(broker.addr, Protocol::V5).await;
-    watcher
-        .send(Packet::Connect(Connect::new(Protocol::V5, "watcher")))
-        .await;
-    assert!(matches!(watcher.recv().await, Some(Packet::ConnAck(c)) if c.code == 0));
-    watcher
-        .send(Packet::Subscribe(Subscribe {
-            packet_id: 1,
-            filters: vec![SubscriptionRequest::new("#", QoS::AtMostOnce)],
-            subscription_identifier: None,
-            user_properties: vec![],
-        }))
-        .await;
-    assert!(matches!(watcher.recv().await, Some(Packet::SubAck(_))));
+    let mut watcher = subscriber(broker.addr, "watcher", "#").await;
 
     for (what, bytes, expected) in cases() {
         let mut stream = tokio::net::TcpStream::connect(broker.addr).await.unwrap();

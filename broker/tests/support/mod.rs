@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use lastwill_broker::codec::{self, Packet, Protocol};
+use lastwill_broker::codec::{
+    self, Connect, Packet, Protocol, QoS, Subscribe, SubscriptionRequest,
+};
 use lastwill_broker::config::Config;
 use lastwill_broker::driver::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -68,6 +70,25 @@ impl Client {
         .ok()
         .flatten()
     }
+}
+
+/// A v5 client `client_id`, connected and subscribed to `filter` at QoS 0.
+pub async fn subscriber(addr: SocketAddr, client_id: &str, filter: &str) -> Client {
+    let mut client = Client::connect(addr, Protocol::V5).await;
+    client
+        .send(Packet::Connect(Connect::new(Protocol::V5, client_id)))
+        .await;
+    assert!(matches!(client.recv().await, Some(Packet::ConnAck(c)) if c.code == 0));
+    client
+        .send(Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            filters: vec![SubscriptionRequest::new(filter, QoS::AtMostOnce)],
+            subscription_identifier: None,
+            user_properties: vec![],
+        }))
+        .await;
+    assert!(matches!(client.recv().await, Some(Packet::SubAck(_))));
+    client
 }
 
 /// Everything the server sends until it closes the connection (at most 5 s).

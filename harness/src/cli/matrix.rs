@@ -13,7 +13,7 @@ use lastwill::matrix::{Column, Matrix, Profile};
 use lastwill::suite::{self, Target};
 
 use super::run::load_all;
-use super::target::ConnectionArgs;
+use super::target::TargetArgs;
 use super::usage_error;
 
 #[derive(Debug, clap::Args)]
@@ -30,11 +30,6 @@ pub struct Args {
     /// Runs of each external target; outcomes that differ between runs are intermittent.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
-    /// Simulator seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
     /// Write the matrix as Markdown.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
@@ -45,7 +40,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub settings: TargetArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -67,7 +62,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     let mut columns = Vec::new();
     for (name, url) in &named {
-        let target = match args.connection.target(url, args.seed) {
+        let target = match args.settings.target(url) {
             Ok(target) => target,
             Err(message) => return usage_error(message),
         };
@@ -75,7 +70,7 @@ pub fn run(args: Args) -> ExitCode {
             Target::Simulator { .. } => 1,
             Target::Tcp { .. } => args.repeat.max(1),
         };
-        let jobs = args.jobs.unwrap_or_else(|| target.default_jobs());
+        let jobs = args.settings.jobs(&target);
         let mut runs = Vec::new();
         for repeat in 1..=repeats {
             eprintln!(

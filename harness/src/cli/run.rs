@@ -13,7 +13,7 @@ use lastwill::report;
 use lastwill::scenario::{self, Scenario};
 use lastwill::suite::{self, Target};
 
-use super::target::ConnectionArgs;
+use super::target::TargetArgs;
 use super::usage_error;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -32,23 +32,17 @@ pub struct Args {
     /// mqtt://HOST:PORT,HOST:PORT,... spreads the run over identically configured instances.
     #[arg(long, default_value = "sim", value_name = "TARGET")]
     pub target: String,
-    /// Simulator seed (a scenario's own `seed:` wins).
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Write the report to FILE instead of standard output (the summary still goes to stderr).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Scenarios run at the same time [default: CPUs for the simulator, 32 for a broker].
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
     /// Print the transcript of every failed scenario.
     #[arg(long)]
     pub verbose: bool,
     #[command(flatten)]
-    pub connection: ConnectionArgs,
+    pub settings: TargetArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -56,12 +50,12 @@ pub fn run(args: Args) -> ExitCode {
         Ok(scenarios) => scenarios,
         Err(message) => return usage_error(message),
     };
-    let target = match args.connection.target(&args.target, args.seed) {
+    let target = match args.settings.target(&args.target) {
         Ok(target) => target,
         Err(message) => return usage_error(message),
     };
     let started = Instant::now();
-    let jobs = args.jobs.unwrap_or_else(|| target.default_jobs());
+    let jobs = args.settings.jobs(&target);
     let results = suite::run(&scenarios, &target, jobs);
     let wall = started.elapsed();
 

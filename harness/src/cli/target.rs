@@ -1,4 +1,4 @@
-//! Flags that say which broker to test, shared by `run` and `matrix`.
+//! Flags that say which broker to test and how to run on it, shared by `run` and `matrix`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +9,13 @@ use lastwill::target::tcp::{TcpTarget, tls_connector};
 use lastwill::verdict::Tolerance;
 
 #[derive(Debug, Clone, clap::Args)]
-pub struct ConnectionArgs {
+pub struct TargetArgs {
+    /// Simulator seed (a scenario's own `seed:` wins).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Scenarios run at the same time [default: CPUs for the simulator, 32 for a broker].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
     /// CA certificates (PEM) trusted for mqtts:// targets [default: the Mozilla roots].
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
@@ -37,12 +43,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is not a duration like 500ms or 1.5s"))
 }
 
-impl ConnectionArgs {
+impl TargetArgs {
     /// Turns `sim`/`ref` or `mqtt[s]://host[:port][,host:port...]` into a target, probing
     /// each broker instance's capabilities. Errors are one line.
-    pub fn target(&self, url: &str, seed: u64) -> Result<Target, String> {
+    pub fn target(&self, url: &str) -> Result<Target, String> {
         if url == "sim" || url == "ref" {
-            return Ok(Target::Simulator { seed });
+            return Ok(Target::Simulator { seed: self.seed });
         }
         let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
             (true, rest)
@@ -119,5 +125,10 @@ impl ConnectionArgs {
             capabilities,
             run_id,
         })
+    }
+
+    /// `--jobs`, or the target's own default.
+    pub fn jobs(&self, target: &Target) -> usize {
+        self.jobs.unwrap_or_else(|| target.default_jobs())
     }
 }
