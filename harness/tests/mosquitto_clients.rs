@@ -12,15 +12,18 @@
 //! round-trips, not by sleeping: a client is known to be subscribed once a probe message
 //! published to its probe topic comes back out of it.
 
+#[path = "support/reference_broker.rs"]
+mod reference_broker;
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use reference_broker::ReferenceBroker;
 
 const WILL_PAYLOAD: &str = "A will message from MQTTX CLI";
 
@@ -77,54 +80,23 @@ fn peers_available(test: &str) -> bool {
     )
 }
 
-/// A running `lastwill broker` on a free local port.
+/// A running `lastwill broker` on a free local port, logging at debug level to a file.
 struct Broker {
-    /// Held for its `Drop`: the broker dies with the test.
-    _process: Process,
-    port: u16,
+    process: ReferenceBroker,
     log: PathBuf,
 }
 
 impl Broker {
     fn start(name: &str) -> Broker {
-        // Ask the OS for a free port, then hand it to the broker. Another process could take it
-        // in between; that shows up as the broker exiting, reported below.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("free port")
-            .port();
-        let log =
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("broker-{name}-{port}.log"));
+        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("broker-{name}.log"));
         let log_file = std::fs::File::create(&log).expect("broker log file");
-        let mut process = Process::spawn(
-            Command::new(env!("CARGO_BIN_EXE_lastwill"))
-                .args(["broker", "--listen", &format!("127.0.0.1:{port}")])
-                .env("RUST_LOG", "debug")
-                .stdout(Stdio::null())
-                .stderr(log_file),
-        );
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let start = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = process.child.try_wait() {
-                panic!("broker exited with {status}; log: {}", log.display());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "broker did not accept within 10 s; log: {}",
-                log.display()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-        Broker {
-            _process: process,
-            port,
-            log,
-        }
+        let process =
+            ReferenceBroker::start(&["--listen", "127.0.0.1:0"], "debug", log_file.into());
+        Broker { process, log }
     }
 
     fn port(&self) -> String {
-        self.port.to_string()
+        self.process.port.to_string()
     }
 
     fn pub_once(&self, topic: &str, message: &str) {

@@ -52,7 +52,7 @@ fn mosquitto_matches_its_profile() {
             format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"),
         )
         .unwrap();
-        instances.push(Mosquitto(
+        let mut mosquitto = Mosquitto(
             Command::new("mosquitto")
                 .arg("-c")
                 .arg(&config)
@@ -60,7 +60,7 @@ fn mosquitto_matches_its_profile() {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start mosquitto"),
-        ));
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -69,6 +69,12 @@ fn mosquitto_matches_its_profile() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Something listens on the port; if mosquitto itself exited, it lost the port to
+        // another process between our pick and its bind, and that is not the broker to test.
+        if let Some(status) = mosquitto.0.try_wait().expect("try_wait") {
+            panic!("mosquitto exited with {status}: port {port} was taken by another process");
+        }
+        instances.push(mosquitto);
         authorities.push(format!("127.0.0.1:{port}"));
     }
     let markdown = dir.join("matrix.md");

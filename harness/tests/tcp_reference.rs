@@ -6,13 +6,16 @@
 //! starts in milliseconds), so scenarios run in parallel without sharing a broker, and
 //! requirements such as credentials, which a CONNACK cannot show, are met by construction.
 
+#[path = "support/reference_broker.rs"]
+mod reference_broker;
+
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+
+use reference_broker::ReferenceBroker;
 
 use lastwill::report::Status;
 use lastwill::scenario::{self, BrokerConfig, Scenario};
@@ -22,53 +25,21 @@ use lastwill::target::tcp::{DEFAULT_TOLERANCE, TcpTarget};
 /// Scenarios running at once (each with its own broker process).
 const PARALLEL: usize = 24;
 
-/// The broker process of one scenario; killed when dropped.
-struct Broker {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_broker(config: &BrokerConfig, dir: &Path, name: &str) -> Broker {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+fn start_broker(config: &BrokerConfig, dir: &Path, name: &str) -> ReferenceBroker {
     let path = dir.join(format!("{name}.toml"));
     std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(toml(config, port).as_bytes()))
+        .and_then(|mut f| f.write_all(toml(config).as_bytes()))
         .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_lastwill"))
-        .arg("broker")
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lastwill broker");
-    let broker = Broker { child, port };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "broker on port {port} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    broker
+    ReferenceBroker::start(
+        &["--config", path.to_str().expect("UTF-8 temp path")],
+        "warn",
+        Stdio::null(),
+    )
 }
 
 /// The broker's TOML configuration for a scenario's `broker:` section.
-fn toml(c: &BrokerConfig, port: u16) -> String {
-    let mut out = format!("listen = \"127.0.0.1:{port}\"\n");
+fn toml(c: &BrokerConfig) -> String {
+    let mut out = String::from("listen = \"127.0.0.1:0\"\n");
     let mut set = |key: &str, value: Option<String>| {
         if let Some(value) = value {
             out.push_str(&format!("{key} = {value}\n"));

@@ -36,7 +36,8 @@
 //!   fills up, the broker drops that connection (logged) and treats it as lost, which applies
 //!   the will rules like any other abnormal close.
 //!
-//! [`serve_tcp`] binds `config.listen` and serves on it; that is what `lastwill broker` runs.
+//! [`serve_tcp`] binds `config.listen`, reports the bound address and serves on it; that is
+//! what `lastwill broker` runs.
 
 mod connection;
 mod listener;
@@ -170,9 +171,15 @@ impl Server {
     }
 }
 
-/// Binds `config.listen` over real TCP and serves until `shutdown` completes.
-pub async fn serve_tcp(config: Config, shutdown: impl Future) -> io::Result<()> {
+/// Binds `config.listen` over real TCP, tells `listening` the address it got (port 0 asks the
+/// OS for a free one), and serves until `shutdown` completes.
+pub async fn serve_tcp(
+    config: Config,
+    listening: impl FnOnce(SocketAddr),
+    shutdown: impl Future,
+) -> io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    listening(listener.local_addr()?);
     Server::new(config).serve(listener, shutdown).await;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! is graceful: stored wills are published and clients get DISCONNECT 0x8B (v5) before the
 //! process exits.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -111,7 +112,19 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let listen = config.listen;
-    match runtime.block_on(lastwill_broker::driver::serve_tcp(config, stop_signal())) {
+    // One line on stdout once the socket is bound: with `--listen 127.0.0.1:0` it is how a
+    // script or test learns the port the OS chose, with no window for another process to take
+    // a port picked in advance.
+    let announce = |addr| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "lastwill broker listening on {addr}");
+        let _ = stdout.flush();
+    };
+    match runtime.block_on(lastwill_broker::driver::serve_tcp(
+        config,
+        announce,
+        stop_signal(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("lastwill: error: cannot listen on {listen}: {error}");

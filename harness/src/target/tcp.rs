@@ -97,7 +97,11 @@ impl TcpTarget {
     /// one-line reason when nothing listens or the peer does not speak MQTT.
     pub async fn probe(&self) -> Result<Capabilities, String> {
         let target = format!("{self:?}");
-        let client_id = format!("lastwill-probe-{}", std::process::id());
+        // Unique per probe: probes of one process (a matrix, parallel tests) may meet at the
+        // same broker, and a shared client id would make one take the other over.
+        static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let client_id = format!("lastwill-probe-{}-{n}", std::process::id());
         let mut probe = tokio::time::timeout(
             Duration::from_secs(5),
             Housekeeper::connect(self, Protocol::V5, client_id),
