@@ -10,12 +10,14 @@
 //! - [`coverage`]: which spec statements the catalogue covers.
 //! - [`suite`]: many scenarios on one target, in parallel.
 //! - [`matrix`]: several targets side by side, and broker profiles of known divergences.
+//! - [`storm`]: a will storm against a broker over TCP, for `lastwill bench`.
 
 pub mod client;
 pub mod coverage;
 pub mod matrix;
 pub mod report;
 pub mod scenario;
+pub mod storm;
 pub mod suite;
 pub mod target;
 pub mod transcript;

@@ -17,5 +17,6 @@ fn main() -> ExitCode {
         Command::Explain(args) => cli::explain::run(args),
         Command::Coverage(args) => cli::coverage::run(args),
         Command::Matrix(args) => cli::matrix::run(args),
+        Command::Bench(args) => cli::bench::run(args),
     }
 }

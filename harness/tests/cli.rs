@@ -151,3 +151,65 @@ fn junit_output_is_well_formed_xml_with_one_case_per_scenario() {
             .count();
     assert_eq!(cases, scenarios);
 }
+
+/// The JSON report of a `lastwill bench` run that succeeded.
+fn bench_json(args: &[&str]) -> serde_json::Value {
+    let mut line = vec!["bench", "--format", "json"];
+    line.extend_from_slice(args);
+    let output = lastwill(&line);
+    assert!(
+        output.status.success(),
+        "lastwill {line:?}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("bench --format json prints JSON")
+}
+
+#[test]
+fn bench_storms_the_embedded_reference_broker_and_counts_every_will() {
+    for (qos, drop) in [("0", "rst"), ("1", "fin"), ("2", "rst")] {
+        let report = bench_json(&[
+            "--clients",
+            "200",
+            "--subscribers",
+            "3",
+            "--qos",
+            qos,
+            "--drop",
+            drop,
+        ]);
+        assert_eq!(report["expected"], 600, "{report}");
+        assert_eq!(report["delivered"], 600, "{report}");
+        assert_eq!(report["missing"], 0, "{report}");
+        assert_eq!(report["early"], 0, "{report}");
+        assert_eq!(report["qos"], qos.parse::<u8>().unwrap(), "{report}");
+        assert!(
+            report["latency_ms"]["max"].as_f64().unwrap() >= 0.0,
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn bench_waits_out_a_will_delay() {
+    let report = bench_json(&["--clients", "50", "--will-delay", "1", "--protocol", "5"]);
+    assert_eq!(report["delivered"], 50, "{report}");
+    assert_eq!(report["early"], 0, "{report}");
+    // a will delayed by 1 s arrives no sooner than that after its own client's close
+    assert!(
+        report["first_will_ms"].as_f64().unwrap() >= 1000.0,
+        "{report}"
+    );
+}
+
+#[test]
+fn bench_errors_are_one_line() {
+    let target = format!("mqtt://127.0.0.1:{}", closed_port());
+    let output = lastwill(&["bench", "--target", &target]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(one_line_error(&output).contains("cannot connect"));
+    let output = lastwill(&["bench", "--protocol", "3.1.1", "--will-delay", "5"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(one_line_error(&output).contains("--will-delay needs --protocol 5"));
+}

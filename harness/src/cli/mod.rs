@@ -7,6 +7,7 @@
 //! Exit codes: 0 success, 1 a run that found failures (for subcommands that test), 2 a usage
 //! or configuration error (what clap itself uses for bad flags).
 
+pub mod bench;
 pub mod broker;
 pub mod coverage;
 pub mod explain;
@@ -39,6 +40,9 @@ pub enum Command {
     Coverage(coverage::Args),
     /// Run the catalogue on several targets and compare them (and their profiles).
     Matrix(matrix::Args),
+    /// Measure will dispatch: many clients with wills die at once (default: the reference
+    /// broker, in this process).
+    Bench(bench::Args),
 }
 
 /// Exit code for bad flags, unreadable or invalid configuration.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lastwill::suite::Target;
-use lastwill::target::tcp::{TcpTarget, tls_connector};
+use lastwill::target::tcp::{DEFAULT_TOLERANCE, TcpTarget, tls_connector};
 use lastwill::verdict::Tolerance;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -16,17 +16,8 @@ pub struct TargetArgs {
     /// Scenarios run at the same time [default: CPUs for the simulator, 32 for a broker].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// CA certificates (PEM) trusted for mqtts:// targets [default: the Mozilla roots].
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
-    /// Accept any server certificate for mqtts:// targets.
-    #[arg(long)]
-    pub insecure: bool,
-    /// User name for every CONNECT to an external broker (scenarios that set their own win).
-    #[arg(long)]
-    pub username: Option<String>,
-    #[arg(long)]
-    pub password: Option<String>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Shell command that restarts the external broker; enables `broker: restart` steps.
     #[arg(long, value_name = "CMD")]
     pub restart_cmd: Option<String>,
@@ -38,7 +29,23 @@ pub struct TargetArgs {
     pub early: Duration,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// How to reach an external broker: TLS trust and credentials.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// CA certificates (PEM) trusted for mqtts:// targets [default: the Mozilla roots].
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate for mqtts:// targets.
+    #[arg(long)]
+    pub insecure: bool,
+    /// User name for every CONNECT to an external broker (scenarios that set their own win).
+    #[arg(long)]
+    pub username: Option<String>,
+    #[arg(long)]
+    pub password: Option<String>,
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     lastwill::scenario::parse_duration(text)
         .ok_or_else(|| format!("`{text}` is not a duration like 500ms or 1.5s"))
 }
@@ -50,57 +57,17 @@ impl TargetArgs {
         if url == "sim" || url == "ref" {
             return Ok(Target::Simulator { seed: self.seed });
         }
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
-            (true, rest)
-        } else if let Some(rest) = url.strip_prefix("mqtt://") {
-            (false, rest)
-        } else {
-            return Err(format!(
-                "target `{url}`: expected `sim`, mqtt://HOST:PORT or mqtts://HOST:PORT"
-            ));
-        };
-        let tls = if tls {
-            Some(Arc::new(tls_connector(
-                self.ca_file.as_deref(),
-                self.insecure,
-            )?))
-        } else {
-            None
-        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
         let mut instances = Vec::new();
         let mut capabilities = None;
-        // several identically configured instances: mqtt://h:1883,h:1884
-        for authority in rest.trim_end_matches('/').split(',') {
-            let (host, port) = match authority.rsplit_once(':') {
-                Some((host, port)) => (
-                    host,
-                    port.parse()
-                        .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
-                ),
-                None => (authority, if tls.is_some() { 8883 } else { 1883 }),
-            };
-            let host = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            if host.is_empty() {
-                return Err(format!("target `{url}`: no host"));
-            }
-            let target = TcpTarget {
-                host,
-                port,
-                tls: tls.clone(),
-                username: self.username.clone(),
-                password: self.password.clone(),
-                restart_cmd: self.restart_cmd.clone(),
-                tolerance: Tolerance {
-                    early: self.early,
-                    late: self.late,
-                },
+        for mut target in self.connection.instances(url)? {
+            target.restart_cmd = self.restart_cmd.clone();
+            target.tolerance = Tolerance {
+                early: self.early,
+                late: self.late,
             };
             let announced = runtime.block_on(target.probe())?;
             if capabilities.as_ref().is_some_and(|c| *c != announced) {
@@ -130,5 +97,57 @@ impl TargetArgs {
     /// `--jobs`, or the target's own default.
     pub fn jobs(&self, target: &Target) -> usize {
         self.jobs.unwrap_or_else(|| target.default_jobs())
+    }
+}
+
+impl ConnectionArgs {
+    /// The broker instances of `mqtt[s]://host[:port][,host:port...]` (several identically
+    /// configured instances), not yet probed, with default tolerances and no restart command.
+    pub fn instances(&self, url: &str) -> Result<Vec<TcpTarget>, String> {
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("mqtt://") {
+            (false, rest)
+        } else {
+            return Err(format!(
+                "target `{url}`: expected `sim`, mqtt://HOST:PORT or mqtts://HOST:PORT"
+            ));
+        };
+        let tls = if tls {
+            Some(Arc::new(tls_connector(
+                self.ca_file.as_deref(),
+                self.insecure,
+            )?))
+        } else {
+            None
+        };
+        let mut instances = Vec::new();
+        for authority in rest.trim_end_matches('/').split(',') {
+            let (host, port) = match authority.rsplit_once(':') {
+                Some((host, port)) => (
+                    host,
+                    port.parse()
+                        .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
+                ),
+                None => (authority, if tls.is_some() { 8883 } else { 1883 }),
+            };
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            if host.is_empty() {
+                return Err(format!("target `{url}`: no host"));
+            }
+            instances.push(TcpTarget {
+                host,
+                port,
+                tls: tls.clone(),
+                username: self.username.clone(),
+                password: self.password.clone(),
+                restart_cmd: None,
+                tolerance: DEFAULT_TOLERANCE,
+            });
+        }
+        Ok(instances)
     }
 }

@@ -79,7 +79,8 @@ pub struct Capabilities {
 }
 
 impl TcpTarget {
-    async fn open(&self) -> io::Result<Stream> {
+    /// A new connection to the broker (TLS when the target is `mqtts://`).
+    pub(crate) async fn open(&self) -> io::Result<Stream> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
         tcp.set_nodelay(true)?;
         match &self.tls {
@@ -104,7 +105,7 @@ impl TcpTarget {
         let client_id = format!("lastwill-probe-{}-{n}", std::process::id());
         let mut probe = tokio::time::timeout(
             Duration::from_secs(5),
-            Housekeeper::connect(self, Protocol::V5, client_id),
+            PacketLink::connect(self, Connect::new(Protocol::V5, client_id)),
         )
         .await
         .map_err(|_| format!("{target}: connection timed out"))?
@@ -435,7 +436,7 @@ async fn end_sessions(target: &TcpTarget, scenario: &Scenario) {
     client_ids.dedup();
     for client_id in client_ids {
         let Ok(mut session) =
-            Housekeeper::connect(target, Protocol::V5, client_id.to_owned()).await
+            PacketLink::connect(target, Connect::new(Protocol::V5, client_id)).await
         else {
             return;
         };
@@ -455,7 +456,9 @@ async fn clear_retained(
     transcript: &crate::transcript::Transcript,
 ) {
     let client_id = format!("lastwill-cleanup-{}", std::process::id());
-    let Ok(mut cleaner) = Housekeeper::connect(target, Protocol::V311, client_id).await else {
+    let Ok(mut cleaner) =
+        PacketLink::connect(target, Connect::new(Protocol::V311, client_id)).await
+    else {
         return;
     };
     let mut filters = vec![SubscriptionRequest::new(filter, QoS::AtMostOnce)];
@@ -495,39 +498,39 @@ async fn clear_retained(
     cleaner.goodbye(&clears).await;
 }
 
-/// A short connection of the harness's own (probe, clean-up): CONNECT with Clean Start and
-/// the target's credentials, then whole packets in and out.
-struct Housekeeper {
+/// A connection of the harness's own (probe, clean-up, will storms): a CONNECT with the
+/// target's credentials, then whole packets in and out.
+pub(crate) struct PacketLink {
     stream: Stream,
     protocol: Protocol,
     incoming: BytesMut,
 }
 
-/// Why a housekeeping connection stopped reading.
-enum Incoming {
+/// Why a link stopped reading.
+pub(crate) enum Incoming {
     Closed,
     Undecodable(String),
 }
 
-impl Housekeeper {
-    async fn connect(
+impl PacketLink {
+    /// Opens a connection and sends `connect` (with the target's credentials); the CONNACK is
+    /// the caller's to read.
+    pub(crate) async fn connect(
         target: &TcpTarget,
-        protocol: Protocol,
-        client_id: String,
-    ) -> io::Result<Housekeeper> {
-        let mut connect = Connect::new(protocol, client_id);
+        mut connect: Connect,
+    ) -> io::Result<PacketLink> {
         connect.username = target.username.clone();
         connect.password = target.password.clone().map(Bytes::from);
-        let mut housekeeper = Housekeeper {
+        let mut link = PacketLink {
             stream: target.open().await?,
-            protocol,
+            protocol: connect.protocol,
             incoming: BytesMut::new(),
         };
-        housekeeper.send(&[Packet::Connect(connect)]).await?;
-        Ok(housekeeper)
+        link.send(&[Packet::Connect(connect)]).await?;
+        Ok(link)
     }
 
-    async fn send(&mut self, packets: &[Packet]) -> io::Result<()> {
+    pub(crate) async fn send(&mut self, packets: &[Packet]) -> io::Result<()> {
         let mut buf = BytesMut::new();
         for packet in packets {
             codec::encode(packet, self.protocol, &mut buf)
@@ -537,7 +540,7 @@ impl Housekeeper {
     }
 
     /// The next packet; `Ok(None)` when none comes within `limit`.
-    async fn recv(&mut self, limit: Duration) -> Result<Option<Packet>, Incoming> {
+    pub(crate) async fn recv(&mut self, limit: Duration) -> Result<Option<Packet>, Incoming> {
         let read = async {
             loop {
                 match codec::decode(&mut self.incoming, Some(self.protocol), u32::MAX) {
@@ -559,8 +562,13 @@ impl Housekeeper {
         }
     }
 
+    /// The connection itself, to close it some other way than [`PacketLink::goodbye`].
+    pub(crate) fn into_stream(self) -> Stream {
+        self.stream
+    }
+
     /// Sends `last`, then DISCONNECT 0x00, and closes.
-    async fn goodbye(mut self, last: &[Packet]) {
+    pub(crate) async fn goodbye(mut self, last: &[Packet]) {
         let mut packets = last.to_vec();
         packets.push(Packet::Disconnect(Disconnect::default()));
         let _ = self.send(&packets).await;
@@ -673,11 +681,7 @@ impl Network for TcpNetwork {
     }
 
     fn reset(&self, stream: Stream) {
-        // SO_LINGER 0: close() sends RST instead of FIN
-        if let Stream::Plain(tcp) = &stream {
-            let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
-        }
-        drop(stream);
+        stream.reset();
     }
 
     fn forget(&self, stream: Stream) {
@@ -733,6 +737,19 @@ impl Control for TcpControl {
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Closes abruptly: with `SO_LINGER 0`, close() sends RST instead of FIN (and no TLS
+    /// close_notify either).
+    pub fn reset(self) {
+        let tcp = match &self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        };
+        let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+        drop(self);
+    }
 }
 
 impl AsyncRead for Stream {

@@ -1,0 +1,270 @@
+//! `lastwill bench`: a will storm (see [`lastwill::storm`]) against a broker over real TCP.
+//!
+//! Without `--target` the reference broker is started in this process on a free loopback
+//! port, so the command measures something on a fresh machine. Exit code 1 when the broker
+//! lost, duplicated or hurried wills, 2 for bad flags or an unreachable broker.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use indicatif::{ProgressBar, ProgressStyle};
+use lastwill::scenario::DropMode;
+use lastwill::storm::{self, Plan, Report};
+use lastwill::target::tcp::{DEFAULT_TOLERANCE, TcpTarget};
+use lastwill_broker::codec::{Protocol, QoS};
+use lastwill_broker::config::Config;
+use lastwill_broker::driver::Server;
+
+use super::target::{ConnectionArgs, parse_duration};
+use super::usage_error;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Version {
+    #[value(name = "3.1.1")]
+    V311,
+    #[value(name = "5")]
+    V5,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Close {
+    /// RST (SO_LINGER 0, then close).
+    Rst,
+    /// FIN without DISCONNECT.
+    Fin,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Broker to storm, mqtt://HOST:PORT or mqtts://HOST:PORT [default: the reference broker,
+    /// started in this process on a free loopback port].
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+    /// Clients holding a will; every one of them dies.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub clients: u32,
+    /// Clients subscribed to every will.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub subscribers: u32,
+    /// MQTT version of every client.
+    #[arg(long, value_enum, default_value_t = Version::V5)]
+    pub protocol: Version,
+    /// QoS of the wills and of the subscriptions.
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: u8,
+    /// Will payload size.
+    #[arg(long, value_name = "BYTES", default_value_t = 32)]
+    pub payload: usize,
+    /// Will Delay Interval (MQTT 5 only).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub will_delay: u32,
+    /// How the will clients' connections end.
+    #[arg(long, value_enum, default_value_t = Close::Rst)]
+    pub drop: Close,
+    /// Will clients connecting at the same time.
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// How long to wait for wills once the last one is due.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub timeout: Duration,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let protocol = match args.protocol {
+        Version::V311 => Protocol::V311,
+        Version::V5 => Protocol::V5,
+    };
+    if args.will_delay > 0 && protocol == Protocol::V311 {
+        return usage_error("--will-delay needs --protocol 5 (3.1.1 has no Will Delay Interval)");
+    }
+    let qos = QoS::from_u8(args.qos).expect("clap checked the range");
+    let run_id = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros()
+        & 0xff_ffff;
+    let plan = Plan {
+        clients: args.clients as usize,
+        subscribers: args.subscribers as usize,
+        protocol,
+        qos,
+        payload: args.payload,
+        will_delay: args.will_delay,
+        drop: match args.drop {
+            Close::Rst => DropMode::Rst,
+            Close::Fin => DropMode::Fin,
+        },
+        concurrency: args.concurrency as usize,
+        timeout: args.timeout,
+        prefix: format!("lastwill-bench-{run_id:x}"),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return usage_error(format!("cannot start the runtime: {error}")),
+    };
+    let report = runtime.block_on(async {
+        let target = match &args.target {
+            Some(url) => external(&args.connection, url, &plan).await?,
+            None => embedded(&plan).await?,
+        };
+        let progress = ProgressBar::new(0);
+        progress.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("progress template"),
+        );
+        storm::run(&target, &plan, &progress).await
+    });
+    let report = match report {
+        Ok(report) => report,
+        Err(message) => return usage_error(message),
+    };
+    let rendered = match args.format {
+        Format::Table => table(&report),
+        Format::Json => serde_json::to_string_pretty(&report).expect("a report serializes"),
+    };
+    match &args.output {
+        Some(path) => {
+            if let Err(error) = std::fs::write(path, &rendered) {
+                return usage_error(format!("{}: {error}", path.display()));
+            }
+        }
+        None => super::print(&rendered),
+    }
+    match report.verdict() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(problem) => {
+            eprintln!("lastwill: the broker failed the will storm: {problem}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The broker at `url`, probed: it must answer MQTT and allow the plan's QoS.
+async fn external(
+    connection: &ConnectionArgs,
+    url: &str,
+    plan: &Plan,
+) -> Result<TcpTarget, String> {
+    let mut instances = connection.instances(url)?;
+    if instances.len() != 1 {
+        return Err(format!("target `{url}`: a storm needs exactly one broker"));
+    }
+    let target = instances.remove(0);
+    let capabilities = target.probe().await?;
+    if plan.qos > capabilities.maximum_qos {
+        return Err(format!(
+            "{target:?} accepts QoS {} at most; ask for --qos {} or lower",
+            capabilities.maximum_qos.as_u8(),
+            capabilities.maximum_qos.as_u8()
+        ));
+    }
+    Ok(target)
+}
+
+/// The reference broker, serving on a free loopback port for as long as the process runs.
+async fn embedded(plan: &Plan) -> Result<TcpTarget, String> {
+    let config = Config {
+        max_connections: plan.clients + plan.subscribers + 16,
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot start the reference broker: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot start the reference broker: {e}"))?;
+    tokio::spawn(Server::new(config).serve(listener, std::future::pending::<()>()));
+    eprintln!("lastwill: storming the reference broker, in this process on {addr}");
+    Ok(TcpTarget {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        tls: None,
+        username: None,
+        password: None,
+        restart_cmd: None,
+        tolerance: DEFAULT_TOLERANCE,
+    })
+}
+
+fn table(report: &Report) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["will storm", &report.target]);
+    let delay = if report.will_delay_s > 0 {
+        format!(", will delay {}s", report.will_delay_s)
+    } else {
+        String::new()
+    };
+    let optional = |value: Option<f64>, unit: &str| match value {
+        Some(v) => format!("{v:.1} {unit}"),
+        None => "-".to_owned(),
+    };
+    let mut rows = vec![
+        (
+            "shape",
+            format!(
+                "{} clients x {} subscribers, MQTT {}, QoS {}, {}-byte payload, drop {}{delay}",
+                report.clients,
+                report.subscribers,
+                report.protocol,
+                report.qos,
+                report.payload_bytes,
+                report.drop
+            ),
+        ),
+        (
+            "connect",
+            format!(
+                "{:.2} s ({:.0} connections/s)",
+                report.connect_s, report.connects_per_s
+            ),
+        ),
+        ("close all", format!("{:.1} ms", report.close_s * 1e3)),
+        (
+            "wills delivered",
+            format!(
+                "{} of {} ({} missing, {} duplicate, {} early)",
+                report.delivered, report.expected, report.missing, report.duplicates, report.early
+            ),
+        ),
+        ("first will", optional(report.first_will_ms, "ms")),
+        ("last will", optional(report.last_will_ms, "ms")),
+        ("after last close", optional(report.drain_ms, "ms")),
+        ("throughput", optional(report.wills_per_s, "wills/s")),
+    ];
+    if let Some(l) = &report.latency_ms {
+        rows.push((
+            "latency",
+            format!(
+                "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                l.p50, l.p90, l.p99, l.max
+            ),
+        ));
+    }
+    for (name, value) in rows {
+        table.add_row([name.to_owned(), value]);
+    }
+    table.to_string()
+}

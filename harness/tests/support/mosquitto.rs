@@ -1,0 +1,62 @@
+//! Debian's `mosquitto` as a child process on a free loopback port.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running mosquitto, anonymous clients allowed, no persistence; killed when dropped.
+pub struct Mosquitto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Mosquitto {
+    /// Starts mosquitto with its configuration written to `dir/mosquitto-<name>.conf`.
+    pub fn start(dir: &Path, name: &str) -> Mosquitto {
+        // mosquitto cannot be told to pick a port itself: pick one, and check below that the
+        // process listening on it is this mosquitto
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join(format!("mosquitto-{name}.conf"));
+        std::fs::write(
+            &config,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"),
+        )
+        .unwrap();
+        let mut mosquitto = Mosquitto {
+            child: Command::new("mosquitto")
+                .arg("-c")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start mosquitto"),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Something listens on the port; if mosquitto itself exited, it lost the port to
+        // another process between our pick and its bind, and that is not the broker to test.
+        if let Some(status) = mosquitto.child.try_wait().expect("try_wait") {
+            panic!("mosquitto exited with {status}: port {port} was taken by another process");
+        }
+        mosquitto
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
