@@ -11,6 +11,7 @@
 mod connect;
 mod connection;
 mod routing;
+mod subscription_index;
 mod subscriptions;
 
 pub mod retained;
@@ -30,6 +31,7 @@ use crate::config::Config;
 use connection::{Connection, ConnectionState};
 use retained::RetainedStore;
 use session::{NEVER_EXPIRES, Session};
+use subscription_index::SubscriptionIndex;
 use timer::TimerQueue;
 use will::{CloseCause, WillState};
 
@@ -70,6 +72,8 @@ pub struct Broker {
     config: Config,
     connections: BTreeMap<ConnectionId, Connection>,
     sessions: BTreeMap<String, Session>,
+    /// Every session's subscriptions by topic level, kept in step with `sessions`.
+    subscribers: SubscriptionIndex,
     retained: RetainedStore,
     timers: TimerQueue<Timer>,
     outputs: VecDeque<Output>,
@@ -85,6 +89,7 @@ impl Broker {
             config,
             connections: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            subscribers: SubscriptionIndex::default(),
             retained: RetainedStore::default(),
             timers: TimerQueue::default(),
             outputs: VecDeque::new(),
@@ -228,6 +233,7 @@ impl Broker {
             self.close_by_server(now, id, reason::SERVER_SHUTTING_DOWN);
         }
         self.sessions.clear();
+        self.subscribers = SubscriptionIndex::default();
         self.timers = TimerQueue::default();
     }
 
@@ -365,6 +371,10 @@ impl Broker {
             return;
         };
         debug!(client_id, why, "session ended");
+        for (key, subscription) in &session.subscriptions {
+            self.subscribers
+                .remove(&subscription.filter.filter, client_id, key);
+        }
         if let Some(timer) = session.expiry_timer {
             self.timers.cancel(timer);
         }

@@ -277,12 +277,18 @@ impl Broker {
         }
         let mut deliveries: Vec<(String, Delivery)> = Vec::new();
         let mut shared: BTreeMap<(&str, &str), Vec<SharedCandidate>> = BTreeMap::new();
-        for (client_id, session) in &self.sessions {
+        // client ids in order, each session's matching subscriptions in key order: the same
+        // order as walking every session, at the cost of the matches only
+        for (client_id, keys) in self.subscribers.matching(&message.topic) {
+            let Some(session) = self.sessions.get(client_id) else {
+                continue;
+            };
             let mut direct: Option<Delivery> = None;
-            for subscription in session.subscriptions.values() {
-                if !topic::matches(&subscription.filter.filter, &message.topic) {
-                    continue;
-                }
+            for subscription in keys
+                .into_iter()
+                .filter_map(|key| session.subscriptions.get(key))
+            {
+                debug_assert!(topic::matches(&subscription.filter.filter, &message.topic));
                 let is_v5 = session.protocol == Protocol::V5;
                 let delivery = Delivery {
                     message: Arc::clone(message),
@@ -297,12 +303,12 @@ impl Broker {
                     shared
                         .entry((group.as_str(), subscription.filter.filter.as_str()))
                         .or_default()
-                        .push((client_id.as_str(), delivery, connected));
+                        .push((client_id, delivery, connected));
                     continue;
                 }
                 // [MQTT-3.8.3-3] No Local: not back to the publishing client (a will counts
                 // as published by its client, A9)
-                if subscription.no_local && message.origin.as_deref() == Some(client_id.as_str()) {
+                if subscription.no_local && message.origin.as_deref() == Some(client_id) {
                     continue;
                 }
                 direct = Some(match direct {
@@ -318,7 +324,7 @@ impl Broker {
                 });
             }
             if let Some(delivery) = direct {
-                deliveries.push((client_id.clone(), delivery));
+                deliveries.push((client_id.to_owned(), delivery));
             }
         }
         for members in shared.into_values() {

@@ -70,6 +70,8 @@ impl Broker {
                 filter: parsed,
             };
             // [MQTT-3.8.4-3] a subscription to the same filter replaces the old one
+            self.subscribers
+                .insert(&subscription.filter.filter, client_id, &request.filter);
             let existed = session
                 .subscriptions
                 .insert(request.filter, subscription.clone())
@@ -123,7 +125,11 @@ impl Broker {
             .filters
             .iter()
             .map(|filter| match session.subscriptions.remove(filter) {
-                Some(_) => reason::SUCCESS,
+                Some(removed) => {
+                    self.subscribers
+                        .remove(&removed.filter.filter, client_id, filter);
+                    reason::SUCCESS
+                }
                 None => reason::NO_SUBSCRIPTION_EXISTED,
             })
             .collect();
