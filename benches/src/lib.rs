@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use lastwill_broker::codec::{
-    self, Ack, Connect, LastWill, MessageProperties, Packet, Protocol, QoS, Subscribe,
+    self, Connect, LastWill, MessageProperties, Packet, Protocol, QoS, Subscribe,
     SubscriptionRequest,
 };
 use lastwill_broker::config::Config;
@@ -167,18 +167,10 @@ impl Storm {
             if !self.subscribers.contains(&connection) {
                 continue;
             }
-            let answer = match packet {
-                Packet::Publish(publish) => {
-                    delivered += 1;
-                    match (publish.qos, publish.packet_id) {
-                        (QoS::AtLeastOnce, Some(id)) => Some(Packet::PubAck(Ack::success(id))),
-                        (QoS::ExactlyOnce, Some(id)) => Some(Packet::PubRec(Ack::success(id))),
-                        _ => None,
-                    }
-                }
-                Packet::PubRel(ack) => Some(Packet::PubComp(Ack::success(ack.packet_id))),
-                _ => None,
-            };
+            if matches!(packet, Packet::Publish(_)) {
+                delivered += 1;
+            }
+            let answer = packet.receiver_ack();
             if let Some(answer) = answer {
                 self.broker.packet_received(self.now, connection, answer);
             }

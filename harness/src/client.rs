@@ -366,18 +366,10 @@ impl<N: Network> Agent<N> {
                 }
             }
             Packet::PubComp(ack) => outcome.publish_ack = Some(ack.code),
-            Packet::Publish(publish) => match (publish.qos, publish.packet_id) {
-                (QoS::AtLeastOnce, Some(id)) => {
-                    self.reply(Packet::PubAck(Ack::success(id)), auto).await
+            Packet::Publish(_) | Packet::PubRel(_) => {
+                if let Some(ack) = packet.receiver_ack() {
+                    self.reply(ack, auto).await
                 }
-                (QoS::ExactlyOnce, Some(id)) => {
-                    self.reply(Packet::PubRec(Ack::success(id)), auto).await
-                }
-                _ => {}
-            },
-            Packet::PubRel(ack) => {
-                self.reply(Packet::PubComp(Ack::success(ack.packet_id)), auto)
-                    .await
             }
             Packet::Disconnect(disconnect) => outcome.disconnect = Some(disconnect),
             Packet::PingResp => outcome.pong = true,

@@ -21,8 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use indicatif::ProgressBar;
 use lastwill_broker::codec::{
-    Ack, Connect, LastWill, MessageProperties, Packet, Protocol, QoS, Subscribe,
-    SubscriptionRequest,
+    Connect, LastWill, MessageProperties, Packet, Protocol, QoS, Subscribe, SubscriptionRequest,
 };
 use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
@@ -337,30 +336,21 @@ async fn collect(
             Err(Incoming::Undecodable(e)) => return Err(format!("subscriber: {e}")),
         };
         let at = Instant::now();
-        let answer = match &packet {
-            Packet::Publish(publish) => {
-                if let Some(will) = publish
-                    .topic
-                    .rsplit('/')
-                    .next()
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .filter(|&n| n < expected)
-                {
-                    deliveries.push(Delivery { will, at });
-                    if !std::mem::replace(&mut seen[will], true) {
-                        distinct += 1;
-                        progress.inc(1);
-                    }
-                }
-                match (publish.qos, publish.packet_id) {
-                    (QoS::AtLeastOnce, Some(id)) => Some(Packet::PubAck(Ack::success(id))),
-                    (QoS::ExactlyOnce, Some(id)) => Some(Packet::PubRec(Ack::success(id))),
-                    _ => None,
-                }
+        if let Packet::Publish(publish) = &packet
+            && let Some(will) = publish
+                .topic
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&n| n < expected)
+        {
+            deliveries.push(Delivery { will, at });
+            if !std::mem::replace(&mut seen[will], true) {
+                distinct += 1;
+                progress.inc(1);
             }
-            Packet::PubRel(ack) => Some(Packet::PubComp(Ack::success(ack.packet_id))),
-            _ => None,
-        };
+        }
+        let answer = packet.receiver_ack();
         if let Some(answer) = answer {
             link.send(&[answer])
                 .await

@@ -330,6 +330,20 @@ pub enum Packet {
 }
 
 impl Packet {
+    /// What a receiver answers in the QoS 1 and 2 flows, with reason 0x00: PUBACK to a QoS 1
+    /// PUBLISH, PUBREC to a QoS 2 PUBLISH, PUBCOMP to a PUBREL; nothing to anything else.
+    pub fn receiver_ack(&self) -> Option<Packet> {
+        match self {
+            Packet::Publish(publish) => match (publish.qos, publish.packet_id) {
+                (QoS::AtLeastOnce, Some(id)) => Some(Packet::PubAck(Ack::success(id))),
+                (QoS::ExactlyOnce, Some(id)) => Some(Packet::PubRec(Ack::success(id))),
+                _ => None,
+            },
+            Packet::PubRel(ack) => Some(Packet::PubComp(Ack::success(ack.packet_id))),
+            _ => None,
+        }
+    }
+
     /// The control packet name as the spec writes it (`CONNECT`, `PUBACK`, ...).
     pub fn name(&self) -> &'static str {
         match self {

@@ -10,9 +10,9 @@
 //!   how to close (CONNACK or DISCONNECT with a reason code, or a bare close). End of stream or
 //!   a read error is reported once as [`Event::Lost`].
 //! - **Writing.** The core task sends [`Outgoing`] batches: every byte produced for this
-//!   connection in one wake-up of the core, already encoded, written with a single
-//!   `write_all`. A batch marked `close` is written, then the write side is shut down (a FIN)
-//!   and the stream dropped.
+//!   connection in one wake-up of the core, already encoded. Batches that queued up while the
+//!   task was writing are gathered into one `write_all`. A batch marked `close` is written,
+//!   then the write side is shut down (a FIN) and the stream dropped.
 //!
 //! Writes go before reads (`biased;`): a connection that is being closed should not keep
 //! feeding the core. Nothing received from the network can make this task panic; should it
@@ -32,6 +32,9 @@ use crate::core::ConnectionId;
 /// How long one write may take before the peer is considered gone. A client that stops
 /// reading must not pin a task and its buffers forever.
 pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bytes gathered from queued batches into one write, at most (plus the last batch).
+const GATHER_LIMIT: usize = 256 * 1024;
 
 /// How many bytes one read asks for (the buffer grows as needed for bigger packets).
 const READ_CHUNK: usize = 8 * 1024;
@@ -107,11 +110,12 @@ pub(crate) async fn run<S>(
         tokio::select! {
             biased;
             message = outgoing.recv() => {
-                let Some(Outgoing { bytes, close }) = message else {
+                let Some(first) = message else {
                     // The core task dropped us: it is shutting down or gave up on this peer.
                     guard.settled = true;
                     return;
                 };
+                let Outgoing { bytes, close } = gather(first, &mut outgoing);
                 if writable && !bytes.is_empty() {
                     let written = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&bytes)).await;
                     if !matches!(written, Ok(Ok(()))) {
@@ -154,6 +158,38 @@ pub(crate) async fn run<S>(
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `first` and the batches already waiting behind it (up to a close, or [`GATHER_LIMIT`]
+/// bytes) as one batch: a subscriber flooded with wills gets them in a few large writes
+/// instead of one write per wake-up of the core, and keeps up with it.
+fn gather(first: Outgoing, outgoing: &mut mpsc::Receiver<Outgoing>) -> Outgoing {
+    if first.close {
+        return first;
+    }
+    let Ok(mut next) = outgoing.try_recv() else {
+        return first;
+    };
+    let mut bytes = BytesMut::with_capacity(first.bytes.len() + next.bytes.len());
+    bytes.extend_from_slice(&first.bytes);
+    loop {
+        bytes.extend_from_slice(&next.bytes);
+        if next.close || bytes.len() >= GATHER_LIMIT {
+            return Outgoing {
+                bytes: bytes.freeze(),
+                close: next.close,
+            };
+        }
+        match outgoing.try_recv() {
+            Ok(batch) => next = batch,
+            Err(_) => {
+                return Outgoing {
+                    bytes: bytes.freeze(),
+                    close: false,
+                };
             }
         }
     }
