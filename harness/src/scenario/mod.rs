@@ -9,7 +9,7 @@ mod model;
 mod parse;
 mod values;
 
-pub use values::parse_duration;
+pub use values::{MAX_TOPIC_BYTES, parse_duration};
 pub(crate) mod yaml;
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use lastwill_broker::codec::{
 use super::model::*;
 use super::values::{
     check, duration, hex, is_mark_name, level, payload, protocol, qos, range, reason_code, seconds,
-    time_ref, user_properties,
+    time_ref, topic, user_properties,
 };
 use super::yaml::{Entry, Fields, Located, Node, R, Value, did_you_mean};
 
@@ -508,7 +508,7 @@ impl<'c> Builder<'c> {
             (None, after, before) => Some(Window::Between { after, before }),
         };
         Ok(MessageMatcher {
-            topic: f.opt("topic", Node::string)?,
+            topic: f.opt("topic", topic)?,
             payload: f.opt("payload", payload)?,
             qos: f.opt("qos", qos)?,
             retain: f.opt("retain", Node::bool)?,
@@ -631,7 +631,7 @@ fn action(client: &ClientSpec, node: &Node) -> R<Action> {
         "publish" => {
             v5_only(&keys(&[MESSAGE_PROPERTIES, &["topic_alias"]]))?;
             Action::Publish(PublishSpec {
-                topic: f.req("topic", &what, Node::string)?,
+                topic: f.req("topic", &what, topic)?,
                 payload: f.opt("payload", payload)?.unwrap_or_default(),
                 qos: f.opt("qos", qos)?.unwrap_or_default(),
                 retain: f.opt("retain", Node::bool)?.unwrap_or(false),
@@ -744,7 +744,7 @@ fn will(client: &ClientSpec, node: &Node) -> R<LastWill> {
     let f = Fields::of(node, what, &keys(&[WILL_KEYS, MESSAGE_PROPERTIES]))?;
     only_v5(client, &f, what, &keys(&[&["delay"], MESSAGE_PROPERTIES]))?;
     Ok(LastWill {
-        topic: f.req("topic", what, Node::string)?,
+        topic: f.req("topic", what, topic)?,
         payload: f.opt("payload", payload)?.unwrap_or_default(),
         qos: f.opt("qos", qos)?.unwrap_or_default(),
         retain: f.opt("retain", Node::bool)?.unwrap_or(false),

@@ -643,3 +643,32 @@ fn reference_example_parses() {
     assert_eq!(s.steps.len(), 5);
     assert_eq!(s.expect.len(), 2);
 }
+
+#[test]
+fn topic_fillers_reach_the_encoding_limit_and_no_further() {
+    let s = ok(&with_steps(
+        r#"  - a: {connect: {will: {topic: {size: 65535}}}}
+  - a: {publish: {topic: {size: 2}}}
+"#,
+    ));
+    let Action::Connect(c) = action(&s, 0) else {
+        panic!()
+    };
+    assert_eq!(c.will.as_ref().unwrap().topic, "x".repeat(65_535));
+    let Action::Publish(p) = action(&s, 1) else {
+        panic!()
+    };
+    assert_eq!(p.topic, "xx");
+    let error = err(&with_steps(
+        "  - a: {connect: {will: {topic: {size: 65536}}}}\n",
+    ));
+    assert!(
+        error.ends_with("65536 is out of range: expected an integer from 0 to 65535"),
+        "{error}"
+    );
+    let error = err(&with_steps("  - a: {connect: {will: {topic: [t]}}}\n"));
+    assert!(
+        error.ends_with("expected a topic: text or `{size: 65535}`, got a list"),
+        "{error}"
+    );
+}

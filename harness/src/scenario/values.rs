@@ -177,6 +177,24 @@ fn split_byte(node: &Node, at: usize) -> super::yaml::Located {
     }
 }
 
+/// The most bytes a topic name can take: its length is a two-byte integer ([MQTT-4.7.3-3]).
+pub const MAX_TOPIC_BYTES: u32 = 65_535;
+
+/// A topic name: text, or `{size: 65535}` (that many `x` bytes), to reach the encoding limit
+/// without writing it out.
+pub fn topic(node: &Node) -> R<String> {
+    match &node.value {
+        Value::Map(_) => {
+            let f = Fields::of(node, "a topic", &["size"])?;
+            let size = f.req("size", "a topic", |n| n.uint_in(0u32, MAX_TOPIC_BYTES))?;
+            Ok("x".repeat(size as usize))
+        }
+        _ => node
+            .text("a topic: text or `{size: 65535}`")
+            .map(str::to_owned),
+    }
+}
+
 /// Binary data: UTF-8 text, `{hex: "00 ff"}` or `{size: 1024}` (that many `x` bytes).
 pub fn payload(node: &Node) -> R<Bytes> {
     let what = "a payload: text, `{hex: \"00 ff\"}` or `{size: 1024}`";

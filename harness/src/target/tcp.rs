@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use super::{Control, Network, direct};
 use crate::client::Agent;
 use crate::scenario::{
-    Action, BrokerConfig, MessageMatcher, NetAction, Receives, Scenario, StepKind,
+    Action, BrokerConfig, MAX_TOPIC_BYTES, MessageMatcher, NetAction, Receives, Scenario, StepKind,
 };
 use crate::target::sim::Run;
 use crate::transcript::{EventKind, Recorder};
@@ -175,7 +175,9 @@ impl TcpTarget {
 /// own client ids and topics, which cannot be rewritten, and `$` topics cannot be prefixed
 /// without changing what they test. Isolation then comes from running nothing else meanwhile.
 pub fn needs_exclusive_run(scenario: &Scenario) -> bool {
-    let dollar = |topic: &str| topic.starts_with('$') && !topic.starts_with("$share/");
+    let dollar = |topic: &str| {
+        (topic.starts_with('$') && !topic.starts_with("$share/")) || too_long_to_prefix(topic)
+    };
     scenario.steps.iter().any(|step| match &step.kind {
         StepKind::Client { action, .. } => match action {
             Action::Send(_) => true,
@@ -339,8 +341,8 @@ pub fn run(scenario: &Scenario, target: &TcpTarget, prefix: Option<&str>) -> Res
 /// A copy of the scenario whose client ids and topics live under `prefix`.
 ///
 /// Topics become `PREFIX/topic` (shared subscriptions `$share/group/PREFIX/filter`);
-/// `$` topics and empty strings are kept as they are, since prefixing would change what they
-/// test. Raw `send:` bytes are not rewritten.
+/// `$` topics, empty strings and topics at the length limit are kept as they are, since
+/// prefixing would change what they test. Raw `send:` bytes are not rewritten.
 pub fn with_prefix(scenario: &Scenario, prefix: &str) -> Scenario {
     let mut s = scenario.clone();
     let id = |client_id: &mut String| {
@@ -399,13 +401,22 @@ fn with_credentials(scenario: &mut Scenario, target: &TcpTarget) {
     }
 }
 
+/// Room kept for a run prefix (`lw<run>s<index>/`) in a topic of the longest encodable size.
+const PREFIX_ROOM: usize = 64;
+
+/// A topic at the encoding limit ([MQTT-4.7.3-3]) cannot take a prefix: it is used as written,
+/// by a scenario that has a broker to itself.
+fn too_long_to_prefix(topic: &str) -> bool {
+    topic.len() + PREFIX_ROOM > MAX_TOPIC_BYTES as usize
+}
+
 fn prefixed_topic(prefix: &str, topic: &str) -> String {
     if let Some(rest) = topic.strip_prefix("$share/")
         && let Some((group, filter)) = rest.split_once('/')
     {
         return format!("$share/{group}/{}", prefixed_topic(prefix, filter));
     }
-    if topic.is_empty() || topic.starts_with('$') {
+    if topic.is_empty() || topic.starts_with('$') || too_long_to_prefix(topic) {
         topic.to_owned()
     } else {
         format!("{prefix}/{topic}")
