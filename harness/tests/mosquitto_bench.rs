@@ -24,7 +24,7 @@ fn mosquitto_delivers_every_will_of_a_storm() {
     }
     let dir = std::env::temp_dir().join(format!("lastwill-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mosquitto = Mosquitto::start(&dir, "bench");
+    let mosquitto = Mosquitto::start(&dir, "bench", "");
     let target = format!("mqtt://127.0.0.1:{}", mosquitto.port);
     for (protocol, qos, drop) in [("5", "0", "rst"), ("3.1.1", "1", "fin"), ("5", "2", "rst")] {
         let output = Command::new(env!("CARGO_BIN_EXE_lastwill"))

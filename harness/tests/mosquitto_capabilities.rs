@@ -66,7 +66,7 @@ fn configured_mosquitto_passes_the_capability_scenarios() {
     let brokers: Vec<Mosquitto> = CONFIGURED
         .iter()
         .enumerate()
-        .map(|(n, (line, _))| Mosquitto::configured(&dir, &n.to_string(), &format!("{line}\n")))
+        .map(|(n, (line, _))| Mosquitto::start(&dir, &n.to_string(), &format!("{line}\n")))
         .collect();
     let runs: Vec<_> = CONFIGURED
         .iter()

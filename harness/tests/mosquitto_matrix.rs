@@ -32,7 +32,7 @@ fn mosquitto_matches_its_profile() {
     // Several identical instances: the scenarios that need a broker to themselves (raw bytes,
     // `$` topics) then run side by side, one per instance.
     let instances: Vec<Mosquitto> = (0..INSTANCES)
-        .map(|n| Mosquitto::start(&dir, &n.to_string()))
+        .map(|n| Mosquitto::start(&dir, &n.to_string(), ""))
         .collect();
     let authorities: Vec<String> = instances
         .iter()

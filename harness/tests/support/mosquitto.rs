@@ -12,13 +12,9 @@ pub struct Mosquitto {
 }
 
 impl Mosquitto {
-    /// Starts mosquitto with its configuration written to `dir/mosquitto-<name>.conf`.
-    pub fn start(dir: &Path, name: &str) -> Mosquitto {
-        Mosquitto::configured(dir, name, "")
-    }
-
-    /// Like [`Mosquitto::start`], with `extra` lines appended to the configuration.
-    pub fn configured(dir: &Path, name: &str, extra: &str) -> Mosquitto {
+    /// Starts mosquitto with its configuration, plus the `extra` lines, written to
+    /// `dir/mosquitto-<name>.conf`.
+    pub fn start(dir: &Path, name: &str, extra: &str) -> Mosquitto {
         // mosquitto cannot be told to pick a port itself: pick one, and check below that the
         // process listening on it is this mosquitto
         let port = TcpListener::bind("127.0.0.1:0")
