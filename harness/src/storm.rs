@@ -63,6 +63,8 @@ pub struct Plan {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub target: String,
+    /// Storms this report sums up ([`Report::combine`]); 1 for a single storm.
+    pub rounds: usize,
     pub clients: usize,
     pub subscribers: usize,
     pub protocol: String,
@@ -105,6 +107,46 @@ pub struct Percentiles {
 }
 
 impl Report {
+    /// Several storms of one plan as one report: every time and rate is the median of the
+    /// rounds (robust against one noisy round), every count of lost, duplicated or early wills
+    /// is the worst round's, so that a single failing round fails the whole.
+    pub fn combine(rounds: &[Report]) -> Option<Report> {
+        let first = rounds.first()?;
+        let median = |value: &dyn Fn(&Report) -> Option<f64>| {
+            let mut values: Vec<f64> = rounds.iter().filter_map(value).collect();
+            values.sort_by(f64::total_cmp);
+            values.get(values.len() / 2).copied()
+        };
+        let worst = |value: &dyn Fn(&Report) -> usize| rounds.iter().map(value).max();
+        let percentile = |pick: fn(&Percentiles) -> f64| {
+            median(&|r| r.latency_ms.as_ref().map(pick)).unwrap_or(0.0)
+        };
+        Some(Report {
+            rounds: rounds.len(),
+            connect_s: median(&|r| Some(r.connect_s))?,
+            connects_per_s: median(&|r| Some(r.connects_per_s))?,
+            close_s: median(&|r| Some(r.close_s))?,
+            delivered: rounds.iter().map(|r| r.delivered).min()?,
+            missing: worst(&|r| r.missing)?,
+            duplicates: worst(&|r| r.duplicates)?,
+            early: worst(&|r| r.early)?,
+            first_will_ms: median(&|r| r.first_will_ms),
+            last_will_ms: median(&|r| r.last_will_ms),
+            drain_ms: median(&|r| r.drain_ms),
+            wills_per_s: median(&|r| r.wills_per_s),
+            latency_ms: rounds
+                .iter()
+                .any(|r| r.latency_ms.is_some())
+                .then(|| Percentiles {
+                    p50: percentile(|p| p.p50),
+                    p90: percentile(|p| p.p90),
+                    p99: percentile(|p| p.p99),
+                    max: percentile(|p| p.max),
+                }),
+            ..first.clone()
+        })
+    }
+
     /// `Err` with what the broker did wrong, if it did.
     pub fn verdict(&self) -> Result<(), String> {
         let mut problems = Vec::new();
@@ -403,6 +445,7 @@ fn measure(
     let dispatch = last.map(|l| l.saturating_duration_since(first_close + delay));
     Report {
         target: format!("{target:?}"),
+        rounds: 1,
         clients: plan.clients,
         subscribers: plan.subscribers,
         protocol: plan.protocol.to_string(),
@@ -524,6 +567,23 @@ mod tests {
             problem.contains("before their client was closed"),
             "{problem}"
         );
+    }
+
+    #[test]
+    fn rounds_combine_to_medians_and_the_worst_counts() {
+        let plan = plan(2, 1, QoS::AtMostOnce, 0);
+        let rounds = [
+            measured(&plan, &[&[(0, 10), (1, 11)]]),
+            measured(&plan, &[&[(0, 30)]]),
+            measured(&plan, &[&[(0, 20), (1, 21)]]),
+        ];
+        let combined = Report::combine(&rounds).unwrap();
+        assert_eq!(combined.rounds, 3);
+        assert_eq!(combined.last_will_ms, Some(21.0));
+        assert_eq!(combined.first_will_ms, Some(20.0));
+        assert_eq!((combined.delivered, combined.missing), (1, 1));
+        assert!(combined.verdict().is_err(), "one round lost a will");
+        assert!(Report::combine(&[]).is_none());
     }
 
     #[test]

@@ -192,6 +192,14 @@ fn bench_storms_the_embedded_reference_broker_and_counts_every_will() {
 }
 
 #[test]
+fn bench_rounds_are_summed_up_in_one_report() {
+    let report = bench_json(&["--clients", "50", "--subscribers", "2", "--rounds", "3"]);
+    assert_eq!(report["rounds"], 3, "{report}");
+    assert_eq!(report["delivered"], 100, "{report}");
+    assert_eq!(report["missing"], 0, "{report}");
+}
+
+#[test]
 fn bench_waits_out_a_will_delay() {
     let report = bench_json(&["--clients", "50", "--will-delay", "1", "--protocol", "5"]);
     assert_eq!(report["delivered"], 50, "{report}");

@@ -11,7 +11,8 @@
 //!   a read error is reported once as [`Event::Lost`].
 //! - **Writing.** The core task sends [`Outgoing`] batches: every byte produced for this
 //!   connection in one wake-up of the core, already encoded. Batches that queued up while the
-//!   task was writing are gathered into one `write_all`. A batch marked `close` is written,
+//!   task was writing are gathered into one `write_all`. The queue is bounded by the bytes
+//!   waiting in it ([`WRITE_BACKLOG_LIMIT`]): past that the peer is too slow and is dropped. A batch marked `close` is written,
 //!   then the write side is shut down (a FIN) and the stream dropped.
 //!
 //! Writes go before reads (`biased;`): a connection that is being closed should not keep
@@ -19,6 +20,8 @@
 //! end in any unexpected way anyway (a panic in the codec, an abort), a drop guard still tells
 //! the core that the connection is gone, so its will is not forgotten.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -60,6 +63,92 @@ pub(crate) struct Outgoing {
     pub close: bool,
 }
 
+/// How many bytes may wait for one connection, queued by the core task and not yet written,
+/// before the broker drops it as too slow. A client that stops reading must not hold the
+/// broker's memory, but the backlog of a healthy subscriber that a burst of wills briefly
+/// outruns (10,000 small wills are about half a megabyte) must fit.
+pub(crate) const WRITE_BACKLOG_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Creates a connection's write queue: the core task's end and the connection task's end.
+pub(crate) fn write_queue() -> (WriteQueue, WriteQueueReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    (
+        WriteQueue {
+            tx,
+            backlog: Arc::clone(&backlog),
+        },
+        WriteQueueReceiver { rx, backlog },
+    )
+}
+
+/// The core task's end of a connection's write queue. It is bounded by the bytes waiting in
+/// it ([`WRITE_BACKLOG_LIMIT`]), not by how many wake-ups of the core produced them.
+#[derive(Debug)]
+pub(crate) struct WriteQueue {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl WriteQueue {
+    /// Queues `batch`. Fails when the backlog would pass the limit (the peer does not read
+    /// fast enough) or the connection task is gone.
+    pub(crate) fn push(&self, batch: Outgoing) -> Result<(), Outgoing> {
+        let len = batch.bytes.len();
+        if self.backlog.fetch_add(len, Ordering::AcqRel) + len > WRITE_BACKLOG_LIMIT {
+            self.backlog.fetch_sub(len, Ordering::AcqRel);
+            return Err(batch);
+        }
+        self.tx.send(batch).map_err(|unsent| unsent.0)
+    }
+}
+
+/// The connection task's end of its write queue.
+pub(crate) struct WriteQueueReceiver {
+    rx: mpsc::UnboundedReceiver<Outgoing>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl WriteQueueReceiver {
+    /// The next batch and the batches already waiting behind it (up to a close, or
+    /// [`GATHER_LIMIT`] bytes) as one: a subscriber flooded with wills gets them in a few
+    /// large writes instead of one write per wake-up of the core, and keeps up with it.
+    /// `None` once the core task has dropped its end.
+    async fn recv(&mut self) -> Option<Outgoing> {
+        let first = self.rx.recv().await?;
+        if first.close {
+            return Some(first);
+        }
+        let Ok(mut next) = self.rx.try_recv() else {
+            return Some(first);
+        };
+        let mut bytes = BytesMut::with_capacity(first.bytes.len() + next.bytes.len());
+        bytes.extend_from_slice(&first.bytes);
+        loop {
+            bytes.extend_from_slice(&next.bytes);
+            if next.close || bytes.len() >= GATHER_LIMIT {
+                break;
+            }
+            match self.rx.try_recv() {
+                Ok(batch) => next = batch,
+                Err(_) => {
+                    next.close = false;
+                    break;
+                }
+            }
+        }
+        Some(Outgoing {
+            bytes: bytes.freeze(),
+            close: next.close,
+        })
+    }
+
+    /// `len` bytes taken from the queue were written (or will never be).
+    fn written(&self, len: usize) {
+        self.backlog.fetch_sub(len, Ordering::AcqRel);
+    }
+}
+
 /// Reports [`Event::Lost`] when dropped, unless the core already knows the connection is
 /// over (it was reported lost, or the core itself closed it).
 struct LostGuard {
@@ -93,7 +182,7 @@ pub(crate) async fn run<S>(
     mut stream: S,
     max_packet_size: u32,
     events: mpsc::Sender<Event>,
-    mut outgoing: mpsc::Receiver<Outgoing>,
+    mut outgoing: WriteQueueReceiver,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -110,12 +199,11 @@ pub(crate) async fn run<S>(
         tokio::select! {
             biased;
             message = outgoing.recv() => {
-                let Some(first) = message else {
+                let Some(Outgoing { bytes, close }) = message else {
                     // The core task dropped us: it is shutting down or gave up on this peer.
                     guard.settled = true;
                     return;
                 };
-                let Outgoing { bytes, close } = gather(first, &mut outgoing);
                 if writable && !bytes.is_empty() {
                     let written = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&bytes)).await;
                     if !matches!(written, Ok(Ok(()))) {
@@ -125,6 +213,7 @@ pub(crate) async fn run<S>(
                         guard.report().await;
                     }
                 }
+                outgoing.written(bytes.len());
                 if close {
                     let reported_lost = guard.settled;
                     guard.settled = true;
@@ -158,38 +247,6 @@ pub(crate) async fn run<S>(
                         }
                     }
                 }
-            }
-        }
-    }
-}
-
-/// `first` and the batches already waiting behind it (up to a close, or [`GATHER_LIMIT`]
-/// bytes) as one batch: a subscriber flooded with wills gets them in a few large writes
-/// instead of one write per wake-up of the core, and keeps up with it.
-fn gather(first: Outgoing, outgoing: &mut mpsc::Receiver<Outgoing>) -> Outgoing {
-    if first.close {
-        return first;
-    }
-    let Ok(mut next) = outgoing.try_recv() else {
-        return first;
-    };
-    let mut bytes = BytesMut::with_capacity(first.bytes.len() + next.bytes.len());
-    bytes.extend_from_slice(&first.bytes);
-    loop {
-        bytes.extend_from_slice(&next.bytes);
-        if next.close || bytes.len() >= GATHER_LIMIT {
-            return Outgoing {
-                bytes: bytes.freeze(),
-                close: next.close,
-            };
-        }
-        match outgoing.try_recv() {
-            Ok(batch) => next = batch,
-            Err(_) => {
-                return Outgoing {
-                    bytes: bytes.freeze(),
-                    close: false,
-                };
             }
         }
     }

@@ -32,8 +32,8 @@
 //!   connection id, and ids are handed out in accept order, so with turmoil's seeded scheduler
 //!   the same seed always gives the same bytes at the same virtual times.
 //! - **Back-pressure.** Connection tasks wait when the event channel is full. The core task
-//!   never waits on a connection: if a client stops reading and its queue of pending writes
-//!   fills up, the broker drops that connection (logged) and treats it as lost, which applies
+//!   never waits on a connection: if a client stops reading and the bytes waiting for it pass
+//!   a limit (8 MiB), the broker drops that connection (logged) and treats it as lost, which applies
 //!   the will rules like any other abnormal close.
 //!
 //! [`serve_tcp`] binds `config.listen`, reports the bound address and serves on it; that is
@@ -62,12 +62,10 @@ use crate::codec;
 use crate::config::Config;
 use crate::core::{Broker, ConnectionId, Output};
 
-use connection::{Event, Outgoing};
+use connection::{Event, Outgoing, WriteQueue};
 
 /// Capacity of the channel from all connection tasks to the core task.
 const EVENT_QUEUE: usize = 1024;
-/// Write batches that may wait for one connection before it is dropped as too slow.
-const OUTGOING_QUEUE: usize = 256;
 /// Events handled in one wake-up of the core task before its outputs are flushed.
 const EVENTS_PER_WAKEUP: usize = 64;
 /// Pause before accepting again after `accept` failed (e.g. out of file descriptors).
@@ -82,7 +80,7 @@ pub struct Server {
 
 /// The core task's handle on one connection task.
 struct ConnectionHandle {
-    outgoing: mpsc::Sender<Outgoing>,
+    outgoing: WriteQueue,
     task: AbortHandle,
 }
 
@@ -247,7 +245,7 @@ impl Driver {
         let id = self.next_id;
         self.next_id += 1;
         info!(connection = id, %peer, "connection opened");
-        let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
+        let (outgoing, outgoing_rx) = connection::write_queue();
         let max_packet_size = self.core.config().max_packet_size;
         let task = tasks.spawn(connection::run(
             id,
@@ -302,11 +300,11 @@ impl Driver {
                     bytes: bytes.freeze(),
                     close,
                 };
-                match handle.outgoing.try_send(batch) {
+                match handle.outgoing.push(batch) {
                     // After its last batch the task finishes on its own: forget it.
                     Ok(()) if close => drop(self.connections.remove(&id)),
                     Ok(()) => {}
-                    // Full: the client does not read. Closed: its task is already gone.
+                    // Over the backlog limit: the client does not read. Or its task is gone.
                     Err(_) => {
                         if let Some(handle) = self.connections.remove(&id) {
                             handle.task.abort();
@@ -321,7 +319,8 @@ impl Driver {
             for id in too_slow {
                 warn!(
                     connection = id,
-                    "write queue full or connection task gone; dropping the connection"
+                    limit = connection::WRITE_BACKLOG_LIMIT,
+                    "write backlog over the limit or connection task gone; dropping the connection"
                 );
                 self.core.connection_lost(now, id);
             }

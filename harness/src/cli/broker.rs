@@ -100,7 +100,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(config) => config,
         Err(message) => return usage_error(message),
     };
-    init_logging();
+    init_logging("info");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -68,10 +68,10 @@ pub fn print(text: impl std::fmt::Display) {
     }
 }
 
-/// Logs to stderr through `tracing`; `RUST_LOG` selects what (default `info`).
-pub fn init_logging() {
+/// Logs to stderr through `tracing`; `RUST_LOG` selects what (default: `default`, e.g. `info`).
+pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,0 +1,82 @@
+//! A client that stops reading cannot hold the broker's memory: once more than the write
+//! backlog limit (8 MiB) waits for it, the broker drops it like a lost connection, and its
+//! will is published. Real sockets, bounded real waits.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use lastwill_broker::codec::{
+    Connect, LastWill, MessageProperties, Packet, Protocol, Publish, QoS, Subscribe,
+    SubscriptionRequest,
+};
+use support::{Client, start_broker, subscriber};
+
+const PAYLOAD: usize = 64 * 1024;
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_dropped_and_its_will_published() {
+    let broker = start_broker().await;
+    let mut watcher = subscriber(broker.addr, "watcher", "will/#").await;
+
+    // subscribed to the flood, with a will, and then never reads again
+    let mut stuck = Client::connect(broker.addr, Protocol::V5).await;
+    stuck
+        .send(Packet::Connect(Connect {
+            will: Some(LastWill {
+                topic: "will/stuck".into(),
+                payload: Bytes::from_static(b"too slow"),
+                qos: QoS::AtMostOnce,
+                retain: false,
+                delay_interval: None,
+                properties: MessageProperties::default(),
+            }),
+            ..Connect::new(Protocol::V5, "stuck")
+        }))
+        .await;
+    assert!(matches!(stuck.recv().await, Some(Packet::ConnAck(c)) if c.code == 0));
+    stuck
+        .send(Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            filters: vec![SubscriptionRequest::new("flood/#", QoS::AtMostOnce)],
+            subscription_identifier: None,
+            user_properties: vec![],
+        }))
+        .await;
+    assert!(matches!(stuck.recv().await, Some(Packet::SubAck(_))));
+
+    let mut publisher = Client::connect(broker.addr, Protocol::V5).await;
+    publisher
+        .send(Packet::Connect(Connect::new(Protocol::V5, "publisher")))
+        .await;
+    assert!(matches!(publisher.recv().await, Some(Packet::ConnAck(c)) if c.code == 0));
+
+    let payload = Bytes::from(vec![b'f'; PAYLOAD]);
+    let mut sent = 0usize;
+    let will = loop {
+        assert!(
+            sent < 4_000,
+            "{sent} messages of 64 KiB and the client that does not read is still connected"
+        );
+        publisher
+            .send(Packet::Publish(Publish::new(
+                "flood/x",
+                payload.clone(),
+                QoS::AtMostOnce,
+            )))
+            .await;
+        sent += 1;
+        let arrived = tokio::time::timeout(Duration::from_millis(2), watcher.recv()).await;
+        if let Ok(Some(Packet::Publish(will))) = arrived {
+            break will;
+        }
+    };
+    assert_eq!(will.topic, "will/stuck");
+    assert_eq!(&will.payload[..], b"too slow");
+    // not before the backlog was over its limit: what the socket buffers hold comes on top
+    assert!(
+        sent * PAYLOAD > 8 * 1024 * 1024,
+        "dropped after only {sent} messages"
+    );
+}
