@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lastwill_broker::codec::{
-    Connect, LastWill, MessageProperties, Packet, Protocol, Publish, QoS, Subscribe,
-    SubscriptionRequest,
+    Connect, LastWill, MessageProperties, Packet, Protocol, Publish, QoS,
 };
-use support::{Client, start_broker, subscriber};
+use support::{Client, start_broker, subscribed, subscriber};
 
 const PAYLOAD: usize = 64 * 1024;
 
@@ -21,30 +20,18 @@ async fn a_subscriber_that_stops_reading_is_dropped_and_its_will_published() {
     let mut watcher = subscriber(broker.addr, "watcher", "will/#").await;
 
     // subscribed to the flood, with a will, and then never reads again
-    let mut stuck = Client::connect(broker.addr, Protocol::V5).await;
-    stuck
-        .send(Packet::Connect(Connect {
-            will: Some(LastWill {
-                topic: "will/stuck".into(),
-                payload: Bytes::from_static(b"too slow"),
-                qos: QoS::AtMostOnce,
-                retain: false,
-                delay_interval: None,
-                properties: MessageProperties::default(),
-            }),
-            ..Connect::new(Protocol::V5, "stuck")
-        }))
-        .await;
-    assert!(matches!(stuck.recv().await, Some(Packet::ConnAck(c)) if c.code == 0));
-    stuck
-        .send(Packet::Subscribe(Subscribe {
-            packet_id: 1,
-            filters: vec![SubscriptionRequest::new("flood/#", QoS::AtMostOnce)],
-            subscription_identifier: None,
-            user_properties: vec![],
-        }))
-        .await;
-    assert!(matches!(stuck.recv().await, Some(Packet::SubAck(_))));
+    let stuck = Connect {
+        will: Some(LastWill {
+            topic: "will/stuck".into(),
+            payload: Bytes::from_static(b"too slow"),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            delay_interval: None,
+            properties: MessageProperties::default(),
+        }),
+        ..Connect::new(Protocol::V5, "stuck")
+    };
+    let _stuck = subscribed(broker.addr, stuck, "flood/#").await;
 
     let mut publisher = Client::connect(broker.addr, Protocol::V5).await;
     publisher

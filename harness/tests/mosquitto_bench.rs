@@ -15,11 +15,7 @@ use mosquitto::Mosquitto;
 
 #[test]
 fn mosquitto_delivers_every_will_of_a_storm() {
-    if !support::peers_available(
-        "mosquitto_delivers_every_will_of_a_storm",
-        &["mosquitto"],
-        "apt-get install mosquitto",
-    ) {
+    if !mosquitto::available("mosquitto_delivers_every_will_of_a_storm") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("lastwill-bench-{}", std::process::id()));

@@ -52,11 +52,7 @@ const CONFIGURED: &[(&str, &[&str])] = &[
 
 #[test]
 fn configured_mosquitto_passes_the_capability_scenarios() {
-    if !support::peers_available(
-        "configured_mosquitto_passes_the_capability_scenarios",
-        &["mosquitto"],
-        "apt-get install mosquitto",
-    ) {
+    if !mosquitto::available("configured_mosquitto_passes_the_capability_scenarios") {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();

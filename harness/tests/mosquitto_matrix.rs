@@ -19,11 +19,7 @@ const INSTANCES: usize = 6;
 
 #[test]
 fn mosquitto_matches_its_profile() {
-    if !support::peers_available(
-        "mosquitto_matches_its_profile",
-        &["mosquitto"],
-        "apt-get install mosquitto",
-    ) {
+    if !mosquitto::available("mosquitto_matches_its_profile") {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();

@@ -55,11 +55,7 @@ fn lastwill(root: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn scenarios_and_storms_run_over_tls() {
-    if !support::peers_available(
-        "scenarios_and_storms_run_over_tls",
-        &["mosquitto"],
-        "apt-get install mosquitto",
-    ) {
+    if !mosquitto::available("scenarios_and_storms_run_over_tls") {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();

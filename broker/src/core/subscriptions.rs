@@ -69,9 +69,9 @@ impl Broker {
                 subscription_id: subscribe.subscription_identifier,
                 filter: parsed,
             };
-            // [MQTT-3.8.4-3] a subscription to the same filter replaces the old one
             self.subscribers
                 .insert(&subscription.filter.filter, client_id, &request.filter);
+            // [MQTT-3.8.4-3] a subscription to the same filter replaces the old one
             let existed = session
                 .subscriptions
                 .insert(request.filter, subscription.clone())

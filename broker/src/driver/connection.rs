@@ -12,8 +12,9 @@
 //! - **Writing.** The core task sends [`Outgoing`] batches: every byte produced for this
 //!   connection in one wake-up of the core, already encoded. Batches that queued up while the
 //!   task was writing are gathered into one `write_all`. The queue is bounded by the bytes
-//!   waiting in it ([`WRITE_BACKLOG_LIMIT`]): past that the peer is too slow and is dropped. A batch marked `close` is written,
-//!   then the write side is shut down (a FIN) and the stream dropped.
+//!   waiting in it ([`WRITE_BACKLOG_LIMIT`]): past that the peer is too slow and is dropped.
+//!   A batch marked `close` is written, then the write side is shut down (a FIN) and the
+//!   stream dropped.
 //!
 //! Writes go before reads (`biased;`): a connection that is being closed should not keep
 //! feeding the core. Nothing received from the network can make this task panic; should it

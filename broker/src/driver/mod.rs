@@ -33,8 +33,8 @@
 //!   the same seed always gives the same bytes at the same virtual times.
 //! - **Back-pressure.** Connection tasks wait when the event channel is full. The core task
 //!   never waits on a connection: if a client stops reading and the bytes waiting for it pass
-//!   a limit (8 MiB), the broker drops that connection (logged) and treats it as lost, which applies
-//!   the will rules like any other abnormal close.
+//!   a limit (8 MiB), the broker drops that connection (logged) and treats it as lost, which
+//!   applies the will rules like any other abnormal close.
 //!
 //! [`serve_tcp`] binds `config.listen`, reports the bound address and serves on it; that is
 //! what `lastwill broker` runs.

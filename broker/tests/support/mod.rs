@@ -74,10 +74,13 @@ impl Client {
 
 /// A v5 client `client_id`, connected and subscribed to `filter` at QoS 0.
 pub async fn subscriber(addr: SocketAddr, client_id: &str, filter: &str) -> Client {
+    subscribed(addr, Connect::new(Protocol::V5, client_id), filter).await
+}
+
+/// A client connected with `connect` (a v5 CONNECT) and subscribed to `filter` at QoS 0.
+pub async fn subscribed(addr: SocketAddr, connect: Connect, filter: &str) -> Client {
     let mut client = Client::connect(addr, Protocol::V5).await;
-    client
-        .send(Packet::Connect(Connect::new(Protocol::V5, client_id)))
-        .await;
+    client.send(Packet::Connect(connect)).await;
     assert!(matches!(client.recv().await, Some(Packet::ConnAck(c)) if c.code == 0));
     client
         .send(Packet::Subscribe(Subscribe {

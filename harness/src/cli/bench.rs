@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -17,7 +17,7 @@ use lastwill_broker::codec::{Protocol, QoS};
 use lastwill_broker::config::Config;
 use lastwill_broker::driver::Server;
 
-use super::target::{ConnectionArgs, parse_duration};
+use super::target::{ConnectionArgs, parse_duration, run_id};
 use super::usage_error;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -105,11 +105,6 @@ pub fn run(args: Args) -> ExitCode {
         return usage_error("--will-delay needs --protocol 5 (3.1.1 has no Will Delay Interval)");
     }
     let qos = QoS::from_u8(args.qos).expect("clap checked the range");
-    let run_id = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros()
-        & 0xff_ffff;
     let plan = Plan {
         clients: args.clients as usize,
         subscribers: args.subscribers as usize,
@@ -123,7 +118,7 @@ pub fn run(args: Args) -> ExitCode {
         },
         concurrency: args.concurrency as usize,
         timeout: args.timeout,
-        prefix: format!("lastwill-bench-{run_id:x}"),
+        prefix: format!("lastwill-bench-{}", run_id()),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -79,18 +79,10 @@ impl TargetArgs {
             instances.push(target);
         }
         let capabilities = capabilities.ok_or_else(|| format!("target `{url}`: no host"))?;
-        let run_id = format!(
-            "{:x}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_micros()
-                & 0xff_ffff
-        );
         Ok(Target::Tcp {
             instances,
             capabilities,
-            run_id,
+            run_id: run_id(),
         })
     }
 
@@ -150,4 +142,14 @@ impl ConnectionArgs {
         }
         Ok(instances)
     }
+}
+
+/// A short id for one run against an external broker, prefixed to its client ids and topics
+/// so that runs never see each other: the clock's microseconds, in hex.
+pub fn run_id() -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros();
+    format!("{:x}", micros & 0xff_ffff)
 }

@@ -1,9 +1,16 @@
-//! Debian's `mosquitto` as a child process on a free loopback port.
+//! Debian's `mosquitto` as a child process on a free loopback port. Test files that include
+//! this module also declare `mod support;`.
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// `true` when the `mosquitto` binary can be run (see `support::peers_available`: a loud skip,
+/// or a failure under `LASTWILL_REQUIRE_PEERS=1`).
+pub fn available(test: &str) -> bool {
+    crate::support::peers_available(test, &["mosquitto"], "apt-get install mosquitto")
+}
 
 /// A running mosquitto, anonymous clients allowed, no persistence; killed when dropped.
 pub struct Mosquitto {
