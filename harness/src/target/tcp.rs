@@ -127,10 +127,10 @@ impl TcpTarget {
         let Packet::ConnAck(connack) = reply else {
             return Err(format!("{target} answered CONNECT with {}", reply.name()));
         };
-        if connack.code != 0 {
+        if !connack.code.is_success() {
             return Err(format!(
                 "{target} refused the probe connection with CONNACK {}",
-                crate::transcript::code_name(connack.code)
+                connack.code
             ));
         }
         probe.goodbye(&[]).await;
