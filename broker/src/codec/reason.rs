@@ -176,10 +176,9 @@ code_table! {
 impl ReasonCode {
     /// 0x00 in a DISCONNECT: the one code that discards the will ([MQTT-3.14.4-3]).
     pub const NORMAL_DISCONNECTION: ReasonCode = ReasonCode::SUCCESS;
-    /// 0x00 in a SUBACK: granted QoS 0.
-    pub const GRANTED_QOS_0: ReasonCode = ReasonCode::SUCCESS;
 
-    /// The SUBACK code granting `qos` (0x00, 0x01 or 0x02).
+    /// The SUBACK code granting `qos`: 0x00 (Granted QoS 0, the value of Success), 0x01 or
+    /// 0x02.
     pub fn granted(qos: super::QoS) -> ReasonCode {
         ReasonCode(qos.as_u8())
     }

@@ -11,7 +11,7 @@ use tracing::warn;
 
 use crate::codec::{Ack, MessageProperties, Packet, Protocol, Publish, QoS, encoded_len};
 
-use super::session::{Inflight, InflightState};
+use super::session::{Awaiting, Inflight};
 use super::topic;
 use super::{Broker, ConnectionId};
 
@@ -213,9 +213,9 @@ impl Broker {
                 continue;
             }
             let packet_id = session.next_packet_id();
-            let state = match delivery.qos {
-                QoS::ExactlyOnce => InflightState::AwaitPubRec,
-                _ => InflightState::AwaitPubAck,
+            let awaiting = match delivery.qos {
+                QoS::ExactlyOnce => Awaiting::PubRec,
+                _ => Awaiting::PubAck,
             };
             if self.send_publish(
                 now,
@@ -228,7 +228,7 @@ impl Broker {
                     session.inflight.push_back(Inflight {
                         packet_id,
                         delivery,
-                        state,
+                        awaiting,
                     });
                 }
             }
@@ -247,13 +247,11 @@ impl Broker {
         let resends: Vec<_> = session
             .inflight
             .iter()
-            .map(|f| (f.packet_id, f.state, f.delivery.clone()))
+            .map(|f| (f.packet_id, f.awaiting, f.delivery.clone()))
             .collect();
-        for (packet_id, state, delivery) in resends {
-            match state {
-                InflightState::AwaitPubComp => {
-                    self.send(id, Packet::PubRel(Ack::success(packet_id)))
-                }
+        for (packet_id, awaiting, delivery) in resends {
+            match awaiting {
+                Awaiting::PubComp => self.send(id, Packet::PubRel(Ack::success(packet_id))),
                 _ => {
                     self.send_publish(now, id, client_id, delivery, Some((packet_id, true)));
                 }

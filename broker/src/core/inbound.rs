@@ -8,7 +8,7 @@ use tracing::info;
 use crate::codec::{Ack, Disconnect, Packet, Protocol, Publish, QoS, ReasonCode};
 
 use super::delivery::Message;
-use super::session::InflightState;
+use super::session::Awaiting;
 use super::will::CloseCause;
 use super::{Broker, ConnectionId};
 
@@ -24,7 +24,7 @@ impl Broker {
             Packet::Publish(publish) => self.handle_publish(now, id, client_id, publish),
             Packet::PubAck(ack) => {
                 if let Some(session) = self.sessions.get_mut(client_id) {
-                    session.remove_inflight(ack.packet_id, InflightState::AwaitPubAck);
+                    session.remove_inflight(ack.packet_id, Awaiting::PubAck);
                 }
                 self.pump(now, client_id);
             }
@@ -49,7 +49,7 @@ impl Broker {
             }
             Packet::PubComp(ack) => {
                 if let Some(session) = self.sessions.get_mut(client_id) {
-                    session.remove_inflight(ack.packet_id, InflightState::AwaitPubComp);
+                    session.remove_inflight(ack.packet_id, Awaiting::PubComp);
                 }
                 self.pump(now, client_id);
             }
@@ -214,16 +214,16 @@ impl Broker {
         };
         if ack.code.is_failure() {
             // the receiver refused the message: the flow ends here (§4.3.3)
-            session.remove_inflight(ack.packet_id, InflightState::AwaitPubRec);
+            session.remove_inflight(ack.packet_id, Awaiting::PubRec);
             self.pump(now, client_id);
             return;
         }
         match session.inflight_mut(ack.packet_id) {
-            Some(inflight) if inflight.state == InflightState::AwaitPubRec => {
-                inflight.state = InflightState::AwaitPubComp;
+            Some(inflight) if inflight.awaiting == Awaiting::PubRec => {
+                inflight.awaiting = Awaiting::PubComp;
                 self.send(id, Packet::PubRel(Ack::success(ack.packet_id)));
             }
-            Some(inflight) if inflight.state == InflightState::AwaitPubComp => {
+            Some(inflight) if inflight.awaiting == Awaiting::PubComp => {
                 self.send(id, Packet::PubRel(Ack::success(ack.packet_id)));
             }
             _ => {}

@@ -14,21 +14,26 @@ use super::will::WillState;
 /// Session Expiry Interval meaning "never expires" (§3.1.2.11.2).
 pub const NEVER_EXPIRES: u32 = u32::MAX;
 
+/// What an in-flight message waits for from the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InflightState {
+#[expect(
+    clippy::enum_variant_names,
+    reason = "each variant is the packet awaited"
+)]
+pub enum Awaiting {
     /// QoS 1 PUBLISH sent.
-    AwaitPubAck,
+    PubAck,
     /// QoS 2 PUBLISH sent.
-    AwaitPubRec,
+    PubRec,
     /// QoS 2 PUBREL sent.
-    AwaitPubComp,
+    PubComp,
 }
 
 #[derive(Debug)]
 pub struct Inflight {
     pub packet_id: u16,
     pub delivery: Delivery,
-    pub state: InflightState,
+    pub awaiting: Awaiting,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,11 +107,11 @@ impl Session {
         self.inflight.iter_mut().find(|f| f.packet_id == packet_id)
     }
 
-    pub fn remove_inflight(&mut self, packet_id: u16, state: InflightState) -> bool {
+    pub fn remove_inflight(&mut self, packet_id: u16, awaiting: Awaiting) -> bool {
         match self
             .inflight
             .iter()
-            .position(|f| f.packet_id == packet_id && f.state == state)
+            .position(|f| f.packet_id == packet_id && f.awaiting == awaiting)
         {
             Some(index) => {
                 self.inflight.remove(index);
