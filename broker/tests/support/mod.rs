@@ -19,15 +19,34 @@ use tokio::sync::oneshot;
 /// A broker serving on 127.0.0.1; it stops when dropped.
 pub struct TestBroker {
     pub addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestBroker {
+    /// Shuts the broker down gracefully and waits until it has stopped.
+    pub async fn shut_down(mut self) {
+        drop(self.stop.take());
+        if let Some(served) = self.served.take() {
+            served.await.unwrap();
+        }
+    }
 }
 
 pub async fn start_broker() -> TestBroker {
+    start_broker_with(Config::default()).await
+}
+
+pub async fn start_broker_with(config: Config) -> TestBroker {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(Server::new(Config::default()).serve(listener, stopped));
-    TestBroker { addr, _stop: stop }
+    let served = tokio::spawn(Server::new(config).serve(listener, stopped));
+    TestBroker {
+        addr,
+        stop: Some(stop),
+        served: Some(served),
+    }
 }
 
 /// Whole packets in, whole packets out.
@@ -54,7 +73,12 @@ impl Client {
 
     /// The next packet, or `None` when the connection closes or nothing comes within 5 s.
     pub async fn recv(&mut self) -> Option<Packet> {
-        tokio::time::timeout(Duration::from_secs(5), async {
+        self.recv_within(Duration::from_secs(5)).await
+    }
+
+    /// The next packet, or `None` when the connection closes or nothing comes in `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Packet> {
+        tokio::time::timeout(wait, async {
             loop {
                 if let Some(packet) =
                     codec::decode(&mut self.buf, Some(self.protocol), u32::MAX).unwrap()
