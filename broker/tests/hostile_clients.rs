@@ -228,19 +228,26 @@ async fn a_subscriber_that_reads_but_never_acks_holds_bounded_memory() {
     );
 }
 
-/// Twenty subscribers that never read, under a flood of 64 KiB QoS 0 messages.
+/// Twenty subscribers that never read, under a flood of 64 KiB QoS 0 messages (25 MiB for
+/// each): what waits for each stays within `max_queued_bytes` plus the write window, the
+/// oldest messages are dropped and counted, and the publisher is still answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_reading_subscribers_under_a_qos0_flood_hold_bounded_memory() {
-    let broker = start_broker().await;
+    const MAX_QUEUED: usize = 1 << 20;
+    const PAYLOAD: usize = 64 * 1024;
+    let broker = start_broker_with(Config {
+        max_queued_bytes: MAX_QUEUED,
+        ..Config::default()
+    })
+    .await;
     let mut stuck = Vec::new();
     for i in 0..20 {
         let mut client = connected(&broker, Connect::new(Protocol::V5, format!("stuck-{i}"))).await;
         subscribe(&mut client, "flood", QoS::AtMostOnce).await;
         stuck.push(client);
     }
-    let before = rss();
     let mut publisher = connected(&broker, Connect::new(Protocol::V5, "publisher")).await;
-    let payload = Bytes::from(vec![b'f'; 64 * 1024]);
+    let payload = Bytes::from(vec![b'f'; PAYLOAD]);
     for _ in 0..400 {
         publisher
             .send(Packet::Publish(Publish::new(
@@ -250,53 +257,115 @@ async fn non_reading_subscribers_under_a_qos0_flood_hold_bounded_memory() {
             )))
             .await;
     }
-    answered_within_keep_alive(&mut publisher, Duration::from_secs(10), "after the flood").await;
-    let grown = rss().saturating_sub(before);
-    assert!(grown < 64 << 20, "grew by {} MiB", grown >> 20);
+    answered_within_keep_alive(&mut publisher, PATIENCE, "after the flood").await;
+    let metrics = broker.metrics.snapshot();
+    // the outbox bound, the write window (256 KiB) and one packet on top of it
+    let bound = MAX_QUEUED + 256 * 1024 + PAYLOAD + 64;
+    assert!(metrics.peak_connection_queued_bytes <= bound, "{metrics:?}");
+    assert!(metrics.peak_queued_bytes <= 21 * bound, "{metrics:?}");
+    assert!(metrics.dropped_messages > 0, "{metrics:?}");
 }
 
-fn rss() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<usize>()
-        .unwrap()
-        * 1024
-}
-
-/// Connections that start a 1 MiB frame and never finish it, after a CONNECT with
-/// keep-alive 0 (so no keep-alive ever closes them).
+/// Connections that start a 1 MiB frame, send 100 KiB of it and stop, after a CONNECT with
+/// keep-alive 0 (so no keep-alive ever closes them): their buffers hold what arrived, not
+/// what the frame announced, and they are closed once `frame_timeout` has passed.
 #[tokio::test]
 async fn unfinished_frames_are_closed_after_the_frame_time_limit() {
-    let broker = start_broker().await;
+    const HOLDERS: usize = 50;
+    let broker = start_broker_with(Config {
+        frame_timeout: 1,
+        ..Config::default()
+    })
+    .await;
     let mut holders = Vec::new();
-    for i in 0..50 {
-        let client = connected(
-            &broker,
-            Connect {
-                keep_alive: 0,
-                ..Connect::new(Protocol::V5, format!("holder-{i}"))
-            },
-        )
-        .await;
-        let mut stream = client.stream;
-        // a PUBLISH announcing 1 MiB - 8 bytes, of which half arrives
-        let mut frame = vec![0x30, 0xF8, 0xFF, 0x3F];
-        frame.extend(vec![0; 512 * 1024]);
-        stream.write_all(&frame).await.unwrap();
-        holders.push(stream);
+    for i in 0..HOLDERS {
+        holders.push(unfinished_frame(&broker, &format!("holder-{i}"), 100 * 1024).await);
     }
     for (i, stream) in holders.iter_mut().enumerate() {
         let mut rest = Vec::new();
-        let closed =
-            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+        let closed = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut rest)).await;
         assert!(
             closed.is_ok(),
             "connection {i} with an unfinished frame is still open"
         );
     }
+    let metrics = broker.metrics.snapshot();
+    assert_eq!(metrics.unfinished_frames, HOLDERS as u64, "{metrics:?}");
+    assert!(
+        metrics.peak_read_buffer_bytes <= HOLDERS * 256 * 1024,
+        "{metrics:?}"
+    );
+}
+
+/// A v5 connection with keep-alive 0 that has sent `sent` bytes of a PUBLISH announcing
+/// 1 MiB - 8 bytes, and nothing since.
+async fn unfinished_frame(broker: &TestBroker, client_id: &str, sent: usize) -> TcpStream {
+    let mut stream = connected_with_keep_alive_0(broker, client_id).await;
+    start_frame(&mut stream, sent).await;
+    stream
+}
+
+async fn connected_with_keep_alive_0(broker: &TestBroker, client_id: &str) -> TcpStream {
+    let connect = Connect {
+        keep_alive: 0,
+        ..Connect::new(Protocol::V5, client_id)
+    };
+    connected(broker, connect).await.stream
+}
+
+async fn start_frame(stream: &mut TcpStream, sent: usize) {
+    let mut frame = vec![0x30, 0xF8, 0xFF, 0x3F];
+    frame.extend(vec![0; sent]);
+    stream.write_all(&frame).await.unwrap();
+}
+
+/// Past the memory budget (here spent on the read buffers of unfinished frames) new clients
+/// are refused with CONNACK 0x97 (v5) / 0x03 (3.1.1); once the memory is free again they are
+/// accepted.
+#[tokio::test]
+async fn new_connections_are_refused_past_the_memory_budget() {
+    let broker = start_broker_with(Config {
+        memory_budget: 2 << 20,
+        ..Config::default()
+    })
+    .await;
+    // connected while the budget is untouched, then each sends half a frame
+    let mut holders = Vec::new();
+    for i in 0..8 {
+        holders.push(connected_with_keep_alive_0(&broker, &format!("holder-{i}")).await);
+    }
+    for stream in &mut holders {
+        start_frame(stream, 512 * 1024).await;
+    }
+    // the holders' bytes reach the broker's buffers in their own time
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while broker.metrics.memory_in_use() <= 2 << 20 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            broker.metrics.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (protocol, code) in [(Protocol::V5, 0x97), (Protocol::V311, 0x03)] {
+        let mut client = Client::connect(broker.addr, protocol).await;
+        client
+            .send(Packet::Connect(Connect::new(protocol, "late")))
+            .await;
+        match client.recv().await {
+            Some(Packet::ConnAck(c)) => assert_eq!(c.code, code, "{protocol}"),
+            other => panic!("{protocol}: expected CONNACK {code:#04x}, got {other:?}"),
+        }
+        assert!(client.recv().await.is_none(), "{protocol}: not closed");
+    }
+    assert_eq!(broker.metrics.snapshot().refused_connections, 2);
+    drop(holders);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while broker.metrics.memory_in_use() > 2 << 20 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    connected(&broker, Connect::new(Protocol::V5, "later")).await;
 }
 
 // ---- Fast clients dropped -------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -11,7 +12,7 @@ use lastwill_broker::codec::{
     self, Connect, Packet, Protocol, QoS, Subscribe, SubscriptionRequest,
 };
 use lastwill_broker::config::Config;
-use lastwill_broker::driver::Server;
+use lastwill_broker::driver::{Metrics, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -19,6 +20,8 @@ use tokio::sync::oneshot;
 /// A broker serving on 127.0.0.1; it stops when dropped.
 pub struct TestBroker {
     pub addr: SocketAddr,
+    /// The broker's own accounting of queued bytes, read buffers and drops.
+    pub metrics: Arc<Metrics>,
     stop: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<()>>,
 }
@@ -41,9 +44,12 @@ pub async fn start_broker_with(config: Config) -> TestBroker {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let served = tokio::spawn(Server::new(config).serve(listener, stopped));
+    let server = Server::new(config);
+    let metrics = server.metrics();
+    let served = tokio::spawn(server.serve(listener, stopped));
     TestBroker {
         addr,
+        metrics,
         stop: Some(stop),
         served: Some(served),
     }
