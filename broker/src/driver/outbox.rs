@@ -265,3 +265,54 @@ impl Drop for WriteQueueReceiver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(packets: &[(&'static [u8], bool)]) -> Outbox {
+        let mut outbox = Outbox::default();
+        for &(bytes, droppable) in packets {
+            outbox.push(Bytes::from_static(bytes), droppable);
+        }
+        outbox
+    }
+
+    #[test]
+    fn take_batches_what_fits_and_always_at_least_one_packet() {
+        let mut outbox = outbox(&[(b"aaaa", false), (b"bb", true), (b"cccc", false)]);
+        assert_eq!(&outbox.take(2).unwrap()[..], b"aaaa");
+        assert_eq!(&outbox.take(6).unwrap()[..], b"bbcccc");
+        assert!(outbox.take(100).is_none());
+        assert_eq!(outbox.bytes(), 0);
+    }
+
+    #[test]
+    fn only_qos0_publishes_are_dropped_oldest_first() {
+        let mut outbox = outbox(&[(b"ack", false), (b"q0-old", true), (b"q0-new", true)]);
+        assert_eq!(outbox.drop_oldest_qos0(), Some(6));
+        assert_eq!(outbox.drop_oldest_qos0(), Some(6));
+        assert_eq!(outbox.drop_oldest_qos0(), None);
+        assert_eq!(&outbox.take(100).unwrap()[..], b"ack");
+    }
+
+    #[test]
+    fn the_task_asks_for_more_once_below_the_low_water_mark() {
+        let (drained_tx, mut drained_rx) = mpsc::unbounded_channel();
+        let (queue, mut receiver) = write_queue(7, Arc::default(), drained_tx);
+        let mut outbox = Outbox::default();
+        for _ in 0..3 {
+            outbox.push(Bytes::from(vec![0; WRITE_WINDOW / 2]), false);
+        }
+        queue.fill(&mut outbox).unwrap();
+        // one window handed over, one packet left behind
+        assert_eq!(outbox.bytes(), WRITE_WINDOW / 2);
+        let batch = receiver.rx.try_recv().unwrap();
+        assert_eq!(batch.bytes.len(), WRITE_WINDOW);
+        assert!(drained_rx.try_recv().is_err());
+        receiver.written(batch.bytes.len());
+        assert_eq!(drained_rx.try_recv().unwrap(), 7);
+        queue.fill(&mut outbox).unwrap();
+        assert!(outbox.is_empty());
+    }
+}
