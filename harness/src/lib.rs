@@ -11,7 +11,9 @@
 //! - [`suite`]: many scenarios on one target, in parallel.
 //! - [`matrix`]: several targets side by side, and broker profiles of known divergences.
 //! - [`storm`]: a will storm against a broker over TCP, for `lastwill bench`.
+//! - [`broker_process`]: a broker started as a child process, and its CPU time and memory.
 
+pub mod broker_process;
 pub mod client;
 pub mod coverage;
 pub mod matrix;
