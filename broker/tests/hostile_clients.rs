@@ -142,6 +142,7 @@ async fn held_back_pubacks_acked_behind_the_last_id_do_not_stall_other_clients()
     const WINDOW: usize = u16::MAX as usize;
     const QUEUED: usize = 5;
     let broker = start_broker_with(Config {
+        max_inflight: u16::MAX,
         max_queued_messages: QUEUED,
         ..Config::default()
     })
@@ -206,26 +207,47 @@ async fn a_client_without_receive_maximum_gets_at_most_max_inflight_unacked() {
 
 // ---- Memory without bound -------------------------------------------------------------------
 
-/// A subscriber that reads but never acks, under 2,000 QoS 1 messages of 16 KiB.
+/// A subscriber that reads but never acks, under 2,000 QoS 1 messages of 16 KiB (32 MB):
+/// at most `max_inflight` are sent to it, and what its session holds, in flight and queued,
+/// stays within `max_queued_bytes`; the rest is dropped and counted.
 #[tokio::test]
 async fn a_subscriber_that_reads_but_never_acks_holds_bounded_memory() {
-    let broker = start_broker().await;
+    const MAX_QUEUED: usize = 1 << 20;
+    let broker = start_broker_with(Config {
+        max_queued_bytes: MAX_QUEUED,
+        ..Config::default()
+    })
+    .await;
     let mut hoarder = connected(&broker, Connect::new(Protocol::V5, "hoarder")).await;
     subscribe(&mut hoarder, "flood", QoS::AtLeastOnce).await;
     let payload = Bytes::from(vec![b'q'; 16 * 1024]);
     let publishes = (1..=2000).map(|i| qos1("flood", payload.clone(), i));
-    pipelined_publisher(&broker, "publisher", encoded(publishes, Protocol::V5)).await;
+    let mut publisher = connected(&broker, Connect::new(Protocol::V5, "publisher")).await;
+    publisher
+        .stream
+        .write_all(&encoded(publishes, Protocol::V5))
+        .await
+        .unwrap();
+    for _ in 0..2000 {
+        assert!(matches!(
+            publisher.recv_within(PATIENCE).await,
+            Some(Packet::PubAck(_))
+        ));
+    }
     let mut received = 0;
-    while next_publish(&mut hoarder, Duration::from_millis(500))
+    while next_publish(&mut hoarder, Duration::from_millis(300))
         .await
         .is_some()
     {
         received += 1;
     }
+    assert_eq!(received, 32, "messages of 16 KiB in flight without an ack");
+    let metrics = broker.metrics.snapshot();
     assert!(
-        received <= 32,
-        "{received} messages of 16 KiB held in flight"
+        metrics.peak_session_queued_bytes <= MAX_QUEUED,
+        "{metrics:?}"
     );
+    assert!(metrics.dropped_queued_messages > 0, "{metrics:?}");
 }
 
 /// Twenty subscribers that never read, under a flood of 64 KiB QoS 0 messages (25 MiB for

@@ -4,6 +4,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use crate::core::QueueStats;
+
 /// Live counters, shared by the core task and every connection task.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -15,6 +17,9 @@ pub struct Metrics {
     dropped_messages: AtomicU64,
     refused_connections: AtomicU64,
     unfinished_frames: AtomicU64,
+    session_queued_bytes: AtomicUsize,
+    peak_session_queued_bytes: AtomicUsize,
+    dropped_queued_messages: AtomicU64,
 }
 
 /// The counters at one moment.
@@ -37,6 +42,13 @@ pub struct MetricsSnapshot {
     pub refused_connections: u64,
     /// Connections closed because a packet was not finished within `frame_timeout`.
     pub unfinished_frames: u64,
+    /// Payload and topic bytes of the QoS 1/2 messages queued in or in flight from every
+    /// session (the core's [`QueueStats`], as of the last wake-up of the core task).
+    pub session_queued_bytes: usize,
+    /// The most one session ever held.
+    pub peak_session_queued_bytes: usize,
+    /// QoS 1/2 messages dropped from full sessions.
+    pub dropped_queued_messages: u64,
 }
 
 impl Metrics {
@@ -52,6 +64,9 @@ impl Metrics {
             dropped_messages: count(&self.dropped_messages),
             refused_connections: count(&self.refused_connections),
             unfinished_frames: count(&self.unfinished_frames),
+            session_queued_bytes: get(&self.session_queued_bytes),
+            peak_session_queued_bytes: get(&self.peak_session_queued_bytes),
+            dropped_queued_messages: count(&self.dropped_queued_messages),
         }
     }
 
@@ -95,6 +110,16 @@ impl Metrics {
 
     pub(crate) fn refused(&self) {
         self.refused_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The core's session accounting, copied after each wake-up of the core task.
+    pub(crate) fn sessions(&self, stats: QueueStats) {
+        let relaxed = Ordering::Relaxed;
+        self.session_queued_bytes.store(stats.queued_bytes, relaxed);
+        self.peak_session_queued_bytes
+            .store(stats.peak_session_bytes, relaxed);
+        self.dropped_queued_messages
+            .store(stats.dropped_messages, relaxed);
     }
 
     pub(crate) fn unfinished_frame(&self) {

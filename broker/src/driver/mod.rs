@@ -70,6 +70,7 @@ use crate::codec::{
 };
 use crate::config::Config;
 use crate::core::{Broker, ConnectionId, Output};
+use crate::log_limit::DropLog;
 
 use connection::{Event, Limits};
 use outbox::{Outbox, WriteQueue};
@@ -80,9 +81,6 @@ const EVENT_QUEUE: usize = 1024;
 const EVENTS_PER_WAKEUP: usize = 64;
 /// Pause before accepting again after `accept` failed (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// At most one warning line per this interval about dropped messages (with their count).
-const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
-
 /// The reference broker: the [`Broker`] core plus the tokio plumbing around it.
 pub struct Server {
     config: Config,
@@ -112,9 +110,11 @@ impl Server {
 
     /// Serves clients from `listener` until `shutdown` completes.
     ///
-    /// On shutdown the core publishes every stored will and sends each client DISCONNECT
-    /// (see [`Broker::shutdown`]); this returns once those bytes are written, or after
-    /// `shutdown_grace` for clients that do not read.
+    /// On shutdown the core publishes every stored will ([`Broker::begin_shutdown`]); the
+    /// connected clients then get what is queued for them within their Receive Maximum,
+    /// acking as they go, and only then DISCONNECT 0x8B ([`Broker::finish_shutdown`]). This
+    /// returns once everything is written, or after `shutdown_grace` for clients that do not
+    /// read or ack; the log says which it was.
     pub async fn serve<L: Listener>(self, listener: L, shutdown: impl Future) {
         let (drained_tx, mut drained_rx) = mpsc::unbounded_channel();
         let mut driver = Driver::new(self.config, self.metrics, drained_tx);
@@ -172,7 +172,27 @@ impl Server {
 
         drop(listener);
         let now = driver.now();
-        driver.core.shutdown(now);
+        let wills = driver.core.begin_shutdown(now);
+        driver.flush(now);
+        let grace =
+            Instant::now() + Duration::from_secs(driver.core.config().shutdown_grace.into());
+        // Deliver what was promised: keep taking acks, which open the clients' windows for
+        // the rest of their queues, until every connected client has it or the grace is over.
+        while driver.core.undelivered() > 0 {
+            tokio::select! {
+                biased;
+                Some(event) = events_rx.recv() => {
+                    let now = driver.now();
+                    driver.handle(now, event);
+                    driver.flush(now);
+                }
+                Some(id) = drained_rx.recv() => driver.fill(id),
+                () = tokio::time::sleep_until(grace) => break,
+            }
+        }
+        let unacknowledged = driver.core.undelivered();
+        let now = driver.now();
+        driver.core.finish_shutdown(now);
         driver.flush(now);
         // Every connection is closing now; keep its outbox flowing until it is empty, and
         // keep taking events so that no connection task waits on a full channel.
@@ -201,15 +221,22 @@ impl Server {
         let drained =
             tokio::time::timeout_at(grace, async { while tasks.join_next().await.is_some() {} })
                 .await;
-        if drained.is_err() || undelivered > 0 {
+        if drained.is_err() || undelivered > 0 || unacknowledged > 0 {
             warn!(
+                wills,
+                unacknowledged_messages = unacknowledged,
+                unwritten_bytes = undelivered,
                 connections = tasks.len(),
-                undelivered_bytes = undelivered,
-                "clients did not read everything before the shutdown grace ran out; closing them"
+                "shutdown grace over: closing clients that had not received (QoS 0) or acked (QoS 1/2) everything"
             );
             tasks.shutdown().await;
+        } else {
+            info!(
+                wills,
+                "shutdown: every message published to a connected client was delivered"
+            );
         }
-        driver.drops.report(true);
+        driver.drops.flush(driver.now());
         info!("broker stopped");
     }
 }
@@ -255,7 +282,7 @@ struct Driver {
     metrics: Arc<Metrics>,
     /// Where connection tasks say they have room for more.
     drained: mpsc::UnboundedSender<ConnectionId>,
-    drops: DropReport,
+    drops: DropLog,
 }
 
 impl Driver {
@@ -271,7 +298,9 @@ impl Driver {
             connections: BTreeMap::new(),
             metrics,
             drained,
-            drops: DropReport::default(),
+            drops: DropLog::new(
+                "QoS 0 messages dropped for clients that do not read (max_queued_bytes or memory_budget)",
+            ),
         }
     }
 
@@ -382,6 +411,7 @@ impl Driver {
     /// Keeps what waits for `id` within `max_queued_bytes` and the memory budget by dropping
     /// its oldest QoS 0 PUBLISH.
     fn trim(&mut self, id: ConnectionId) {
+        let now = self.now();
         let config = self.core.config();
         let (max_queued, budget) = (config.max_queued_bytes, config.memory_budget);
         let Some(handle) = self.connections.get_mut(&id) else {
@@ -393,7 +423,7 @@ impl Driver {
             };
             self.metrics.unqueued(len);
             self.metrics.dropped();
-            self.drops.dropped();
+            self.drops.dropped(now);
         }
         self.metrics
             .connection_queued(handle.writer.backlog(&handle.outbox));
@@ -422,6 +452,7 @@ impl Driver {
                 }
             }
             if touched.is_empty() {
+                self.metrics.sessions(self.core.queue_stats());
                 return;
             }
             let gone: Vec<ConnectionId> = touched
@@ -429,6 +460,7 @@ impl Driver {
                 .filter(|&id| !self.fill_one(id))
                 .collect();
             if gone.is_empty() {
+                self.metrics.sessions(self.core.queue_stats());
                 return;
             }
             // Losing a connection produces more outputs (a will, a close): go round again.
@@ -477,36 +509,6 @@ impl Driver {
     fn forget(&mut self, id: ConnectionId) {
         if let Some(handle) = self.connections.remove(&id) {
             self.metrics.unqueued(handle.outbox.bytes());
-        }
-    }
-}
-
-/// Dropped messages, logged as a count at most once per [`DROP_REPORT_INTERVAL`]: a flood to
-/// clients that do not read must not turn into a flood of log lines.
-#[derive(Debug, Default)]
-struct DropReport {
-    unreported: u64,
-    last: Option<Instant>,
-}
-
-impl DropReport {
-    fn dropped(&mut self) {
-        self.unreported += 1;
-        self.report(false);
-    }
-
-    /// Logs the count if there is one and the interval has passed (or `now_anyway`).
-    fn report(&mut self, now_anyway: bool) {
-        let due = self
-            .last
-            .is_none_or(|last| last.elapsed() >= DROP_REPORT_INTERVAL);
-        if self.unreported > 0 && (due || now_anyway) {
-            warn!(
-                dropped = self.unreported,
-                "QoS 0 messages dropped for clients that do not read (max_queued_bytes or memory_budget)"
-            );
-            self.unreported = 0;
-            self.last = Some(Instant::now());
         }
     }
 }
