@@ -206,6 +206,9 @@ pub(crate) async fn run<S>(
                     guard.settled = true;
                     if writable {
                         let _ = tokio::time::timeout(limits.write_timeout, stream.shutdown()).await;
+                        if !reported_lost {
+                            linger(&mut stream).await;
+                        }
                     }
                     if reported_lost {
                         debug!(connection = id, "connection released");
@@ -253,6 +256,28 @@ pub(crate) async fn run<S>(
             }
         }
     }
+}
+
+/// How long, and for how many bytes, a closing connection is still read from.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// After the last bytes and a FIN: reads and discards what the peer still sends, until it
+/// closes too, for a bounded time and amount. Closing a socket with unread bytes makes the
+/// kernel send RST, and a RST can make the peer lose what was written just before it: the
+/// CONNACK 0x95 for an oversized CONNECT ([MQTT-3.1.4-1]), a DISCONNECT with its reason.
+async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
+    let mut discard = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 {
+            match stream.read(&mut discard).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 /// Forwards every whole packet in `buf` to the core and says how many there were. `None`
