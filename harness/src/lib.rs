@@ -2,8 +2,8 @@
 //!
 //! - [`scenario`]: the YAML scenario language, parsed strictly into a typed model.
 //! - [`client`]: the scripted MQTT client that plays each scenario client.
-//! - [`target`]: where scenarios run: the simulator ([`target::sim`]) or a broker over TCP
-//!   ([`target::tcp`]).
+//! - [`runner`]: where scenarios run: the simulator ([`runner::sim`]) or a broker over TCP
+//!   ([`runner::tcp`]).
 //! - [`transcript`]: what happened, rendered as stable text.
 //! - [`verdict`]: expectations checked against what happened.
 //! - [`report`]: tables, JSON and JUnit XML over many scenarios.
@@ -16,9 +16,9 @@ pub mod client;
 pub mod coverage;
 pub mod matrix;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod storm;
 pub mod suite;
-pub mod target;
 pub mod transcript;
 pub mod verdict;

@@ -29,8 +29,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::runner::tcp::{Endpoint, Incoming, PacketLink};
 use crate::scenario::DropMode;
-use crate::target::tcp::{Incoming, PacketLink, TcpTarget};
 
 /// How long a CONNACK or SUBACK may take.
 const REPLY_LIMIT: Duration = Duration::from_secs(10);
@@ -185,11 +185,7 @@ struct Delivery {
 
 /// Runs `plan` against `target`; `progress` counts connected will clients, then wills
 /// received. Errors (the broker refused a connection, closed a subscriber) are one line.
-pub async fn run(
-    target: &TcpTarget,
-    plan: &Plan,
-    progress: &ProgressBar,
-) -> Result<Report, String> {
+pub async fn run(target: &Endpoint, plan: &Plan, progress: &ProgressBar) -> Result<Report, String> {
     let (stop, stopped) = watch::channel(false);
     let mut subscribers = JoinSet::new();
     for s in 0..plan.subscribers {
@@ -249,7 +245,7 @@ pub async fn run(
 }
 
 /// A subscriber on the storm's topics, its SUBACK read.
-async fn subscribe(target: &TcpTarget, plan: &Plan, n: usize) -> Result<PacketLink, String> {
+async fn subscribe(target: &Endpoint, plan: &Plan, n: usize) -> Result<PacketLink, String> {
     let mut connect = Connect::new(plan.protocol, format!("{}-sub-{n}", plan.prefix));
     connect.keep_alive = 0;
     let mut link = connected(target, connect).await?;
@@ -272,7 +268,7 @@ async fn subscribe(target: &TcpTarget, plan: &Plan, n: usize) -> Result<PacketLi
 }
 
 /// Opens a connection with `connect` and reads a successful CONNACK.
-async fn connected(target: &TcpTarget, connect: Connect) -> Result<PacketLink, String> {
+async fn connected(target: &Endpoint, connect: Connect) -> Result<PacketLink, String> {
     let client_id = connect.client_id.clone();
     let mut link = tokio::time::timeout(REPLY_LIMIT, PacketLink::connect(target, connect))
         .await
@@ -304,7 +300,7 @@ async fn reply(link: &mut PacketLink) -> Result<Packet, String> {
 /// Connects every will client, `plan.concurrency` at a time; the links come back in will
 /// order. The first refusal is the error.
 async fn connect_will_clients(
-    target: &TcpTarget,
+    target: &Endpoint,
     plan: &Plan,
     progress: &ProgressBar,
 ) -> Result<Vec<PacketLink>, String> {
@@ -405,7 +401,7 @@ async fn collect(
 
 /// Turns the timestamps into a report.
 fn measure(
-    target: &TcpTarget,
+    target: &Endpoint,
     plan: &Plan,
     connect_s: f64,
     closed_at: &[Instant],
@@ -498,15 +494,15 @@ mod tests {
         }
     }
 
-    fn target() -> TcpTarget {
-        TcpTarget {
+    fn target() -> Endpoint {
+        Endpoint {
             host: "127.0.0.1".into(),
             port: 1883,
             tls: None,
             username: None,
             password: None,
             restart_cmd: None,
-            tolerance: crate::target::tcp::DEFAULT_TOLERANCE,
+            tolerance: crate::runner::tcp::DEFAULT_TOLERANCE,
         }
     }
 
