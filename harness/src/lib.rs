@@ -2,6 +2,7 @@
 //!
 //! - [`scenario`]: the YAML scenario language, parsed strictly into a typed model.
 //! - [`client`]: the scripted MQTT client that plays each scenario client.
+//! - [`link`]: whole MQTT packets in and out over any byte stream (client, probe, storm).
 //! - [`runner`]: where scenarios run: the simulator ([`runner::sim`]) or a broker over TCP
 //!   ([`runner::tcp`]).
 //! - [`transcript`]: what happened, rendered as stable text.
@@ -14,6 +15,7 @@
 
 pub mod client;
 pub mod coverage;
+pub mod link;
 pub mod matrix;
 pub mod report;
 pub mod runner;

@@ -1,25 +1,24 @@
 //! The [`Agent`]: one scenario client, its connection, and its answers to the broker.
 
 use std::collections::VecDeque;
-use std::io;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use lastwill_broker::codec::{
-    self, Ack, Disconnect, Packet, Protocol, Publish, QoS, Subscribe, Unsubscribe, reason,
+    Ack, Disconnect, Packet, Protocol, Publish, QoS, Subscribe, Unsubscribe, reason,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{Command, Network, Outcome, Wait};
+use crate::link::{Ended, Link};
 use crate::scenario::{Action, ClientSpec, DropMode};
 use crate::transcript::{EventKind, Recorder};
 
-struct Link<S> {
-    stream: S,
-    protocol: Protocol,
-    buf: BytesMut,
+/// The agent's connection: its packet link and what the agent tracks about it.
+struct Connection<S> {
+    link: Link<S>,
     /// Seconds; the server's keep alive replaces the client's ([MQTT-3.2.2-21]).
     keep_alive: u16,
     last_sent: Instant,
@@ -28,17 +27,13 @@ struct Link<S> {
 }
 
 /// What reading the connection produced.
-enum Incoming {
-    Packet(Box<Packet>),
-    Closed,
-    Undecodable(String),
-}
+type Incoming = Result<Packet, Ended>;
 
 pub struct Agent<N: Network> {
     spec: ClientSpec,
     network: N,
     recorder: Recorder,
-    link: Option<Link<N::Stream>>,
+    connection: Option<Connection<N::Stream>>,
     /// Sends nothing (acks and pings included) until the next command.
     silenced: bool,
     /// QoS 1/2 packets received and not yet acknowledged (with `auto_ack: false`).
@@ -56,7 +51,7 @@ impl<N: Network> Agent<N> {
             spec,
             network,
             recorder,
-            link: None,
+            connection: None,
             silenced: false,
             unacked: VecDeque::new(),
             idle_disconnect: None,
@@ -76,7 +71,7 @@ impl<N: Network> Agent<N> {
             let next = tokio::select! {
                 biased;
                 command = commands.recv() => Next::Command(command),
-                incoming = read_packet(&mut self.link), if self.link.is_some() => Next::Incoming(incoming),
+                incoming = next_incoming(&mut self.connection), if self.connection.is_some() => Next::Incoming(incoming),
                 _ = sleep_until(ping_at), if ping_at.is_some() => Next::Ping,
             };
             match next {
@@ -100,11 +95,11 @@ impl<N: Network> Agent<N> {
     }
 
     fn ping_due(&self) -> Option<Instant> {
-        let link = self.link.as_ref()?;
-        if self.silenced || !self.spec.keep_alive_pings || link.keep_alive == 0 {
+        let connection = self.connection.as_ref()?;
+        if self.silenced || !self.spec.keep_alive_pings || connection.keep_alive == 0 {
             return None;
         }
-        Some(link.last_sent + Duration::from_secs(u64::from(link.keep_alive)))
+        Some(connection.last_sent + Duration::from_secs(u64::from(connection.keep_alive)))
     }
 
     /// Handles what arrived while no step was running.
@@ -119,10 +114,10 @@ impl<N: Network> Agent<N> {
     async fn execute(&mut self, action: Action, wait: Wait) -> Outcome {
         // First take in whatever has already arrived (a close after a broker restart, say),
         // so that the step acts on the connection as it really is now.
-        while self.link.is_some() {
+        while self.connection.is_some() {
             let ready = tokio::select! {
                 biased;
-                incoming = read_packet(&mut self.link) => Some(incoming),
+                incoming = next_incoming(&mut self.connection) => Some(incoming),
                 () = std::future::ready(()) => None,
             };
             match ready {
@@ -138,9 +133,9 @@ impl<N: Network> Agent<N> {
         self.silenced = false;
         match action {
             Action::Connect(connect) => {
-                if self.ensure_link(connect.protocol, &mut outcome).await {
-                    if let Some(link) = &mut self.link {
-                        link.keep_alive = connect.keep_alive;
+                if self.ensure_connection(connect.protocol, &mut outcome).await {
+                    if let Some(connection) = &mut self.connection {
+                        connection.keep_alive = connect.keep_alive;
                     }
                     self.send(Packet::Connect(*connect)).await;
                     self.await_until(&mut outcome, deadline, |o| o.connack.is_some())
@@ -204,7 +199,7 @@ impl<N: Network> Agent<N> {
                     .send_connected(Packet::Disconnect(disconnect), &mut outcome)
                     .await
                 {
-                    self.close_link().await;
+                    self.close().await;
                 }
             }
             Action::Drop(mode) => {
@@ -213,13 +208,10 @@ impl<N: Network> Agent<N> {
                     DropMode::Fin => "drop fin",
                 };
                 self.record(EventKind::Fault(what.into()));
-                if let Some(link) = self.link.take() {
+                if let Some(connection) = self.connection.take() {
                     match mode {
-                        DropMode::Rst => self.network.reset(link.stream),
-                        DropMode::Fin => {
-                            let mut stream = link.stream;
-                            let _ = stream.shutdown().await;
-                        }
+                        DropMode::Rst => self.network.reset(connection.link.into_stream()),
+                        DropMode::Fin => connection.link.close().await,
                     }
                 }
             }
@@ -231,8 +223,8 @@ impl<N: Network> Agent<N> {
                 self.record(EventKind::Fault("vanish".into()));
                 self.network.vanish(&self.spec.name);
                 // the socket is forgotten without a word: nothing it would send gets through
-                if let Some(link) = self.link.take() {
-                    self.network.forget(link.stream);
+                if let Some(connection) = self.connection.take() {
+                    self.network.forget(connection.link.into_stream());
                 }
             }
             Action::Ack => {
@@ -241,7 +233,10 @@ impl<N: Network> Agent<N> {
                 }
             }
             Action::Send(bytes) => {
-                if self.ensure_link(self.spec.protocol, &mut outcome).await {
+                if self
+                    .ensure_connection(self.spec.protocol, &mut outcome)
+                    .await
+                {
                     self.send_raw(bytes.clone()).await;
                     // a raw CONNECT waits for its CONNACK like a structured one
                     if bytes.first().is_some_and(|b| b >> 4 == 1) {
@@ -258,7 +253,7 @@ impl<N: Network> Agent<N> {
             })
             .await;
         }
-        outcome.closed = self.link.is_none();
+        outcome.closed = self.connection.is_none();
         outcome
     }
 
@@ -269,10 +264,10 @@ impl<N: Network> Agent<N> {
         deadline: Instant,
         done: impl Fn(&Outcome) -> bool,
     ) {
-        while !done(outcome) && self.link.is_some() {
+        while !done(outcome) && self.connection.is_some() {
             let incoming = tokio::select! {
                 biased;
-                incoming = read_packet(&mut self.link) => incoming,
+                incoming = next_incoming(&mut self.connection) => incoming,
                 _ = tokio::time::sleep_until(deadline) => {
                     outcome.timed_out = true;
                     return;
@@ -284,15 +279,15 @@ impl<N: Network> Agent<N> {
 
     async fn on_incoming(&mut self, incoming: Incoming, outcome: &mut Outcome) {
         let packet = match incoming {
-            Incoming::Packet(packet) => *packet,
-            Incoming::Closed => {
+            Ok(packet) => packet,
+            Err(Ended::Closed) => {
                 self.record(EventKind::Closed);
-                self.link = None;
+                self.connection = None;
                 return;
             }
-            Incoming::Undecodable(why) => {
-                self.record(EventKind::Undecodable(why));
-                self.close_link().await;
+            Err(Ended::Undecodable(error)) => {
+                self.record(EventKind::Undecodable(error.to_string()));
+                self.close().await;
                 return;
             }
         };
@@ -301,10 +296,10 @@ impl<N: Network> Agent<N> {
         let auto = self.spec.auto_ack && !self.silenced;
         match packet {
             Packet::ConnAck(connack) => {
-                if let (Some(link), Some(server)) =
-                    (&mut self.link, connack.properties.server_keep_alive)
+                if let (Some(connection), Some(server)) =
+                    (&mut self.connection, connack.properties.server_keep_alive)
                 {
-                    link.keep_alive = server;
+                    connection.keep_alive = server;
                 }
                 outcome.connack = Some(connack);
             }
@@ -333,17 +328,17 @@ impl<N: Network> Agent<N> {
 
     /// Records what breaks a rule every server must keep, whatever the scenario expects.
     fn check_rules(&mut self, packet: &Packet) {
-        let Some(link) = &mut self.link else {
+        let Some(connection) = &mut self.connection else {
             return;
         };
-        let v5 = link.protocol == Protocol::V5;
+        let v5 = connection.link.protocol() == Protocol::V5;
         let mut violations = Vec::new();
         match packet {
             Packet::ConnAck(connack) => {
-                if link.connack {
+                if connection.connack {
                     violations.push("[MQTT-3.2.0-2] a second CONNACK on one connection".to_owned());
                 }
-                link.connack = true;
+                connection.connack = true;
                 let (known, refused_present) = if v5 {
                     (reason::is_connack_code(connack.code), "[MQTT-3.2.2-6]")
                 } else {
@@ -361,7 +356,7 @@ impl<N: Network> Agent<N> {
                     ));
                 }
             }
-            Packet::Disconnect(_) if !link.connack => {
+            Packet::Disconnect(_) if !connection.connack => {
                 violations
                     .push("[MQTT-3.14.0-1] DISCONNECT before a successful CONNACK".to_owned());
             }
@@ -385,17 +380,15 @@ impl<N: Network> Agent<N> {
         }
     }
 
-    async fn ensure_link(&mut self, protocol: Protocol, outcome: &mut Outcome) -> bool {
-        if self.link.is_some() {
+    async fn ensure_connection(&mut self, protocol: Protocol, outcome: &mut Outcome) -> bool {
+        if self.connection.is_some() {
             return true;
         }
         self.network.reappear(&self.spec.name);
         match self.network.connect(&self.spec.name).await {
             Ok(stream) => {
-                self.link = Some(Link {
-                    stream,
-                    protocol,
-                    buf: BytesMut::with_capacity(4096),
+                self.connection = Some(Connection {
+                    link: Link::new(stream, protocol),
                     keep_alive: 0,
                     last_sent: Instant::now(),
                     connack: false,
@@ -414,7 +407,7 @@ impl<N: Network> Agent<N> {
     }
 
     async fn send_connected(&mut self, packet: Packet, outcome: &mut Outcome) -> bool {
-        if self.link.is_none() {
+        if self.connection.is_none() {
             outcome.error = Some(format!("cannot send {}: not connected", packet.name()));
             return false;
         }
@@ -423,16 +416,18 @@ impl<N: Network> Agent<N> {
     }
 
     async fn send(&mut self, packet: Packet) {
-        let Some(link) = &mut self.link else {
+        let Some(connection) = &self.connection else {
             return;
         };
-        let mut buf = BytesMut::new();
-        if let Err(err) = codec::encode(&packet, link.protocol, &mut buf) {
-            self.record(EventKind::Check(format!("cannot encode: {err}")));
-            return;
-        }
+        let bytes = match connection.link.encode(std::slice::from_ref(&packet)) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                self.record(EventKind::Check(format!("cannot encode: {err}")));
+                return;
+            }
+        };
         self.record(EventKind::Sent(packet));
-        self.write(buf.freeze()).await;
+        self.write(bytes).await;
     }
 
     async fn send_raw(&mut self, bytes: Bytes) {
@@ -441,20 +436,20 @@ impl<N: Network> Agent<N> {
     }
 
     async fn write(&mut self, bytes: Bytes) {
-        let Some(link) = &mut self.link else {
+        let Some(connection) = &mut self.connection else {
             return;
         };
-        link.last_sent = Instant::now();
-        if write_all(&mut link.stream, &bytes).await.is_err() {
+        connection.last_sent = Instant::now();
+        if connection.link.write(&bytes).await.is_err() {
             self.record(EventKind::Closed);
-            self.link = None;
+            self.connection = None;
         }
     }
 
     /// Closes our side in order (FIN) after a DISCONNECT.
-    async fn close_link(&mut self) {
-        if let Some(mut link) = self.link.take() {
-            let _ = link.stream.shutdown().await;
+    async fn close(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            connection.link.close().await;
         }
     }
 
@@ -464,29 +459,13 @@ impl<N: Network> Agent<N> {
     }
 }
 
-async fn write_all<S: tokio::io::AsyncWrite + Unpin>(
-    stream: &mut S,
-    bytes: &[u8],
-) -> io::Result<()> {
-    stream.write_all(bytes).await?;
-    stream.flush().await
-}
-
-/// Reads until one whole packet decodes. Cancel-safe: bytes read stay in the link's buffer.
-async fn read_packet<S: tokio::io::AsyncRead + Unpin>(link: &mut Option<Link<S>>) -> Incoming {
-    let Some(link) = link else {
-        return std::future::pending().await;
-    };
-    loop {
-        match codec::decode(&mut link.buf, Some(link.protocol), u32::MAX) {
-            Ok(Some(packet)) => return Incoming::Packet(Box::new(packet)),
-            Ok(None) => {}
-            Err(err) => return Incoming::Undecodable(err.to_string()),
-        }
-        match link.stream.read_buf(&mut link.buf).await {
-            Ok(0) | Err(_) => return Incoming::Closed,
-            Ok(_) => {}
-        }
+/// The next packet on the connection, if there is one; never, if there is none.
+async fn next_incoming<S: AsyncRead + AsyncWrite + Unpin>(
+    connection: &mut Option<Connection<S>>,
+) -> Incoming {
+    match connection {
+        Some(connection) => connection.link.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use lastwill_broker::codec::{Connect, Packet, Protocol, QoS};
 
 use super::Endpoint;
-use super::connection::{Incoming, PacketLink};
+use crate::link::Ended;
 use crate::scenario::{BrokerConfig, Scenario, StepKind};
 
 /// What the broker announced in the CONNACK of a plain v5 connection.
@@ -35,24 +35,24 @@ impl Endpoint {
         let client_id = format!("lastwill-probe-{}-{n}", std::process::id());
         let mut probe = tokio::time::timeout(
             Duration::from_secs(5),
-            PacketLink::connect(self, Connect::new(Protocol::V5, client_id)),
+            self.connect(Connect::new(Protocol::V5, client_id)),
         )
         .await
         .map_err(|_| format!("{endpoint}: connection timed out"))?
         .map_err(|e| format!("{endpoint}: cannot connect: {e}"))?;
-        let reply = match probe.recv(Duration::from_secs(5)).await {
+        let reply = match probe.recv_within(Duration::from_secs(5)).await {
             Ok(Some(packet)) => packet,
             Ok(None) => {
                 return Err(format!(
                     "{endpoint} sent no CONNACK within 5s: is it an MQTT 5 broker?"
                 ));
             }
-            Err(Incoming::Closed) => {
+            Err(Ended::Closed) => {
                 return Err(format!(
                     "{endpoint} closed the connection without a CONNACK"
                 ));
             }
-            Err(Incoming::Undecodable(e)) => {
+            Err(Ended::Undecodable(e)) => {
                 return Err(format!(
                     "{endpoint} does not answer like an MQTT broker: {e}"
                 ));

@@ -10,7 +10,6 @@ use lastwill_broker::codec::{
 use tokio::time::Instant;
 
 use super::Endpoint;
-use super::connection::PacketLink;
 use crate::scenario::{Action, Scenario, StepKind};
 use crate::transcript::{EventKind, Transcript};
 
@@ -37,13 +36,14 @@ pub(super) async fn end_sessions(endpoint: &Endpoint, scenario: &Scenario) {
     client_ids.sort_unstable();
     client_ids.dedup();
     for client_id in client_ids {
-        let Ok(mut session) =
-            PacketLink::connect(endpoint, Connect::new(Protocol::V5, client_id)).await
+        let Ok(mut session) = endpoint
+            .connect(Connect::new(Protocol::V5, client_id))
+            .await
         else {
             return;
         };
         // wait for the CONNACK (or the refusal) before saying goodbye
-        let _ = session.recv(Duration::from_secs(2)).await;
+        let _ = session.recv_within(Duration::from_secs(2)).await;
         session.goodbye(&[]).await;
     }
 }
@@ -54,8 +54,9 @@ pub(super) async fn end_sessions(endpoint: &Endpoint, scenario: &Scenario) {
 /// (as seen in its transcript) are subscribed to by name.
 pub(super) async fn clear_retained(endpoint: &Endpoint, filter: &str, transcript: &Transcript) {
     let client_id = format!("lastwill-cleanup-{}", std::process::id());
-    let Ok(mut cleaner) =
-        PacketLink::connect(endpoint, Connect::new(Protocol::V311, client_id)).await
+    let Ok(mut cleaner) = endpoint
+        .connect(Connect::new(Protocol::V311, client_id))
+        .await
     else {
         return;
     };
@@ -82,7 +83,7 @@ pub(super) async fn clear_retained(endpoint: &Endpoint, filter: &str, transcript
     let deadline = Instant::now() + Duration::from_millis(500);
     let mut clears = Vec::new();
     while let Ok(Some(packet)) = cleaner
-        .recv(deadline.saturating_duration_since(Instant::now()))
+        .recv_within(deadline.saturating_duration_since(Instant::now()))
         .await
     {
         if let Packet::Publish(p) = packet

@@ -1,5 +1,5 @@
 //! Connections to a broker over TCP or TLS: the [`Stream`], the TLS settings, and the
-//! harness's own packet connections (probe, clean-up, will storms).
+//! harness's own packet links to it (probe, clean-up, will storms).
 
 use std::io;
 use std::pin::Pin;
@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use lastwill_broker::codec::{self, Connect, Disconnect, Packet, Protocol};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use bytes::Bytes;
+use lastwill_broker::codec::{Connect, Packet};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::Endpoint;
+use crate::link::Link;
 
 impl Endpoint {
     /// A new connection to the broker (TLS when the endpoint is `mqtts://`).
@@ -28,6 +29,16 @@ impl Endpoint {
                 Ok(Stream::Tls(Box::new(tls)))
             }
         }
+    }
+
+    /// A connection of the harness's own (probe, clean-up, will storms): opens one and sends
+    /// `connect` with the endpoint's credentials; the CONNACK is the caller's to read.
+    pub(crate) async fn connect(&self, mut connect: Connect) -> io::Result<Link<Stream>> {
+        connect.username = self.username.clone();
+        connect.password = self.password.clone().map(Bytes::from);
+        let mut link = Link::new(self.open().await?, connect.protocol);
+        link.send(&[Packet::Connect(connect)]).await?;
+        Ok(link)
     }
 }
 
@@ -172,83 +183,5 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// A connection of the harness's own (probe, clean-up, will storms): a CONNECT with the
-/// endpoint's credentials, then whole packets in and out.
-pub(crate) struct PacketLink {
-    stream: Stream,
-    protocol: Protocol,
-    incoming: BytesMut,
-}
-
-/// Why a link stopped reading.
-pub(crate) enum Incoming {
-    Closed,
-    Undecodable(String),
-}
-
-impl PacketLink {
-    /// Opens a connection and sends `connect` (with the endpoint's credentials); the CONNACK is
-    /// the caller's to read.
-    pub(crate) async fn connect(
-        endpoint: &Endpoint,
-        mut connect: Connect,
-    ) -> io::Result<PacketLink> {
-        connect.username = endpoint.username.clone();
-        connect.password = endpoint.password.clone().map(Bytes::from);
-        let mut link = PacketLink {
-            stream: endpoint.open().await?,
-            protocol: connect.protocol,
-            incoming: BytesMut::new(),
-        };
-        link.send(&[Packet::Connect(connect)]).await?;
-        Ok(link)
-    }
-
-    pub(crate) async fn send(&mut self, packets: &[Packet]) -> io::Result<()> {
-        let mut buf = BytesMut::new();
-        for packet in packets {
-            codec::encode(packet, self.protocol, &mut buf)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        }
-        self.stream.write_all(&buf).await
-    }
-
-    /// The next packet; `Ok(None)` when none comes within `limit`.
-    pub(crate) async fn recv(&mut self, limit: Duration) -> Result<Option<Packet>, Incoming> {
-        let read = async {
-            loop {
-                match codec::decode(&mut self.incoming, Some(self.protocol), u32::MAX) {
-                    Ok(Some(packet)) => return Ok(packet),
-                    Ok(None) => {}
-                    Err(e) => return Err(Incoming::Undecodable(e.to_string())),
-                }
-                if matches!(
-                    self.stream.read_buf(&mut self.incoming).await,
-                    Ok(0) | Err(_)
-                ) {
-                    return Err(Incoming::Closed);
-                }
-            }
-        };
-        match tokio::time::timeout(limit, read).await {
-            Ok(result) => result.map(Some),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// The connection itself, to close it some other way than [`PacketLink::goodbye`].
-    pub(crate) fn into_stream(self) -> Stream {
-        self.stream
-    }
-
-    /// Sends `last`, then DISCONNECT 0x00, and closes.
-    pub(crate) async fn goodbye(mut self, last: &[Packet]) {
-        let mut packets = last.to_vec();
-        packets.push(Packet::Disconnect(Disconnect::default()));
-        let _ = self.send(&packets).await;
-        let _ = self.stream.shutdown().await;
     }
 }

@@ -20,7 +20,6 @@ mod control;
 mod isolation;
 
 pub use capabilities::Capabilities;
-pub(crate) use connection::{Incoming, PacketLink};
 pub use connection::{Stream, tls_connector};
 pub use isolation::{needs_exclusive_run, with_prefix};
 
