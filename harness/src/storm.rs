@@ -445,10 +445,7 @@ fn measure(
         qos: plan.qos.as_u8(),
         payload_bytes: plan.payload,
         will_delay_s: plan.will_delay,
-        drop: match plan.drop {
-            DropMode::Rst => "rst",
-            DropMode::Fin => "fin",
-        },
+        drop: plan.drop.as_str(),
         connect_s,
         connects_per_s: plan.clients as f64 / connect_s.max(f64::EPSILON),
         close_s: last_close.duration_since(first_close).as_secs_f64(),

@@ -28,7 +28,12 @@ pub fn run_one(
             Some(run),
             elapsed,
         ),
-        Err(NotRun::Skipped(why)) => result(scenario, Status::Skip(why), None, Duration::ZERO),
+        Err(NotRun::Skipped(why)) => result(
+            scenario,
+            Status::Skip(why.to_string()),
+            None,
+            Duration::ZERO,
+        ),
         Err(NotRun::Failed(why)) => result(scenario, Status::Error(why), None, elapsed),
     }
 }

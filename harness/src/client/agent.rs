@@ -11,10 +11,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Command, Network, Outcome, Wait};
+use super::{Command, Network, Outcome, StepError, Wait};
 use crate::link::{Ended, Link};
 use crate::scenario::{Action, ClientSpec, DropMode};
-use crate::transcript::{EventKind, Recorder};
+use crate::transcript::{EventKind, Fault, Recorder};
 
 /// The agent's connection: its packet link and what the agent tracks about it.
 struct Connection<S> {
@@ -203,11 +203,7 @@ impl<N: Network> Agent<N> {
                 }
             }
             Action::Drop(mode) => {
-                let what = match mode {
-                    DropMode::Rst => "drop rst",
-                    DropMode::Fin => "drop fin",
-                };
-                self.record(EventKind::Fault(what.into()));
+                self.record(EventKind::Fault(Fault::Drop(mode)));
                 if let Some(connection) = self.connection.take() {
                     match mode {
                         DropMode::Rst => self.network.reset(connection.link.into_stream()),
@@ -216,11 +212,11 @@ impl<N: Network> Agent<N> {
                 }
             }
             Action::Silence => {
-                self.record(EventKind::Fault("silence".into()));
+                self.record(EventKind::Fault(Fault::Silence));
                 self.silenced = true;
             }
             Action::Vanish => {
-                self.record(EventKind::Fault("vanish".into()));
+                self.record(EventKind::Fault(Fault::Vanish));
                 self.network.vanish(&self.spec.name);
                 // the socket is forgotten without a word: nothing it would send gets through
                 if let Some(connection) = self.connection.take() {
@@ -286,7 +282,7 @@ impl<N: Network> Agent<N> {
                 return;
             }
             Err(Ended::Undecodable(error)) => {
-                self.record(EventKind::Undecodable(error.to_string()));
+                self.record(EventKind::Undecodable(error));
                 self.close().await;
                 return;
             }
@@ -400,7 +396,7 @@ impl<N: Network> Agent<N> {
             Err(err) => {
                 let why = err.to_string();
                 self.record(EventKind::ConnectFailed(why.clone()));
-                outcome.error = Some(format!("connect failed: {why}"));
+                outcome.error = Some(StepError::ConnectFailed(why));
                 false
             }
         }
@@ -408,7 +404,9 @@ impl<N: Network> Agent<N> {
 
     async fn send_connected(&mut self, packet: Packet, outcome: &mut Outcome) -> bool {
         if self.connection.is_none() {
-            outcome.error = Some(format!("cannot send {}: not connected", packet.name()));
+            outcome.error = Some(StepError::NotConnected {
+                packet: packet.name(),
+            });
             return false;
         }
         self.send(packet).await;

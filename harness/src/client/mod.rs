@@ -52,8 +52,29 @@ pub struct Outcome {
     pub pong: bool,
     /// The connection was closed by the peer (or was never open) when the step ended.
     pub closed: bool,
-    /// Why the step could not do what it was asked (not connected, connect refused, ...).
-    pub error: Option<String>,
+    /// Why the step could not do what it was asked.
+    pub error: Option<StepError>,
     /// The step's response did not come within its time.
     pub timed_out: bool,
+}
+
+/// Why a step could not do what it was asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepError {
+    /// No agent plays the client (it is not declared, or its task ended).
+    NotRunning { client: String },
+    /// The connection could not be opened, with the network's reason.
+    ConnectFailed(String),
+    /// The step sends a packet and the client has no connection.
+    NotConnected { packet: &'static str },
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::NotRunning { client } => write!(f, "client {client} is not running"),
+            StepError::ConnectFailed(why) => write!(f, "connect failed: {why}"),
+            StepError::NotConnected { packet } => write!(f, "cannot send {packet}: not connected"),
+        }
+    }
 }

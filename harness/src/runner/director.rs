@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::client::{Command, Outcome, Wait};
+use crate::client::{Command, Outcome, StepError, Wait};
 use crate::scenario::{Action, NetAction, Scenario, StepKind};
 use crate::transcript::{EventKind, Recorder};
 use crate::verdict::{self, Check, Marks};
@@ -138,7 +138,9 @@ async fn run_action(
     match (sent, outcome.await) {
         (true, Ok(outcome)) => outcome,
         _ => Outcome {
-            error: Some(format!("client {client} is not running")),
+            error: Some(StepError::NotRunning {
+                client: client.to_owned(),
+            }),
             ..Outcome::default()
         },
     }

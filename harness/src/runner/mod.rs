@@ -15,7 +15,7 @@ pub mod tcp;
 use crate::scenario::Scenario;
 use crate::transcript::Transcript;
 use crate::verdict::{Check, Verdict};
-use tcp::{Capabilities, Endpoint};
+use tcp::{Capabilities, Endpoint, Skip};
 
 /// Where a scenario runs.
 #[derive(Clone, Debug)]
@@ -36,8 +36,8 @@ pub enum Target {
 /// Why a scenario did not run to a verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NotRun {
-    /// The target cannot run it, with the reason.
-    Skipped(String),
+    /// The broker over TCP cannot run it.
+    Skipped(Skip),
     /// It could not be run at all (a simulation error, no runtime).
     Failed(String),
 }

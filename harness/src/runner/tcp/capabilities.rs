@@ -83,20 +83,13 @@ impl Endpoint {
     }
 
     /// Why this broker cannot run `scenario`, if it cannot.
-    pub fn skip_reason(&self, scenario: &Scenario, capabilities: &Capabilities) -> Option<String> {
+    pub fn skip_reason(&self, scenario: &Scenario, capabilities: &Capabilities) -> Option<Skip> {
         for step in &scenario.steps {
+            let line = step.location.line;
             match &step.kind {
-                StepKind::Net(_) => {
-                    return Some(format!(
-                        "line {}: network faults (`net:`) need the simulator",
-                        step.location.line
-                    ));
-                }
+                StepKind::Net(_) => return Some(Skip::NetworkFaults { line }),
                 StepKind::BrokerRestart if self.restart_cmd.is_none() => {
-                    return Some(format!(
-                        "line {}: `broker: restart` needs --restart-cmd",
-                        step.location.line
-                    ));
+                    return Some(Skip::BrokerRestart { line });
                 }
                 _ => {}
             }
@@ -105,16 +98,61 @@ impl Endpoint {
     }
 }
 
+/// Why a broker over TCP cannot run a scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// A `net:` step: only the simulator can fault the network.
+    NetworkFaults { line: usize },
+    /// A `broker: restart` step, and no command to restart the broker.
+    BrokerRestart { line: usize },
+    /// A `broker:` setting that no CONNACK shows, so the broker cannot be seen to have it.
+    Unconfirmable { setting: &'static str },
+    /// A `broker:` setting the broker's CONNACK announces otherwise (values as `Debug`).
+    Announced {
+        setting: &'static str,
+        wanted: String,
+        has: String,
+    },
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::NetworkFaults { line } => {
+                write!(f, "line {line}: network faults (`net:`) need the simulator")
+            }
+            Skip::BrokerRestart { line } => {
+                write!(f, "line {line}: `broker: restart` needs --restart-cmd")
+            }
+            Skip::Unconfirmable { setting } => write!(
+                f,
+                "needs broker setting `{setting}`, which a CONNACK cannot confirm"
+            ),
+            Skip::Announced {
+                setting,
+                wanted,
+                has,
+            } => write!(
+                f,
+                "needs a broker with {setting} {wanted}; this one announces {has}"
+            ),
+        }
+    }
+}
+
 /// The first `broker:` requirement that the broker's capabilities do not meet.
-fn unmet_requirement(wanted: &BrokerConfig, has: &Capabilities) -> Option<String> {
+fn unmet_requirement(wanted: &BrokerConfig, has: &Capabilities) -> Option<Skip> {
     fn differs<T: PartialEq + std::fmt::Debug>(
-        name: &str,
+        setting: &'static str,
         wanted: Option<T>,
         has: T,
-    ) -> Option<String> {
+    ) -> Option<Skip> {
         let wanted = wanted?;
-        (wanted != has)
-            .then(|| format!("needs a broker with {name} {wanted:?}; this one announces {has:?}"))
+        (wanted != has).then(|| Skip::Announced {
+            setting,
+            wanted: format!("{wanted:?}"),
+            has: format!("{has:?}"),
+        })
     }
     let unverifiable = [
         ("max_session_expiry", wanted.max_session_expiry.is_some()),
@@ -123,10 +161,8 @@ fn unmet_requirement(wanted: &BrokerConfig, has: &Capabilities) -> Option<String
         ("connect_timeout", wanted.connect_timeout.is_some()),
         ("credentials", wanted.credentials.is_some()),
     ];
-    if let Some((name, _)) = unverifiable.iter().find(|(_, set)| *set) {
-        return Some(format!(
-            "needs broker setting `{name}`, which a CONNACK cannot confirm"
-        ));
+    if let Some(&(setting, _)) = unverifiable.iter().find(|(_, set)| *set) {
+        return Some(Skip::Unconfirmable { setting });
     }
     differs("max_qos", wanted.max_qos, has.maximum_qos)
         .or_else(|| {

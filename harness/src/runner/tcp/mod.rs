@@ -19,7 +19,7 @@ mod connection;
 mod control;
 mod isolation;
 
-pub use capabilities::Capabilities;
+pub use capabilities::{Capabilities, Skip};
 pub use connection::{Stream, tls_connector};
 pub use isolation::{needs_exclusive_run, with_prefix};
 
