@@ -695,3 +695,6 @@ fn properties_match(m: &PropertiesMatcher, p: &Publish) -> bool {
             .as_ref()
             .is_none_or(|c| property_holds(c, p.topic_alias.as_ref(), |a, b| a == b))
 }
+
+#[cfg(test)]
+mod tests;
