@@ -10,6 +10,8 @@
 
 mod agent;
 mod network;
+#[cfg(test)]
+mod tests;
 
 pub use agent::Agent;
 pub use network::Network;
