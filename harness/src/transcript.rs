@@ -136,7 +136,8 @@ impl Transcript {
         })
     }
 
-    /// Renders the transcript; `width` is the widest client name.
+    /// Renders the transcript, one line per event: time, client (padded to the longest
+    /// name), an arrow for the direction, and what happened.
     pub fn render(&self) -> String {
         let width = self
             .events

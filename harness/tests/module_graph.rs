@@ -8,6 +8,9 @@
 //! item inside its sibling `b` is an edge `a -> b`; a path to an ancestor's own items is not
 //! (a child may use what its parent declares). A failure prints the cycle and, for each edge,
 //! the first line that makes it.
+//!
+//! `lib.rs` lists the top-level modules in its docs so that each uses only those above it;
+//! that order is checked too, so the list names every module and stays a true layering.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -425,6 +428,76 @@ fn the_harness_modules_import_each_other_without_cycles() {
     );
     let found = cycles(&files);
     assert!(found.is_empty(), "{}", found.join("\n\n"));
+}
+
+/// The modules `lib.rs` declares, and those its docs list (``//! - [`name`]: ...``) in order.
+fn declared_and_listed(lib: &str) -> (BTreeSet<String>, Vec<String>) {
+    let declared = lib
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("pub mod ")
+                .or(l.trim().strip_prefix("mod "))
+        })
+        .map(|l| l.trim_end_matches(';').to_owned())
+        .collect();
+    let listed = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! - [`"))
+        .filter_map(|l| l.split_once("`]").map(|(name, _)| name.to_owned()))
+        .collect();
+    (declared, listed)
+}
+
+/// Edges that go down the documented order (a module using one listed after it).
+fn against_the_order(graphs: &Graphs, listed: &[String]) -> Vec<String> {
+    let position = |m: &str| listed.iter().position(|l| l == m);
+    let mut wrong = Vec::new();
+    for (from, edges) in graphs.get(&Vec::new()).into_iter().flatten() {
+        for (to, evidence) in edges {
+            if let (Some(a), Some(b)) = (position(from), position(to))
+                && b > a
+            {
+                wrong.push(format!("{from} uses {to}, listed after it ({evidence})"));
+            }
+        }
+    }
+    wrong
+}
+
+#[test]
+fn lib_rs_lists_every_module_in_an_order_that_only_looks_up() {
+    let files = library_sources();
+    let lib = &files.iter().find(|(f, _)| f == "lib.rs").expect("lib.rs").1;
+    let (declared, listed) = declared_and_listed(lib);
+    let listed_set: BTreeSet<String> = listed.iter().cloned().collect();
+    assert_eq!(
+        declared, listed_set,
+        "lib.rs declares these modules, its docs list those"
+    );
+    let wrong = against_the_order(&graphs(&files), &listed);
+    assert!(
+        wrong.is_empty(),
+        "lib.rs lists modules so that each uses only those above it:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn a_module_using_one_listed_below_it_is_reported() {
+    let lib = "//! - [`a`]: first\n//! - [`b`]: second\n\npub mod a;\nmod b;\n";
+    let (declared, listed) = declared_and_listed(lib);
+    assert_eq!(declared, BTreeSet::from(["a".to_owned(), "b".to_owned()]));
+    assert_eq!(listed, ["a", "b"]);
+    let files = [
+        file("lib.rs", lib),
+        file("a.rs", "use crate::b::X;\n"),
+        file("b.rs", ""),
+    ];
+    assert_eq!(
+        against_the_order(&graphs(&files), &listed),
+        ["a uses b, listed after it (a.rs:1 uses crate::b::X)"]
+    );
 }
 
 fn file(name: &str, source: &str) -> (String, String) {
