@@ -29,6 +29,7 @@ struct Connection<S> {
 /// What reading the connection produced.
 type Incoming = Result<Packet, Ended>;
 
+/// One scenario client: its spec, the network its runner gives it, and its connection.
 pub struct Agent<N: Network> {
     spec: ClientSpec,
     network: N,

@@ -14,7 +14,8 @@ pub mod tcp;
 
 use crate::scenario::Scenario;
 use crate::transcript::Transcript;
-use crate::verdict::{Check, Verdict};
+use crate::verdict::{self, Check, Tolerance, Verdict};
+use director::Direction;
 use tcp::{Capabilities, Endpoint, Skip};
 
 /// Where a scenario runs.
@@ -101,6 +102,28 @@ pub struct Run {
 }
 
 impl Run {
+    /// The run's result: the director's step checks, then the scenario's final expectations
+    /// checked against the transcript with the runner's tolerance.
+    fn judged(
+        scenario: &Scenario,
+        direction: Direction,
+        transcript: Transcript,
+        tolerance: Tolerance,
+    ) -> Run {
+        let mut checks = direction.checks;
+        checks.extend(verdict::final_checks(
+            scenario,
+            &transcript,
+            &direction.marks,
+            tolerance,
+        ));
+        Run {
+            verdict: Verdict::of(&checks),
+            transcript,
+            checks,
+        }
+    }
+
     /// The transcript followed by the verdict and every failed check: what a snapshot holds
     /// and what a failing test prints.
     pub fn render(&self) -> String {

@@ -24,7 +24,7 @@ use super::director::{Control, direct};
 use crate::client::{Agent, Network};
 use crate::scenario::{BrokerConfig, NetAction, Scenario};
 use crate::transcript::Recorder;
-use crate::verdict::{self, Tolerance, Verdict};
+use crate::verdict::Tolerance;
 
 const BROKER: &str = "broker";
 const PORT: u16 = 1883;
@@ -159,18 +159,12 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Run, String> {
         .take()
         .ok_or("the director did not finish")?;
     let transcript = recorder.transcript();
-    let mut checks = direction.checks;
-    checks.extend(verdict::final_checks(
+    Ok(Run::judged(
         scenario,
-        &transcript,
-        &direction.marks,
-        Tolerance::SIMULATOR,
-    ));
-    Ok(Run {
-        verdict: Verdict::of(&checks),
+        direction,
         transcript,
-        checks,
-    })
+        Tolerance::SIMULATOR,
+    ))
 }
 
 /// Link latency changes asked for by `net: {latency: ...}` (for some clients, or all), which

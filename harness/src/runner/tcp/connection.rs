@@ -43,7 +43,7 @@ impl Endpoint {
 }
 
 /// A plain or TLS connection to the broker.
-pub enum Stream {
+pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
@@ -51,7 +51,7 @@ pub enum Stream {
 impl Stream {
     /// Closes abruptly: with `SO_LINGER 0`, close() sends RST instead of FIN (and no TLS
     /// close_notify either).
-    pub fn reset(self) {
+    pub(crate) fn reset(self) {
         let tcp = match &self {
             Stream::Plain(tcp) => tcp,
             Stream::Tls(tls) => tls.get_ref().0,

@@ -9,9 +9,9 @@ use super::Endpoint;
 use crate::runner::director::Control;
 use crate::scenario::NetAction;
 
+/// A real broker's scenario-level steps, on the runner's clock.
 pub(super) struct TcpControl {
     pub(super) start: Instant,
-    pub(super) restart_cmd: Option<String>,
     pub(super) endpoint: Endpoint,
 }
 
@@ -21,7 +21,7 @@ impl Control for TcpControl {
     }
 
     async fn restart_broker(&self) -> Result<(), String> {
-        let Some(cmd) = &self.restart_cmd else {
+        let Some(cmd) = &self.endpoint.restart_cmd else {
             return Err("`broker: restart` needs --restart-cmd".into());
         };
         let status = tokio::process::Command::new("sh")

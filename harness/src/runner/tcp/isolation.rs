@@ -30,7 +30,7 @@ pub fn needs_exclusive_run(scenario: &Scenario) -> bool {
 /// Topics become `PREFIX/topic` (shared subscriptions `$share/group/PREFIX/filter`);
 /// `$` topics, empty strings and topics at the length limit are kept as they are, since
 /// prefixing would change what they test. Raw `send:` bytes are not rewritten.
-pub fn with_prefix(scenario: &Scenario, prefix: &str) -> Scenario {
+pub(super) fn with_prefix(scenario: &Scenario, prefix: &str) -> Scenario {
     let mut s = scenario.clone();
     let id = |client_id: &mut String| {
         if !client_id.is_empty() {

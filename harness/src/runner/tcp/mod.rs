@@ -20,8 +20,9 @@ mod control;
 mod isolation;
 
 pub use capabilities::{Capabilities, Skip};
-pub use connection::{Stream, tls_connector};
-pub use isolation::{needs_exclusive_run, with_prefix};
+pub(crate) use connection::Stream;
+pub use connection::tls_connector;
+pub use isolation::needs_exclusive_run;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -36,10 +37,10 @@ use super::director::direct;
 use crate::client::{Agent, Network};
 use crate::scenario::Scenario;
 use crate::transcript::Recorder;
-use crate::verdict::{self, Tolerance, Verdict};
+use crate::verdict::Tolerance;
 use cleanup::{clear_retained, end_sessions};
 use control::TcpControl;
-use isolation::with_credentials;
+use isolation::{with_credentials, with_prefix};
 
 /// Defaults for real brokers, which usually run their timers on one-second ticks.
 pub const DEFAULT_TOLERANCE: Tolerance = Tolerance {
@@ -100,7 +101,6 @@ pub fn run(scenario: &Scenario, endpoint: &Endpoint, prefix: Option<&str>) -> Re
         }
         let control = TcpControl {
             start,
-            restart_cmd: endpoint.restart_cmd.clone(),
             endpoint: endpoint.clone(),
         };
         let direction = direct(&scenario, &control, &agents, &recorder).await;
@@ -119,18 +119,12 @@ pub fn run(scenario: &Scenario, endpoint: &Endpoint, prefix: Option<&str>) -> Re
         (direction, transcript)
     });
     let (direction, transcript) = result;
-    let mut checks = direction.checks;
-    checks.extend(verdict::final_checks(
+    Ok(Run::judged(
         &scenario,
-        &transcript,
-        &direction.marks,
-        endpoint.tolerance,
-    ));
-    Ok(Run {
-        verdict: Verdict::of(&checks),
+        direction,
         transcript,
-        checks,
-    })
+        endpoint.tolerance,
+    ))
 }
 
 #[derive(Clone)]
