@@ -259,7 +259,7 @@ async fn subscribe(target: &Endpoint, plan: &Plan, n: usize) -> Result<Link<Stre
         .await
         .map_err(|e| format!("subscriber {n}: {e}"))?;
     match reply(&mut link).await? {
-        Packet::SubAck(ack) if ack.codes.first().is_some_and(|&code| code < 0x80) => Ok(link),
+        Packet::SubAck(ack) if ack.codes.first().is_some_and(|code| !code.is_failure()) => Ok(link),
         other => Err(format!("subscriber {n}: SUBSCRIBE answered with {other:?}")),
     }
 }
@@ -272,11 +272,8 @@ async fn connected(target: &Endpoint, connect: Connect) -> Result<Link<Stream>, 
         .map_err(|_| format!("{client_id}: connection timed out"))?
         .map_err(|e| format!("{client_id}: cannot connect: {e}"))?;
     match reply(&mut link).await? {
-        Packet::ConnAck(ack) if ack.code == 0 => Ok(link),
-        Packet::ConnAck(ack) => Err(format!(
-            "{client_id}: refused with CONNACK {}",
-            crate::transcript::code_name(ack.code)
-        )),
+        Packet::ConnAck(ack) if ack.code.is_success() => Ok(link),
+        Packet::ConnAck(ack) => Err(format!("{client_id}: refused with CONNACK {}", ack.code)),
         other => Err(format!(
             "{client_id}: CONNECT answered with {}",
             other.name()

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use lastwill_broker::codec::{
     Ack, ConnAck, Connect, DecodeError, Disconnect, LastWill, MessageProperties, Packet, Publish,
-    QoS, Subscribe, reason,
+    QoS, ReasonCode, Subscribe,
 };
 
 use crate::scenario::DropMode;
@@ -247,17 +247,10 @@ fn will_fields(will: &LastWill) -> String {
 }
 
 fn connack_line(c: &ConnAck) -> String {
-    // v5 CONNACK codes skip 0x01..=0x05, so those are the 3.1.1 return codes
-    let code = match c.code {
-        0x01 => "0x01 unacceptable-protocol-version".to_owned(),
-        0x02 => "0x02 identifier-rejected".to_owned(),
-        0x03 => "0x03 server-unavailable".to_owned(),
-        0x04 => "0x04 bad-user-name-or-password".to_owned(),
-        0x05 => "0x05 not-authorized".to_owned(),
-        other => code_name(other),
-    };
+    // each version's code named from its own table
     let mut line = format!(
-        "CONNACK {code} session_present={}",
+        "CONNACK {} session_present={}",
+        c.code,
         u8::from(c.session_present)
     );
     let p = &c.properties;
@@ -346,15 +339,15 @@ fn subscribe_line(s: &Subscribe) -> String {
 }
 
 fn ack_line(name: &str, a: &Ack) -> String {
-    if a.code == 0 {
+    if a.code == ReasonCode::SUCCESS {
         format!("{name} pid={}", a.packet_id)
     } else {
-        format!("{name} pid={} {}", a.packet_id, code_name(a.code))
+        format!("{name} pid={} {}", a.packet_id, a.code)
     }
 }
 
 fn disconnect_line(d: &Disconnect) -> String {
-    let mut line = format!("DISCONNECT {}", code_name(d.code));
+    let mut line = format!("DISCONNECT {}", d.code);
     opt(&mut line, "session_expiry", d.session_expiry_interval);
     opt(&mut line, "reason_string", d.reason_string.as_deref());
     line
@@ -388,12 +381,12 @@ fn opt<T: std::fmt::Display>(line: &mut String, key: &str, value: Option<T>) {
     }
 }
 
-/// `0x8E session-taken-over`.
+/// `0x8E session-taken-over`: a v5 code a scenario names by its value.
 pub fn code_name(code: u8) -> String {
-    format!("0x{code:02X} {}", reason::name(code))
+    ReasonCode::from(code).to_string()
 }
 
-fn codes(codes: &[u8]) -> String {
+fn codes(codes: &[ReasonCode]) -> String {
     let items: Vec<String> = codes.iter().map(|c| format!("0x{c:02X}")).collect();
     format!("[{}]", items.join(","))
 }
@@ -436,7 +429,7 @@ mod tests {
             "device",
             EventKind::Received(Packet::ConnAck(ConnAck {
                 session_present: false,
-                code: 0,
+                code: lastwill_broker::codec::ConnAckCode::V5(ReasonCode::SUCCESS),
                 properties: Default::default(),
             })),
         );

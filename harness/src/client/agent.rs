@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lastwill_broker::codec::{
-    Ack, Disconnect, Packet, Protocol, Publish, QoS, Subscribe, Unsubscribe, reason,
+    Ack, ConnAckCode, Disconnect, Packet, Protocol, Publish, QoS, Subscribe, Unsubscribe,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -302,16 +302,16 @@ impl<N: Network> Agent<N> {
             }
             Packet::SubAck(suback) => outcome.suback = Some(suback),
             Packet::UnsubAck(unsuback) => outcome.unsuback = Some(unsuback),
-            Packet::PubAck(ack) => outcome.publish_ack = Some(ack.code),
+            Packet::PubAck(ack) => outcome.publish_ack = Some(ack.code.into()),
             Packet::PubRec(ack) => {
-                if ack.code < 0x80 {
+                if !ack.code.is_failure() {
                     self.reply(Packet::PubRel(Ack::success(ack.packet_id)), !self.silenced)
                         .await;
                 } else {
-                    outcome.publish_ack = Some(ack.code);
+                    outcome.publish_ack = Some(ack.code.into());
                 }
             }
-            Packet::PubComp(ack) => outcome.publish_ack = Some(ack.code),
+            Packet::PubComp(ack) => outcome.publish_ack = Some(ack.code.into()),
             Packet::Publish(_) | Packet::PubRel(_) => {
                 if let Some(ack) = packet.receiver_ack() {
                     self.reply(ack, auto).await
@@ -336,18 +336,17 @@ impl<N: Network> Agent<N> {
                     violations.push("[MQTT-3.2.0-2] a second CONNACK on one connection".to_owned());
                 }
                 connection.connack = true;
-                let (known, refused_present) = if v5 {
-                    (reason::is_connack_code(connack.code), "[MQTT-3.2.2-6]")
-                } else {
-                    (connack.code <= 5, "[MQTT-3.2.2-4]")
+                let (known, refused_present) = match connack.code {
+                    ConnAckCode::V5(code) => (code.is_connack(), "[MQTT-3.2.2-6]"),
+                    ConnAckCode::V311(code) => (code.name().is_some(), "[MQTT-3.2.2-4]"),
                 };
                 if !known {
                     violations.push(format!(
                         "[MQTT-3.2.2-8] CONNACK code 0x{:02X} is not in the CONNACK table",
-                        connack.code
+                        u8::from(connack.code)
                     ));
                 }
-                if connack.code != 0 && connack.session_present {
+                if !connack.code.is_success() && connack.session_present {
                     violations.push(format!(
                         "{refused_present} a refusing CONNACK has Session Present 1"
                     ));

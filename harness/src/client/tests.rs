@@ -183,7 +183,7 @@ fn wait() -> Wait {
 fn success() -> ConnAck {
     ConnAck {
         session_present: false,
-        code: 0,
+        code: codec::ConnAckCode::success(Protocol::V5),
         properties: ConnAckProperties::default(),
     }
 }
@@ -465,7 +465,7 @@ async fn a_disconnect_that_came_between_steps_belongs_to_the_next_one() {
         let mut rig = Rig::start(NO_PINGS, "  - device: connect\n  - device: silence");
         let (mut broker, _) = rig.connect(0, success()).await;
         let taken_over = Disconnect {
-            code: 0x8E,
+            code: 0x8E.into(),
             ..Disconnect::default()
         };
         broker

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use lastwill_broker::codec::{ConnAck, MessageProperties, Packet, Publish};
+use lastwill_broker::codec::{ConnAck, MessageProperties, Packet, Publish, ReasonCode};
 
 use crate::client::Outcome;
 use crate::scenario::{
@@ -146,9 +146,9 @@ fn check_step(
     outcome: &Outcome,
     push: &mut impl FnMut(String, Option<String>),
 ) {
-    let connack_code = outcome.connack.as_ref().map(|c| c.code);
+    let connack_code = outcome.connack.as_ref().map(|c| u8::from(c.code));
     let shown_connack = || match &outcome.connack {
-        Some(c) => format!("CONNACK {}", code_name(c.code)),
+        Some(c) => format!("CONNACK {}", c.code),
         None if outcome.closed => "closed without CONNACK".into(),
         None => "no CONNACK".into(),
     };
@@ -205,7 +205,7 @@ fn check_step(
         check_connack_properties(&e.connack, outcome.connack.as_ref(), push);
     }
     if let Some(granted) = &e.granted {
-        let got = outcome.suback.as_ref().map(|s| s.codes.clone());
+        let got = outcome.suback.as_ref().map(|s| bytes_of(&s.codes));
         push(
             format!("SUBACK codes {}", hex_codes(granted)),
             (got.as_ref() != Some(granted)).then(|| match got {
@@ -215,7 +215,7 @@ fn check_step(
         );
     }
     if let Some(codes) = &e.codes {
-        let got = outcome.unsuback.as_ref().map(|s| s.codes.clone());
+        let got = outcome.unsuback.as_ref().map(|s| bytes_of(&s.codes));
         push(
             format!("UNSUBACK codes {}", hex_codes(codes)),
             (got.as_ref() != Some(codes)).then(|| match got {
@@ -243,7 +243,7 @@ fn check_step(
         );
     }
     if let Some(disconnect) = &e.disconnect {
-        let got = outcome.disconnect.as_ref().map(|d| d.code);
+        let got = outcome.disconnect.as_ref().map(|d| u8::from(d.code));
         let ok = match disconnect.reason {
             Some(code) => got == Some(code),
             None => got.is_some(),
@@ -386,6 +386,11 @@ fn property_holds<E, V>(
         (PropertyCheck::Is(expected), Some(value)) => equal(expected, value),
         _ => false,
     }
+}
+
+/// SUBACK or UNSUBACK codes as the bytes a scenario lists.
+fn bytes_of(codes: &[ReasonCode]) -> Vec<u8> {
+    codes.iter().copied().map(u8::from).collect()
 }
 
 fn hex_codes(codes: &[u8]) -> String {
@@ -562,7 +567,7 @@ fn is_connected_at_end(transcript: &Transcript, client: &str) -> bool {
     let mut connected = false;
     for event in transcript.events.iter().filter(|e| e.client == client) {
         match &event.kind {
-            EventKind::Received(Packet::ConnAck(c)) => connected = c.code == 0,
+            EventKind::Received(Packet::ConnAck(c)) => connected = c.code.is_success(),
             // silence leaves the connection open
             EventKind::Fault(Fault::Silence) => {}
             EventKind::Sent(Packet::Disconnect(_))

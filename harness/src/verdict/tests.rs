@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lastwill_broker::codec::{
-    ConnAck, ConnAckProperties, Disconnect, Packet, Publish, QoS, SubAck, UnsubAck,
+    ConnAck, ConnAckCode, ConnAckProperties, Disconnect, Packet, Protocol, Publish, QoS, SubAck,
+    UnsubAck,
 };
 
 use super::*;
@@ -49,7 +50,7 @@ fn connack(code: u8, session_present: bool) -> Outcome {
     Outcome {
         connack: Some(ConnAck {
             session_present,
-            code,
+            code: ConnAckCode::read(Protocol::V5, code),
             properties: ConnAckProperties::default(),
         }),
         ..Outcome::default()
@@ -197,7 +198,7 @@ fn suback_and_unsuback_codes_are_compared_in_order() {
     let granted = |codes: Vec<u8>| Outcome {
         suback: Some(SubAck {
             packet_id: 1,
-            codes,
+            codes: codes.into_iter().map(Into::into).collect(),
             reason_string: None,
         }),
         ..Outcome::default()
@@ -222,7 +223,7 @@ fn suback_and_unsuback_codes_are_compared_in_order() {
     let unsuback = Outcome {
         unsuback: Some(UnsubAck {
             packet_id: 2,
-            codes: vec![0x00],
+            codes: vec![0x00.into()],
         }),
         ..Outcome::default()
     };
@@ -238,7 +239,7 @@ fn closed_and_disconnect_expectations() {
     let steps = "  - device: connect\n  - device: silence\n    expect: {closed: true, disconnect: session-taken-over}";
     let taken_over = Outcome {
         disconnect: Some(Disconnect {
-            code: 0x8E,
+            code: 0x8E.into(),
             ..Disconnect::default()
         }),
         closed: true,
@@ -609,7 +610,7 @@ fn the_end_state_follows_the_last_connack_close_and_fault() {
     let connack = |code| {
         EventKind::Received(Packet::ConnAck(ConnAck {
             session_present: false,
-            code,
+            code: ConnAckCode::read(Protocol::V5, code),
             properties: ConnAckProperties::default(),
         }))
     };

@@ -61,10 +61,10 @@ impl Endpoint {
         let Packet::ConnAck(connack) = reply else {
             return Err(format!("{endpoint} answered CONNECT with {}", reply.name()));
         };
-        if connack.code != 0 {
+        if !connack.code.is_success() {
             return Err(format!(
                 "{endpoint} refused the probe connection with CONNACK {}",
-                crate::transcript::code_name(connack.code)
+                connack.code
             ));
         }
         probe.goodbye(&[]).await;
