@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lastwill_broker::codec::{
-    Ack, ConnAck, Connect, Disconnect, LastWill, MessageProperties, Packet, Publish, QoS,
-    ReasonCode, Subscribe,
+    Ack, ConnAck, Connect, DecodeError, Disconnect, LastWill, MessageProperties, Packet, Publish,
+    QoS, ReasonCode, Subscribe,
 };
+
+use crate::scenario::DropMode;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum EventKind {
@@ -28,9 +30,9 @@ pub enum EventKind {
     /// The peer closed the connection (EOF, reset or error).
     Closed,
     /// The broker sent bytes that do not decode.
-    Undecodable(String),
-    /// A fault the client applied to itself: `drop rst`, `silence`, `vanish`, ...
-    Fault(String),
+    Undecodable(DecodeError),
+    /// A fault the client applied to itself.
+    Fault(Fault),
     /// A scenario-level step: `wait 2s`, `broker restart`, `net partition [device]`.
     Step(String),
     /// A step expectation that did not hold (so the failure shows where it happened).
@@ -40,6 +42,27 @@ pub enum EventKind {
     Violation(String),
     /// The run ended.
     End,
+}
+
+/// A fault a client applies to itself (its scenario step of the same name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The connection ends without DISCONNECT (`drop rst`, `drop fin`).
+    Drop(DropMode),
+    /// The client stops sending; the connection stays open.
+    Silence,
+    /// The client's machine disappears: nothing more in or out.
+    Vanish,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Drop(mode) => write!(f, "drop {}", mode.as_str()),
+            Fault::Silence => f.write_str("silence"),
+            Fault::Vanish => f.write_str("vanish"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -113,7 +136,8 @@ impl Transcript {
         })
     }
 
-    /// Renders the transcript; `width` is the widest client name.
+    /// Renders the transcript, one line per event: time, client (padded to the longest
+    /// name), an arrow for the direction, and what happened.
     pub fn render(&self) -> String {
         let width = self
             .events
@@ -154,7 +178,7 @@ fn describe(kind: &EventKind) -> (&'static str, String) {
         EventKind::ConnectFailed(why) => ("✖", format!("connect failed: {why}")),
         EventKind::Closed => ("✖", "closed by peer".into()),
         EventKind::Undecodable(why) => ("✖", format!("undecodable bytes from broker: {why}")),
-        EventKind::Fault(what) => ("✂", what.clone()),
+        EventKind::Fault(fault) => ("✂", fault.to_string()),
         EventKind::Step(what) => ("·", what.clone()),
         EventKind::Check(what) => ("!", what.clone()),
         EventKind::Violation(what) => ("!", format!("protocol violation: {what}")),
@@ -409,7 +433,11 @@ mod tests {
                 properties: Default::default(),
             })),
         );
-        recorder.record(ms(10), "device", EventKind::Fault("drop rst".into()));
+        recorder.record(
+            ms(10),
+            "device",
+            EventKind::Fault(Fault::Drop(DropMode::Rst)),
+        );
         recorder.mark(ms(10), Some("device"), "dropped");
         recorder.record(ms(12_013), "", EventKind::End);
         let expected = concat!(

@@ -15,7 +15,7 @@ use crate::scenario::{
     ClientExpectation, ConnAckExpectation, EndState, Level, Location, MessageMatcher,
     PropertiesMatcher, PropertyCheck, Receives, Scenario, Step, StepExpectation, TimeRef, Window,
 };
-use crate::transcript::{EventKind, Transcript, code_name, quoted, seconds};
+use crate::transcript::{EventKind, Fault, Transcript, code_name, quoted, seconds};
 
 /// How far a time window is widened: a message may come `early` before its window opens
 /// and `late` after it closes.
@@ -121,7 +121,7 @@ pub fn step_checks(step: &Step, outcome: &Outcome, default_level: Level) -> Vec<
             level: default_level,
             passed: false,
             expected: "the step can be carried out".into(),
-            observed: error.clone(),
+            observed: error.to_string(),
             location: step.location,
         });
     }
@@ -569,7 +569,7 @@ fn is_connected_at_end(transcript: &Transcript, client: &str) -> bool {
         match &event.kind {
             EventKind::Received(Packet::ConnAck(c)) => connected = c.code.is_success(),
             // silence leaves the connection open
-            EventKind::Fault(f) if f == "silence" => {}
+            EventKind::Fault(Fault::Silence) => {}
             EventKind::Sent(Packet::Disconnect(_))
             | EventKind::Closed
             | EventKind::Undecodable(_)
@@ -700,3 +700,6 @@ fn properties_match(m: &PropertiesMatcher, p: &Publish) -> bool {
             .as_ref()
             .is_none_or(|c| property_holds(c, p.topic_alias.as_ref(), |a, b| a == b))
 }
+
+#[cfg(test)]
+mod tests;
