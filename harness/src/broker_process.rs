@@ -19,6 +19,8 @@ pub struct BrokerProcess {
     child: Child,
     pid: u32,
     pub addr: SocketAddr,
+    /// Its usage once it first accepted a connection: the broker with no clients.
+    pub at_start: Usage,
 }
 
 /// What the process has used so far.
@@ -64,11 +66,14 @@ impl BrokerProcess {
         })
         .await
         .map_err(|_| format!("`{command}` did not accept connections within {timeout:?}"))??;
-        Ok(BrokerProcess {
+        let mut process = BrokerProcess {
             child,
             pid,
             addr: started,
-        })
+            at_start: Usage::default(),
+        };
+        process.at_start = process.usage()?;
+        Ok(process)
     }
 
     /// CPU time and memory of the broker process, from `/proc/<pid>`.

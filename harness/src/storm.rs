@@ -113,7 +113,7 @@ pub struct BrokerCost {
     pub connect_cpu_us_per_client: f64,
     /// Resident memory with every will client connected and idle.
     pub idle_rss_bytes: u64,
-    /// What each idle connection added to the resident memory.
+    /// What each idle connection adds to the resident memory of the broker with no clients.
     pub idle_bytes_per_connection: f64,
     /// The most the broker's resident memory has been (since it started).
     pub peak_rss_bytes: u64,
@@ -286,21 +286,34 @@ pub async fn run(
     progress.finish_and_clear();
     let after = usage()?;
     let mut report = measure(target, plan, connect_s, &closed_at, last_close, &received);
-    if let (Some(before), Some(idle), Some(after)) = (before, idle, after) {
-        report.broker = Some(broker_cost(plan.clients, before, idle, after));
+    if let (Some(broker), Some(before), Some(idle), Some(after)) = (broker, before, idle, after) {
+        report.broker = Some(broker_cost(
+            plan.clients,
+            broker.at_start,
+            before,
+            idle,
+            after,
+        ));
     }
     Ok(report)
 }
 
-/// The broker's cost from its usage before the storm, with every will client connected, and
-/// after the last will.
-fn broker_cost(clients: usize, before: Usage, idle: Usage, after: Usage) -> BrokerCost {
+/// The broker's cost from its usage with no clients at all, before the storm, with every
+/// will client connected, and after the last will.
+fn broker_cost(
+    clients: usize,
+    at_start: Usage,
+    before: Usage,
+    idle: Usage,
+    after: Usage,
+) -> BrokerCost {
     let per_client = |cpu: Duration| cpu.as_secs_f64() * 1e6 / clients as f64;
     BrokerCost {
         cpu_us_per_will: per_client(after.cpu.saturating_sub(before.cpu)),
         connect_cpu_us_per_client: per_client(idle.cpu.saturating_sub(before.cpu)),
         idle_rss_bytes: idle.rss_bytes,
-        idle_bytes_per_connection: idle.rss_bytes.saturating_sub(before.rss_bytes) as f64
+        // against the fresh process: a later round reuses memory an earlier one freed
+        idle_bytes_per_connection: idle.rss_bytes.saturating_sub(at_start.rss_bytes) as f64
             / clients as f64,
         peak_rss_bytes: after.peak_rss_bytes,
     }
