@@ -254,13 +254,17 @@ mod tests {
             let (min, max) = setting.range;
             let (text, value) = match setting.kind {
                 Kind::Bool => {
-                    let flipped = default != Some(Value::Bool(false));
-                    (
-                        flipped.then_some("false").unwrap_or("true").to_owned(),
-                        Value::Bool(!flipped),
-                    )
+                    let b = default == Some(Value::Bool(false));
+                    (b.to_string(), Value::Bool(b))
                 }
-                Kind::Qos => ("0".to_owned(), Value::Qos(QoS::AtMostOnce)),
+                Kind::Qos => {
+                    let q = if default == Some(Value::Qos(QoS::AtMostOnce)) {
+                        QoS::ExactlyOnce
+                    } else {
+                        QoS::AtMostOnce
+                    };
+                    (q.as_u8().to_string(), Value::Qos(q))
+                }
                 Kind::Seconds | Kind::Bytes | Kind::Count => {
                     let n = if default == Some(Value::Number(max)) {
                         min
@@ -272,6 +276,7 @@ mod tests {
                 Kind::Credentials => ("u:p".to_owned(), Value::Credentials(vec![user("u", "p")])),
             };
             let flag = format!("--{}", setting.key.replace('_', "-"));
+            assert_ne!(default.as_ref(), Some(&value), "{setting:?}");
             let config = args(&["lastwill", "broker", &flag, &text])
                 .config()
                 .unwrap();
