@@ -19,7 +19,7 @@ use crate::codec::{ConnAckProperties, QoS};
 
 /// The largest packet MQTT can express: a 5-byte fixed header (type byte and a 4-byte
 /// Remaining Length) around the largest Remaining Length, 268,435,455 (§2.2.3).
-pub const LARGEST_PACKET: u64 = 268_435_460;
+const LARGEST_PACKET: u64 = 268_435_460;
 
 /// One user the broker accepts. When `credentials` is empty, anyone may connect.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
