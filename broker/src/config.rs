@@ -12,8 +12,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
 
 use crate::codec::{ConnAckProperties, QoS};
 
@@ -22,7 +22,7 @@ use crate::codec::{ConnAckProperties, QoS};
 const LARGEST_PACKET: u64 = 268_435_460;
 
 /// One user the broker accepts. When `credentials` is empty, anyone may connect.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
     pub username: String,
@@ -156,6 +156,8 @@ macro_rules! absent {
     };
 }
 
+// What an absent property means is the spec's (§3.2.2.3): QoS 2, retain available, no Topic
+// Alias, a Receive Maximum of 65,535, wildcard, identifier and shared subscriptions available.
 settings! {
     /// Highest QoS accepted for PUBLISH and for the Will; wills above it get CONNACK 0x9B.
     max_qos: QoS = QoS::ExactlyOnce, Qos,
@@ -386,8 +388,18 @@ impl Overrides {
                     // past i64::MAX only when set around `Setting::set`, which caps numbers
                     // there; a count that large is as unbounded as i64::MAX
                     Value::Number(n) => toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
-                    Value::Credentials(users) => toml::Value::try_from(users)
-                        .expect("a list of string pairs is a TOML array"),
+                    Value::Credentials(users) => toml::Value::Array(
+                        users
+                            .into_iter()
+                            .map(|user| {
+                                let fields = [
+                                    ("username".to_owned(), toml::Value::String(user.username)),
+                                    ("password".to_owned(), toml::Value::String(user.password)),
+                                ];
+                                toml::Value::Table(fields.into_iter().collect())
+                            })
+                            .collect(),
+                    ),
                 };
                 (setting.key.to_owned(), value)
             })

@@ -1,7 +1,8 @@
 //! `lastwill broker`: runs the reference broker on real TCP until Ctrl-C or SIGTERM.
 //!
 //! Configuration comes from an optional TOML file (`--config`, every key optional, see
-//! `lastwill_broker::config::Config`) and then from flags, which override the file. Stopping
+//! `lastwill_broker::config::Config`) and then from flags, which override the file: one flag
+//! per setting of the broker's settings table, plus older spellings. Stopping
 //! is graceful: stored wills are published and clients get DISCONNECT 0x8B (v5) before the
 //! process exits.
 
