@@ -15,6 +15,7 @@
 pub mod client;
 pub mod coverage;
 pub mod matrix;
+pub mod oracle;
 pub mod report;
 pub mod scenario;
 pub mod storm;
