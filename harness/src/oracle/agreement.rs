@@ -219,9 +219,10 @@ fn judge(
         }
         counted.push(p);
     }
+    // copies the oracle holds to at least the scenario's level count towards its minimum
     let least: u32 = counted
         .iter()
-        .filter(|p| p.level == Level::Must)
+        .filter(|p| p.level <= level)
         .map(|p| p.matcher.count.min)
         .sum();
     let most: u32 = counted
@@ -245,24 +246,13 @@ fn judge(
         min: least,
         max: most,
     };
-    match level {
-        Level::Must if !fits => out.push((
+    if !fits {
+        out.push((
             Kind::Conflict,
             format!("count {} — {}", show_range(range), shown()),
-        )),
-        Level::Should | Level::May if !fits && strongest.is_none_or(|l| l != Level::May) => {
-            out.push((
-                Kind::Conflict,
-                format!("count {} — {}", show_range(range), shown()),
-            ));
-        }
-        Level::Should if strongest == Some(Level::May) => {
-            out.push((Kind::Conflict, shown()));
-        }
-        Level::Should | Level::May if strongest.is_some_and(|l| l < level) => {
-            looser.push("a weaker level");
-        }
-        _ => {}
+        ));
+    } else if strongest.is_some_and(|l| l < level) {
+        looser.push("a weaker level");
     }
     if out.is_empty() && !looser.is_empty() {
         out.push((
@@ -348,12 +338,18 @@ impl Windows<'_> {
         if before(s_hi, o_lo) || before(o_hi, s_lo) {
             return Relation::Apart;
         }
-        let no_later = |a: Option<Instant>, b: Option<Instant>, open_is_low: bool| match (a, b) {
+        // a ≤ b, where a missing lower bound is −∞ and a missing upper bound +∞
+        let lower = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (None, _) => true,
+            (Some(_), None) => false,
             (Some(a), Some(b)) => t.no_later(a, b),
-            (None, _) => open_is_low,
-            (Some(_), None) => !open_is_low,
         };
-        if no_later(s_lo, o_lo, true) && no_later(o_hi, s_hi, false) {
+        let upper = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(a), Some(b)) => t.no_later(a, b),
+        };
+        if lower(s_lo, o_lo) && upper(o_hi, s_hi) {
             Relation::Wider
         } else {
             Relation::Overlapping

@@ -168,6 +168,7 @@ struct Subscription {
 struct Queued {
     message: Message,
     qos: QoS,
+    count: Range,
     retain: bool,
     identifiers: Vec<u32>,
     published: When,
@@ -481,7 +482,10 @@ impl<'s> Model<'s> {
             ),
             StepKind::Net(_) => unsupported("network faults: `net:` steps are not modelled"),
             StepKind::Client { client, action } => {
-                self.fire_timers(When::exactly(start), None)?;
+                if let Action::Connect(c) = action {
+                    self.settle_half_open(&c.client_id, start)?;
+                }
+                self.fire_timers_before(start)?;
                 let effect = self.plan(client, action, start, index)?;
                 let (min, max) = self.duration(client, action, &effect, &step.expect);
                 let end = self.timeline.push_step(start, min, max);
@@ -489,7 +493,6 @@ impl<'s> Model<'s> {
                     earliest: start,
                     latest: end,
                 };
-                self.no_timer_during(span, index)?;
                 // a step that waits for a response has had its effect when the response comes;
                 // a fire-and-forget one reaches the server a moment after it
                 self.step_effect = Some(if max.is_zero() {
@@ -578,46 +581,36 @@ impl<'s> Model<'s> {
         self.timers.retain(|t| t.id != id);
     }
 
-    /// Fires, in time order, every timer that comes before `until`. A timer too close to it
-    /// is a race the oracle does not decide, unless `at_end` says the run ends then: what it
-    /// publishes may then be seen or not.
-    fn fire_timers(&mut self, until: When, at_end: Option<&str>) -> Outcome {
-        loop {
-            let mut next: Option<(i64, u64)> = None;
-            let mut close = None;
-            for timer in &self.timers {
-                match self.timeline.order(timer.at, until) {
-                    Order::Before => {
-                        let key = (
-                            self.timeline.between(Instant::START, timer.at.earliest).min,
-                            timer.id,
-                        );
-                        next = Some(next.map_or(key, |n| n.min(key)));
-                    }
-                    Order::After => {}
-                    Order::Same | Order::Close if at_end.is_some() => {
-                        close = close.or(Some(timer.id));
-                    }
-                    Order::Same | Order::Close => {
-                        return unsupported(format!(
-                            "race: {} falls within 0.5 s of a step",
-                            self.describe_timer(timer)
-                        ));
-                    }
-                }
-            }
-            let (id, doubt) = match (next, close) {
-                (Some((_, id)), _) => (id, None),
-                (None, Some(id)) => (id, at_end),
-                (None, None) => return Ok(()),
-            };
-            let position = self.timers.iter().position(|t| t.id == id).expect("timer");
-            let timer = self.timers.remove(position);
+    /// The earliest the run can have reached `at`, to put events in order. Which of a timer
+    /// and a step close to it the server handles first matters only when both touch the same
+    /// session or retained message, and the touches check that.
+    fn estimate(&self, at: Instant) -> i64 {
+        self.timeline.between(Instant::START, at).min
+    }
+
+    /// The next timer, in time order, among those due by `limit`.
+    fn next_timer_by(&self, limit: i64) -> Option<u64> {
+        self.timers
+            .iter()
+            .map(|t| (self.estimate(t.at.earliest), t.id))
+            .filter(|(at, _)| *at <= limit)
+            .min()
+            .map(|(_, id)| id)
+    }
+
+    fn take_timer(&mut self, id: u64) -> Timer {
+        let position = self.timers.iter().position(|t| t.id == id).expect("timer");
+        self.timers.remove(position)
+    }
+
+    /// Fires, in time order, the timers due before a step that starts at `start`.
+    fn fire_timers_before(&mut self, start: Instant) -> Outcome {
+        while let Some(id) = self.next_timer_by(self.estimate(start)) {
+            let timer = self.take_timer(id);
             self.event += 1;
-            self.doubt = doubt.map(str::to_owned);
             self.fire(timer)?;
-            self.doubt = None;
         }
+        Ok(())
     }
 
     fn describe_timer(&self, timer: &Timer) -> String {
@@ -628,26 +621,11 @@ impl<'s> Model<'s> {
         }
     }
 
-    /// A step must not overlap a pending timer: which came first would be a guess.
-    fn no_timer_during(&self, span: When, index: usize) -> Outcome {
-        match self
-            .timers
-            .iter()
-            .find(|t| self.timeline.order(t.at, span) != Order::After)
-        {
-            Some(timer) => unsupported(format!(
-                "race: {} falls during step {}",
-                self.describe_timer(timer),
-                index + 1
-            )),
-            None => Ok(()),
-        }
-    }
-
     fn fire(&mut self, timer: Timer) -> Outcome {
         let arrival = Arrival::of(timer.at);
         match timer.kind {
             TimerKind::WillDue(client_id) => {
+                self.session_changed(&client_id, timer.at)?;
                 let Some(session) = self.sessions.get_mut(&client_id) else {
                     return Ok(());
                 };
@@ -656,7 +634,7 @@ impl<'s> Model<'s> {
                 };
                 let line = vec![
                     text(format!(
-                        "{}: its will delay of {} s has passed at ",
+                        "{}: its will delay of {} s has passed ",
                         will.message.what, will.delay
                     )),
                     arrival.piece(),
@@ -715,20 +693,21 @@ impl<'s> Model<'s> {
         }
     }
 
-    /// Whether the server certainly did `a` and `b` in a known order.
+    /// Whether the server certainly did `a` and `b` in a known order. Steps are handled in
+    /// step order: the runner sends them in order, each after the previous one's response.
     fn ordered(&self, a: Touch, b: Touch) -> bool {
-        if a.event == b.event {
-            return true;
+        let t = &self.timeline;
+        match (a.by_step, b.by_step) {
+            _ if a.event == b.event => true,
+            (true, true) => true,
+            (true, false) => {
+                t.step_then_timer(a.when, b.when) || t.timer_then_step(b.when, a.when)
+            }
+            (false, true) => {
+                t.step_then_timer(b.when, a.when) || t.timer_then_step(a.when, b.when)
+            }
+            (false, false) => matches!(t.order(a.when, b.when), Order::Before | Order::After),
         }
-        if a.by_step && b.by_step {
-            let t = &self.timeline;
-            return t.no_later(a.when.latest, b.when.earliest)
-                || t.no_later(b.when.latest, a.when.earliest);
-        }
-        matches!(
-            self.timeline.order(a.when, b.when),
-            Order::Before | Order::After
-        )
     }
 
     fn session_changed(&mut self, client_id: &str, when: When) -> Outcome {
@@ -1022,10 +1001,10 @@ impl<'s> Model<'s> {
         }
         if let Some(limit) = self.limits.max_packet_size {
             let size = connect_size(c);
-            if size + 64 > u64::from(limit) {
+            if size > u64::from(limit) {
                 doubts.push(format!(
-                    "the CONNECT (about {size} bytes) is near or above the server's Maximum \
-                     Packet Size {limit}: it may refuse it ({{W5-RC-0x95}})"
+                    "the CONNECT ({size} bytes) exceeds the server's Maximum Packet Size \
+                     {limit}: it may refuse it ({{W5-RC-0x95}})"
                 ));
             }
         }
@@ -1107,12 +1086,12 @@ impl<'s> Model<'s> {
                 {
                     c.view = View::ClosedByServer(span);
                 }
-                let at = When::exactly(span.earliest);
-                let (when, arrival) = match ending {
-                    // the server acts on what the step sent
-                    Ending::Server(_) | Ending::Unclear(_) => (span, arrival),
-                    _ => (at, Arrival::At(span.earliest)),
+                // a close by the server is seen when the step ends; the client's own at once
+                let at = match ending {
+                    Ending::Server(_) | Ending::Unclear(_) => span.latest,
+                    _ => span.earliest,
                 };
+                let (when, arrival) = (When::exactly(at), Arrival::At(at));
                 if let Some(c) = self.clients.get_mut(name)
                     && c.view == View::Open
                 {
@@ -1164,6 +1143,47 @@ impl<'s> Model<'s> {
             .map(|(name, _)| name.clone())
     }
 
+    /// A CONNECT for a client id whose connection went quiet (`vanish`, `silence`) and whose
+    /// keep alive has not certainly expired: the server may have closed that connection at
+    /// any time since ({A13}; with keep alive 0, {W5-KA0}), and closes it at the latest now,
+    /// as a takeover ([MQTT-3.1.4-3], 3.1.1 [MQTT-3.1.4-2]).
+    fn settle_half_open(&mut self, client_id: &str, start: Instant) -> Outcome {
+        let Some(holder) = self.holder_of(client_id) else {
+            return Ok(());
+        };
+        let link = self.clients[&holder].link.as_ref().expect("holder is connected");
+        let (Some(Quiet::Silent(since) | Quiet::Vanished(since)), v5) =
+            (link.quiet, link.protocol == Protocol::V5)
+        else {
+            return Ok(());
+        };
+        if let Some(timer) = link.keep_alive_timer.and_then(|id| self.timers.iter().find(|t| t.id == id))
+            && self.timeline.timer_then_step(timer.at, When::exactly(start))
+        {
+            return Ok(()); // it expired before: the timer closes it
+        }
+        let when = When {
+            earliest: since,
+            latest: start,
+        };
+        if let Some(c) = self.clients.get_mut(&holder)
+            && c.view == View::Open
+        {
+            c.view = View::ClosedByServer(when);
+        }
+        self.event += 1;
+        let statement = if v5 { "[MQTT-3.1.4-3]" } else { "[MQTT-3.1.4-2]" };
+        self.close(
+            &holder,
+            Ending::Lost(format!(
+                "the connection went quiet and the server closes it by keep alive ({{A13}}) or, \
+                 at the latest, when client id {client_id} connects again {statement}"
+            )),
+            when,
+            Arrival::of(when),
+        )
+    }
+
     fn go_quiet(&mut self, name: &str, quiet: Quiet, step: &Step) -> Outcome {
         let waits = waits_for_close(&step.expect);
         let Some(link) = self.clients.get_mut(name).and_then(|c| c.link.as_mut()) else {
@@ -1207,7 +1227,9 @@ impl<'s> Model<'s> {
         doubt: Option<String>,
         span: When,
     ) -> Outcome {
+        // what the CONNECT sets off is seen when its CONNACK comes
         let arrival = Arrival::At(span.latest);
+        let span = When::exactly(span.latest);
         let v5 = c.protocol == Protocol::V5;
         if let Some(old) = self.holder_of(&c.client_id) {
             let statement = if v5 { "[MQTT-3.1.4-3]" } else { "[MQTT-3.1.4-2]" };
@@ -1346,7 +1368,7 @@ impl<'s> Model<'s> {
             self.cancel_timer(timer);
             self.say(vec![
                 text(format!(
-                    "{}: cancelled, {name} reconnects to the session at ",
+                    "{}: cancelled, {name} reconnects to the session ",
                     will.message.what
                 )),
                 Piece::At(span.latest),
@@ -1631,7 +1653,7 @@ impl<'s> Model<'s> {
                     "3.1.1 has no will delay"
                 };
                 self.say(vec![
-                    text(format!("{what}: published at ")),
+                    text(format!("{what}: published ")),
                     arrival.piece(),
                     text(format!(": {how}; {rule}")),
                 ]);
@@ -1641,7 +1663,7 @@ impl<'s> Model<'s> {
                 match expiry {
                     Expiry::WithConnection => {
                         self.say(vec![
-                            text(format!("{what}: published at ")),
+                            text(format!("{what}: published ")),
                             arrival.piece(),
                             text(format!(
                                 ": {how}; the session ends with the connection \
@@ -1653,7 +1675,7 @@ impl<'s> Model<'s> {
                     }
                     Expiry::After(n) if n <= delay => {
                         self.say(vec![
-                            text(format!("{what}: due when the session ends, ")),
+                            text(format!("{what}: due when the session ends ")),
                             Arrival::of(when.plus(secs(n))).piece(),
                             text(format!(
                                 ": {how}; session expiry {n} s ≤ will delay {delay} s \
@@ -1666,7 +1688,7 @@ impl<'s> Model<'s> {
                     _ => {
                         let due = when.plus(secs(delay));
                         self.say(vec![
-                            text(format!("{what}: due at ")),
+                            text(format!("{what}: due ")),
                             Arrival::of(due).piece(),
                             text(format!(
                                 ": {how}; will delay {delay} s < {} ({{W5-WDI-MIN}})",
@@ -1723,10 +1745,7 @@ impl<'s> Model<'s> {
                 );
             }
             self.say(vec![
-                text(format!(
-                    "{}: published at ",
-                    will.message.what
-                )),
+                text(format!("{}: published ", will.message.what)),
                 arrival.piece(),
                 text(format!(
                     ": session {client_id} ends ({why}) before the will delay of {} s has \
@@ -1772,7 +1791,7 @@ impl<'s> Model<'s> {
                 );
             }
         }
-        let mut plain: Vec<(String, Subscription)> = Vec::new();
+        let mut plain: Vec<(String, Vec<Subscription>)> = Vec::new();
         let mut groups: BTreeMap<(String, String), Vec<(String, Subscription)>> = BTreeMap::new();
         for (client_id, session) in &self.sessions {
             let matching: Vec<&Subscription> = session
@@ -1780,24 +1799,30 @@ impl<'s> Model<'s> {
                 .iter()
                 .filter(|s| s.filter.matches(&message.topic))
                 .collect();
-            if matching.len() > 1 {
+            let (shared, own): (Vec<&Subscription>, Vec<&Subscription>) =
+                matching.into_iter().partition(|s| s.filter.share.is_some());
+            if !own.is_empty() && !shared.is_empty() {
                 return unsupported(
-                    "overlapping subscriptions: one session has several subscriptions matching a \
-                     message (one copy or one per subscription, [MQTT-3.3.4-2])",
+                    "overlapping subscriptions: a session with shared and plain subscriptions \
+                     matching one message",
                 );
             }
-            for s in matching {
-                match &s.filter.share {
-                    None => plain.push((client_id.clone(), s.clone())),
-                    Some(group) => groups
-                        .entry((group.clone(), s.filter.pattern.clone()))
-                        .or_default()
-                        .push((client_id.clone(), s.clone())),
-                }
+            for s in shared {
+                let group = s.filter.share.clone().unwrap_or_default();
+                groups
+                    .entry((group, s.filter.pattern.clone()))
+                    .or_default()
+                    .push((client_id.clone(), s.clone()));
+            }
+            if !own.is_empty() {
+                plain.push((client_id.clone(), own.into_iter().cloned().collect()));
             }
         }
-        for (client_id, subscription) in plain {
-            self.route(&client_id, &subscription, &message, when, arrival, doubt.clone(), None)?;
+        for (client_id, subscriptions) in plain {
+            for (subscription, count, note) in copies(&message, &subscriptions)? {
+                let share = note.map(|n| (n, count));
+                self.route(&client_id, &subscription, &message, when, arrival, doubt.clone(), share)?;
+            }
         }
         for ((group, _), members) in groups {
             if members
@@ -1810,10 +1835,13 @@ impl<'s> Model<'s> {
                 );
             }
             let share = (members.len() > 1).then(|| {
-                format!(
-                    "one of the {} sessions of shared subscription group {group} gets it \
-                     [MQTT-4.8.2-3]",
-                    members.len()
+                (
+                    format!(
+                        "one of the {} sessions of shared subscription group {group} gets it \
+                         [MQTT-4.8.2-3]",
+                        members.len()
+                    ),
+                    Range { min: 0, max: 1 },
                 )
             });
             for (client_id, subscription) in members {
@@ -1841,7 +1869,7 @@ impl<'s> Model<'s> {
         when: When,
         arrival: Arrival,
         doubt: Option<String>,
-        share: Option<String>,
+        share: Option<(String, Range)>,
     ) -> Outcome {
         self.session_read(client_id, when)?;
         let mut level = if doubt.is_some() { Level::May } else { Level::Must };
@@ -1882,11 +1910,11 @@ impl<'s> Model<'s> {
             because.push_str("; ");
             because.push_str(note);
         }
-        let count = match &share {
-            Some(why) => {
+        let count = match share {
+            Some((why, count)) => {
                 because.push_str("; ");
-                because.push_str(why);
-                Range { min: 0, max: 1 }
+                because.push_str(&why);
+                count
             }
             None => Range::exactly(1),
         };
@@ -1935,6 +1963,7 @@ impl<'s> Model<'s> {
                 session.queue.push(Queued {
                     message: message.clone(),
                     qos,
+                    count,
                     retain,
                     identifiers,
                     published: when,
@@ -1967,7 +1996,7 @@ impl<'s> Model<'s> {
                 Some(waited),
                 Arrival::After(span.latest),
                 q.level,
-                Range::exactly(1),
+                q.count,
                 q.because,
             ),
         }
@@ -2069,16 +2098,24 @@ impl<'s> Model<'s> {
                 }
             }
         };
-        self.event += 1;
         let end = When::exactly(self.end);
-        self.fire_timers(end, Some("the run ends within 0.5 s of it, so it may not be seen"))?;
-        for timer in std::mem::take(&mut self.timers) {
-            let what = self.describe_timer(&timer);
-            self.say(vec![
-                text(format!("{what} comes after the run ends (")),
-                Arrival::of(timer.at).piece(),
-                text("): nothing from it is observed"),
-            ]);
+        while let Some(id) = self.next_timer_by(i64::MAX) {
+            let timer = self.take_timer(id);
+            if self.timeline.step_then_timer(end, timer.at) {
+                let what = self.describe_timer(&timer);
+                self.say(vec![
+                    text(format!("{what} comes after the run ends (")),
+                    Arrival::of(timer.at).piece(),
+                    text("): nothing from it is observed"),
+                ]);
+                continue;
+            }
+            if !self.timeline.timer_then_step(timer.at, end) {
+                self.doubt = Some("the run ends within 0.5 s of it, so it may not be seen".into());
+            }
+            self.event += 1;
+            self.fire(timer)?;
+            self.doubt = None;
         }
         // a silent connection without keep alive: the server may drop it at any time
         let quiet: Vec<(String, Instant)> = self
@@ -2126,6 +2163,52 @@ impl<'s> Model<'s> {
         }
         Ok(())
     }
+}
+
+/// The copies a session gets of a message matching several of its subscriptions: one at the
+/// highest QoS of them, and the server may send one more per further subscription, each at
+/// that subscription's QoS ([MQTT-3.3.4-2], 3.1.1 [MQTT-3.3.5-1]). One subscription: one copy.
+#[allow(clippy::type_complexity)]
+fn copies(
+    message: &Message,
+    subscriptions: &[Subscription],
+) -> Outcome<Vec<(Subscription, Range, Option<String>)>> {
+    if let [only] = subscriptions {
+        return Ok(vec![(only.clone(), Range::exactly(1), None)]);
+    }
+    let first = &subscriptions[0];
+    if subscriptions.iter().any(|s| {
+        s.identifier.is_some()
+            || s.no_local
+            || s.retain_as_published != first.retain_as_published
+    }) {
+        return unsupported(
+            "overlapping subscriptions with subscription identifiers, No Local or differing \
+             Retain As Published (which copy carries what is the server's choice, \
+             [MQTT-3.3.4-2])",
+        );
+    }
+    let qos = |s: &Subscription| message.qos.min(s.granted);
+    let highest = subscriptions.iter().map(qos).max().unwrap_or_default();
+    let mut out = Vec::new();
+    for level in [QoS::ExactlyOnce, QoS::AtLeastOnce, QoS::AtMostOnce] {
+        let same: Vec<&Subscription> = subscriptions.iter().filter(|s| qos(s) == level).collect();
+        let Some(&representative) = same.first() else {
+            continue;
+        };
+        let n = u32::try_from(same.len()).unwrap_or(u32::MAX);
+        let count = Range {
+            min: u32::from(level == highest),
+            max: n,
+        };
+        let note = format!(
+            "{} overlapping subscriptions: one copy at the highest QoS, and the server may send \
+             one more per further subscription [MQTT-3.3.4-2]",
+            subscriptions.len()
+        );
+        out.push((representative.clone(), count, Some(note)));
+    }
+    Ok(out)
 }
 
 /// Whether a step waits until the server closes the connection (or sends DISCONNECT).
@@ -2247,20 +2330,37 @@ fn publish_size(
     1 + vbi_len(remaining) + remaining
 }
 
-/// The size of a CONNECT packet, near enough to compare with a size limit (§3.1).
+/// The size of a CONNECT packet on the wire (§3.1), for the server's size limit.
 fn connect_size(c: &Connect) -> u64 {
     let v5 = c.protocol == Protocol::V5;
-    let mut remaining = 10 + 2 + c.client_id.len() as u64;
+    let string = |s: &str| 2 + s.len() as u64;
+    let optional = |present: bool, size: u64| if present { size } else { 0 };
+    // protocol name, level, flags, keep alive
+    let mut remaining = 10 + string(&c.client_id);
     if v5 {
-        remaining += 1 + 5 * u64::from(c.session_expiry_interval.is_some()) + 16;
+        let properties = optional(c.session_expiry_interval.is_some(), 5)
+            + optional(c.receive_maximum.is_some(), 3)
+            + optional(c.maximum_packet_size.is_some(), 5)
+            + optional(c.topic_alias_maximum.is_some(), 3)
+            + optional(c.request_response_information.is_some(), 2)
+            + optional(c.request_problem_information.is_some(), 2)
+            + c.authentication_method.as_deref().map_or(0, |m| 1 + string(m))
+            + c.authentication_data.as_ref().map_or(0, |d| 3 + d.len() as u64)
+            + c.user_properties
+                .iter()
+                .map(|(k, v)| 1 + string(k) + string(v))
+                .sum::<u64>();
+        remaining += vbi_len(properties) + properties;
     }
     if let Some(w) = &c.will {
-        remaining += 4 + w.topic.len() as u64 + w.payload.len() as u64;
+        remaining += string(&w.topic) + 2 + w.payload.len() as u64;
         if v5 {
-            remaining += 1 + properties_len(&w.properties) + 5;
+            let properties =
+                properties_len(&w.properties) + optional(w.delay_interval.is_some(), 5);
+            remaining += vbi_len(properties) + properties;
         }
     }
-    remaining += c.username.as_ref().map_or(0, |u| 2 + u.len() as u64);
+    remaining += c.username.as_deref().map_or(0, string);
     remaining += c.password.as_ref().map_or(0, |p| 2 + p.len() as u64);
     1 + vbi_len(remaining) + remaining
 }

@@ -30,9 +30,21 @@ pub fn classify(bytes: &[u8], protocol: Protocol, max_qos: u8) -> Result<RawPack
     let Some((remaining, body)) = variable_byte_integer(rest) else {
         return not_modelled("a packet with a broken Remaining Length");
     };
-    if body.len() != remaining {
-        return not_modelled("raw bytes that are not exactly one packet");
+    // the server closes at the first packet that breaks a rule and reads nothing after it
+    // ([MQTT-4.13.1-1]), so only a violation may be followed by more bytes
+    let Some(packet) = body.get(..remaining) else {
+        return not_modelled("raw bytes that end inside a packet");
+    };
+    let trailing = body.len() > remaining;
+    match read(first, packet, protocol, max_qos)? {
+        violation @ RawPacket::Violation(_) => Ok(violation),
+        _ if trailing => not_modelled("raw bytes holding more than one packet"),
+        other => Ok(other),
     }
+}
+
+fn read(first: u8, body: &[u8], protocol: Protocol, max_qos: u8) -> Result<RawPacket, String> {
+    let not_modelled = |what: &str| Err(format!("raw bytes: {what} is not modelled"));
     let v5 = protocol == Protocol::V5;
     let flags = first & 0x0F;
     match first >> 4 {

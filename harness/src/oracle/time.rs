@@ -236,6 +236,19 @@ impl Timeline {
         }
     }
 
+    /// A timer (due at `timer`) certainly fires after the server handled a step whose effect
+    /// was over by `step`: a server publishes a will after its delay, never before
+    /// ([MQTT-3.1.2-8]).
+    pub fn step_then_timer(&self, step: When, timer: When) -> bool {
+        self.no_later(step.latest, timer.earliest)
+    }
+
+    /// A timer certainly fires before a step's effect begins: even a server that runs its
+    /// timers late by up to [`MARGIN`].
+    pub fn timer_then_step(&self, timer: When, step: When) -> bool {
+        self.between(timer.latest, step.earliest).min >= millis(MARGIN)
+    }
+
     /// `a` is certainly no later than `b` (any margin).
     pub fn no_later(&self, a: Instant, b: Instant) -> bool {
         a == b || self.between(a, b).min >= 0
