@@ -197,15 +197,15 @@ struct Session {
 }
 
 /// A read or a change of shared state (a session, a retained message), to find races.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Touch {
     /// When the server did it: for a step, from its start until its response came back (or
     /// a moment after a fire-and-forget action); for a timer, its instant.
     when: When,
     /// The step or timer that did it.
     event: u64,
-    /// Done by a step: steps are ordered by their responses, timers only by time.
-    by_step: bool,
+    /// The client whose step did it; `None` for a timer.
+    by: Option<String>,
 }
 
 /// The client stopped talking on an open connection.
@@ -376,8 +376,9 @@ pub struct Model<'s> {
     next_timer: u64,
     /// Numbers each step and timer, so that one event's own reads and writes never race.
     event: u64,
-    /// While a step is applied: when the server acts on it.
+    /// While a step is applied: when the server acts on it, and whose step it is.
     step_effect: Option<When>,
+    step_client: Option<String>,
     /// Why what is published now may not be seen (the run ends about then).
     doubt: Option<String>,
     pub deliveries: Vec<Delivery>,
@@ -440,6 +441,7 @@ impl<'s> Model<'s> {
             next_timer: 0,
             event: 0,
             step_effect: None,
+            step_client: None,
             doubt: None,
             deliveries: Vec::new(),
             reasoning: Vec::new(),
@@ -503,8 +505,10 @@ impl<'s> Model<'s> {
                 } else {
                     span
                 });
+                self.step_client = Some(client.clone());
                 let applied = self.apply(client, effect, span, index, step);
                 self.step_effect = None;
+                self.step_client = None;
                 applied?;
                 // a step that waits for the close has seen it
                 if waits_for_close(&step.expect)
@@ -679,34 +683,45 @@ impl<'s> Model<'s> {
     // ---- touches: reads and writes of shared state must not race ----
 
     fn touch(&self, when: When) -> Touch {
-        match self.step_effect {
-            Some(effect) => Touch {
-                when: effect,
+        match (&self.step_effect, &self.step_client) {
+            (Some(effect), Some(client)) => Touch {
+                when: *effect,
                 event: self.event,
-                by_step: true,
+                by: Some(client.clone()),
             },
-            None => Touch {
+            _ => Touch {
                 when,
                 event: self.event,
-                by_step: false,
+                by: None,
             },
         }
     }
 
-    /// Whether the server certainly did `a` and `b` in a known order. Steps are handled in
-    /// step order: the runner sends them in order, each after the previous one's response.
-    fn ordered(&self, a: Touch, b: Touch) -> bool {
+    /// Whether the server certainly did `a` and `b` in a known order:
+    /// - one client's steps, in step order (a drop and a reconnect end the same way for the
+    ///   will in either order: as a close then a new connection, or as a takeover);
+    /// - steps of different clients, when the first was over (its response back, or a round
+    ///   trip after a fire-and-forget packet) before the second began;
+    /// - a step and a timer, when the step was over by the timer's instant (a server never
+    ///   publishes a will early) or the timer came [`MARGIN`](super::time::MARGIN) before the
+    ///   step (it may run its timers late);
+    /// - two timers, [`MARGIN`](super::time::MARGIN) apart.
+    fn ordered(&self, a: &Touch, b: &Touch) -> bool {
         let t = &self.timeline;
-        match (a.by_step, b.by_step) {
+        match (&a.by, &b.by) {
             _ if a.event == b.event => true,
-            (true, true) => true,
-            (true, false) => {
+            (Some(x), Some(y)) if x == y => true,
+            (Some(_), Some(_)) => {
+                t.no_later(a.when.latest, b.when.earliest)
+                    || t.no_later(b.when.latest, a.when.earliest)
+            }
+            (Some(_), None) => {
                 t.step_then_timer(a.when, b.when) || t.timer_then_step(b.when, a.when)
             }
-            (false, true) => {
+            (None, Some(_)) => {
                 t.step_then_timer(b.when, a.when) || t.timer_then_step(a.when, b.when)
             }
-            (false, false) => matches!(t.order(a.when, b.when), Order::Before | Order::After),
+            (None, None) => matches!(t.order(a.when, b.when), Order::Before | Order::After),
         }
     }
 
@@ -715,9 +730,15 @@ impl<'s> Model<'s> {
         let Some(session) = self.sessions.get(client_id) else {
             return Ok(());
         };
-        if session.reads.iter().any(|r| !self.ordered(*r, touch)) {
+        if session
+            .reads
+            .iter()
+            .chain(&session.changes)
+            .any(|r| !self.ordered(r, &touch))
+        {
             return unsupported(format!(
-                "race: session {client_id} changes as a message is routed to it"
+                "race: session {client_id} changes as a message is routed to it or it changes \
+                 otherwise, too close to tell which comes first"
             ));
         }
         if let Some(session) = self.sessions.get_mut(client_id) {
@@ -731,7 +752,7 @@ impl<'s> Model<'s> {
         let Some(session) = self.sessions.get(client_id) else {
             return Ok(());
         };
-        if session.changes.iter().any(|c| !self.ordered(*c, touch)) {
+        if session.changes.iter().any(|c| !self.ordered(c, &touch)) {
             return unsupported(format!(
                 "race: a message is routed to session {client_id} as it changes"
             ));
@@ -744,17 +765,14 @@ impl<'s> Model<'s> {
 
     fn retained_touched(&mut self, topic: &str, when: When, write: bool) -> Outcome {
         let touch = self.touch(when);
-        let others = if write {
-            &self.retained_reads
+        let changes = self.retained_changes.get(topic).into_iter().flatten();
+        let reads = self.retained_reads.get(topic).into_iter().flatten();
+        let conflicting = if write {
+            changes.chain(reads).any(|o| !self.ordered(o, &touch))
         } else {
-            &self.retained_changes
+            changes.into_iter().any(|o| !self.ordered(o, &touch))
         };
-        if others
-            .get(topic)
-            .into_iter()
-            .flatten()
-            .any(|o| !self.ordered(*o, touch))
-        {
+        if conflicting {
             return unsupported(format!(
                 "race: the retained message of {topic} changes as a subscription reads it"
             ));
