@@ -206,6 +206,10 @@ struct Touch {
     event: u64,
     /// The client whose step did it; `None` for a timer.
     by: Option<String>,
+    /// The step or timer, in words.
+    what: String,
+    /// The events that set off this one (a will's due time follows the close that set it).
+    causes: Vec<u64>,
 }
 
 /// The client stopped talking on an open connection.
@@ -272,6 +276,8 @@ struct Timer {
     id: u64,
     at: When,
     kind: TimerKind,
+    /// The event that set it, and that event's causes.
+    causes: Vec<u64>,
 }
 
 /// How a connection ends.
@@ -379,6 +385,9 @@ pub struct Model<'s> {
     /// While a step is applied: when the server acts on it, and whose step it is.
     step_effect: Option<When>,
     step_client: Option<String>,
+    /// The step or timer being handled, in words, and what set it off.
+    event_name: String,
+    causes: Vec<u64>,
     /// Why what is published now may not be seen (the run ends about then).
     doubt: Option<String>,
     pub deliveries: Vec<Delivery>,
@@ -442,6 +451,8 @@ impl<'s> Model<'s> {
             event: 0,
             step_effect: None,
             step_client: None,
+            event_name: String::new(),
+            causes: Vec::new(),
             doubt: None,
             deliveries: Vec::new(),
             reasoning: Vec::new(),
@@ -455,6 +466,7 @@ impl<'s> Model<'s> {
 
     fn step(&mut self, index: usize, step: &Step) -> Outcome {
         self.event += 1;
+        self.event_name = describe_step(index, step);
         let at = match &step.at {
             None => None,
             Some(time) => Some(self.timeline.resolve(self.scenario, time).ok_or_else(|| {
@@ -577,7 +589,14 @@ impl<'s> Model<'s> {
     fn add_timer(&mut self, at: When, kind: TimerKind) -> u64 {
         self.next_timer += 1;
         let id = self.next_timer;
-        self.timers.push(Timer { id, at, kind });
+        let mut causes = self.causes.clone();
+        causes.push(self.event);
+        self.timers.push(Timer {
+            id,
+            at,
+            kind,
+            causes,
+        });
         id
     }
 
@@ -627,6 +646,16 @@ impl<'s> Model<'s> {
 
     fn fire(&mut self, timer: Timer) -> Outcome {
         let arrival = Arrival::of(timer.at);
+        let name = self.describe_timer(&timer);
+        let step_name = std::mem::replace(&mut self.event_name, name);
+        let step_causes = std::mem::replace(&mut self.causes, timer.causes.clone());
+        let fired = self.fire_timer(timer, arrival);
+        self.event_name = step_name;
+        self.causes = step_causes;
+        fired
+    }
+
+    fn fire_timer(&mut self, timer: Timer, arrival: Arrival) -> Outcome {
         match timer.kind {
             TimerKind::WillDue(client_id) => {
                 self.session_changed(&client_id, timer.at)?;
@@ -688,11 +717,15 @@ impl<'s> Model<'s> {
                 when: *effect,
                 event: self.event,
                 by: Some(client.clone()),
+                what: self.event_name.clone(),
+                causes: self.causes.clone(),
             },
             _ => Touch {
                 when,
                 event: self.event,
                 by: None,
+                what: self.event_name.clone(),
+                causes: self.causes.clone(),
             },
         }
     }
@@ -709,7 +742,9 @@ impl<'s> Model<'s> {
     fn ordered(&self, a: &Touch, b: &Touch) -> bool {
         let t = &self.timeline;
         match (&a.by, &b.by) {
-            _ if a.event == b.event => true,
+            _ if a.event == b.event || a.causes.contains(&b.event) || b.causes.contains(&a.event) => {
+                true
+            }
             (Some(x), Some(y)) if x == y => true,
             (Some(_), Some(_)) => {
                 t.no_later(a.when.latest, b.when.earliest)
@@ -725,21 +760,25 @@ impl<'s> Model<'s> {
         }
     }
 
+    fn race(&self, what: &str, a: &Touch, b: &Touch) -> Unsupported {
+        Unsupported(format!(
+            "race: {what}: {} and {} are too close to tell which the server handles first",
+            a.what, b.what
+        ))
+    }
+
     fn session_changed(&mut self, client_id: &str, when: When) -> Outcome {
         let touch = self.touch(when);
         let Some(session) = self.sessions.get(client_id) else {
             return Ok(());
         };
-        if session
+        if let Some(other) = session
             .reads
             .iter()
             .chain(&session.changes)
-            .any(|r| !self.ordered(r, &touch))
+            .find(|r| !self.ordered(r, &touch))
         {
-            return unsupported(format!(
-                "race: session {client_id} changes as a message is routed to it or it changes \
-                 otherwise, too close to tell which comes first"
-            ));
+            return Err(self.race(&format!("session {client_id}"), other, &touch));
         }
         if let Some(session) = self.sessions.get_mut(client_id) {
             session.changes.push(touch);
@@ -752,10 +791,8 @@ impl<'s> Model<'s> {
         let Some(session) = self.sessions.get(client_id) else {
             return Ok(());
         };
-        if session.changes.iter().any(|c| !self.ordered(c, &touch)) {
-            return unsupported(format!(
-                "race: a message is routed to session {client_id} as it changes"
-            ));
+        if let Some(other) = session.changes.iter().find(|c| !self.ordered(c, &touch)) {
+            return Err(self.race(&format!("session {client_id}"), other, &touch));
         }
         if let Some(session) = self.sessions.get_mut(client_id) {
             session.reads.push(touch);
@@ -768,14 +805,12 @@ impl<'s> Model<'s> {
         let changes = self.retained_changes.get(topic).into_iter().flatten();
         let reads = self.retained_reads.get(topic).into_iter().flatten();
         let conflicting = if write {
-            changes.chain(reads).any(|o| !self.ordered(o, &touch))
+            changes.chain(reads).find(|o| !self.ordered(o, &touch))
         } else {
-            changes.into_iter().any(|o| !self.ordered(o, &touch))
+            changes.into_iter().find(|o| !self.ordered(o, &touch))
         };
-        if conflicting {
-            return unsupported(format!(
-                "race: the retained message of {topic} changes as a subscription reads it"
-            ));
+        if let Some(other) = conflicting {
+            return Err(self.race(&format!("the retained message of {topic}"), other, &touch));
         }
         let mine = if write {
             &mut self.retained_changes
@@ -797,14 +832,15 @@ impl<'s> Model<'s> {
                 action,
                 Action::Drop(_) | Action::Vanish | Action::Silence | Action::Disconnect(_) | Action::Ack
             );
-            match self.timeline.order(at, When::exactly(start)) {
-                Order::Before => {
+            // it reads the close within a round trip
+            match self.timeline.no_later(at.latest.plus(ROUND_TRIP), start) {
+                true => {
                     if let Some(c) = self.clients.get_mut(name) {
                         c.view = View::Closed;
                     }
                 }
-                _ if harmless => return Ok(Effect::Nothing),
-                _ => {
+                false if harmless => return Ok(Effect::Nothing),
+                false => {
                     return unsupported(format!(
                         "race: {name} acts at step {step} as the server closes its connection"
                     ));
@@ -1180,9 +1216,14 @@ impl<'s> Model<'s> {
         {
             return Ok(()); // it expired before: the timer closes it
         }
-        let when = When {
-            earliest: since,
-            latest: start,
+        // with keep alive 0 nothing closes it before ({W5-KA0}); else keep alive may have
+        let when = if link.keep_alive == 0 {
+            When::exactly(start)
+        } else {
+            When {
+                earliest: since,
+                latest: start,
+            }
         };
         if let Some(c) = self.clients.get_mut(&holder)
             && c.view == View::Open
@@ -1190,8 +1231,12 @@ impl<'s> Model<'s> {
             c.view = View::ClosedByServer(when);
         }
         self.event += 1;
+        let step_name = std::mem::replace(
+            &mut self.event_name,
+            format!("the end of {holder}'s quiet connection"),
+        );
         let statement = if v5 { "[MQTT-3.1.4-3]" } else { "[MQTT-3.1.4-2]" };
-        self.close(
+        let closed = self.close(
             &holder,
             Ending::Lost(format!(
                 "the connection went quiet and the server closes it by keep alive ({{A13}}) or, \
@@ -1199,7 +1244,9 @@ impl<'s> Model<'s> {
             )),
             when,
             Arrival::of(when),
-        )
+        );
+        self.event_name = step_name;
+        closed
     }
 
     fn go_quiet(&mut self, name: &str, quiet: Quiet, step: &Step) -> Outcome {
@@ -2135,37 +2182,27 @@ impl<'s> Model<'s> {
             self.fire(timer)?;
             self.doubt = None;
         }
-        // a silent connection without keep alive: the server may drop it at any time
-        let quiet: Vec<(String, Instant)> = self
+        // a quiet connection without keep alive stays open: no rule makes the server close it
+        let open: Vec<(String, Protocol)> = self
             .clients
             .iter()
             .filter_map(|(name, c)| {
                 let link = c.link.as_ref()?;
-                match link.quiet {
-                    Some(Quiet::Silent(at) | Quiet::Vanished(at)) if link.keep_alive == 0 => {
-                        Some((name.clone(), at))
-                    }
-                    _ => None,
-                }
+                (link.quiet.is_some() && link.keep_alive == 0 && link.will.is_some())
+                    .then(|| (name.clone(), link.protocol))
             })
             .collect();
-        for (name, since) in quiet {
-            let protocol = self.clients[&name].link.as_ref().map(|l| l.protocol);
-            self.doubt = Some(format!(
-                "with keep alive 0 the server need not close an inactive connection, but may at \
-                 any time ({})",
-                if protocol == Some(Protocol::V5) {
+        for (name, protocol) in open {
+            self.say(vec![text(format!(
+                "{name}'s will: not published: with keep alive 0 the server does not close the \
+                 quiet connection ({}; a server may still drop an inactive client, which this \
+                 oracle does not expect)",
+                if protocol == Protocol::V5 {
                     "{W5-KA0}"
                 } else {
                     "{W3-KA0}"
                 }
-            ));
-            let span = When {
-                earliest: since,
-                latest: self.end,
-            };
-            self.close(&name, Ending::Lost("the server may drop the inactive connection".into()), span, Arrival::After(since))?;
-            self.doubt = None;
+            ))]);
         }
         // what would arrive as the run ends may not be seen
         for d in &mut self.deliveries {
@@ -2227,6 +2264,32 @@ fn copies(
         out.push((representative.clone(), count, Some(note)));
     }
     Ok(out)
+}
+
+fn describe_step(index: usize, step: &Step) -> String {
+    let what = match &step.kind {
+        StepKind::Client { client, action } => {
+            let action = match action {
+                Action::Connect(_) => "connect",
+                Action::Subscribe(_) => "subscribe",
+                Action::Unsubscribe(_) => "unsubscribe",
+                Action::Publish(_) => "publish",
+                Action::Ping => "ping",
+                Action::Disconnect(_) => "disconnect",
+                Action::Drop(_) => "drop",
+                Action::Silence => "silence",
+                Action::Vanish => "vanish",
+                Action::Ack => "ack",
+                Action::Send(_) => "send",
+            };
+            format!("{client}: {action}")
+        }
+        StepKind::Wait(_) => "wait".into(),
+        StepKind::Mark => "mark".into(),
+        StepKind::BrokerRestart => "broker restart".into(),
+        StepKind::Net(_) => "net".into(),
+    };
+    format!("step {} ({what}, line {})", index + 1, step.location.line)
 }
 
 /// Whether a step waits until the server closes the connection (or sends DISCONNECT).
