@@ -382,6 +382,7 @@ pub struct Model<'s> {
     next_timer: u64,
     /// Numbers each step and timer, so that one event's own reads and writes never race.
     event: u64,
+    events: u64,
     /// While a step is applied: when the server acts on it, and whose step it is.
     step_effect: Option<When>,
     step_client: Option<String>,
@@ -449,6 +450,7 @@ impl<'s> Model<'s> {
             timers: Vec::new(),
             next_timer: 0,
             event: 0,
+            events: 0,
             step_effect: None,
             step_client: None,
             event_name: String::new(),
@@ -460,12 +462,17 @@ impl<'s> Model<'s> {
         })
     }
 
+    fn new_event(&mut self) -> u64 {
+        self.events += 1;
+        self.events
+    }
+
     fn say(&mut self, line: Line) {
         self.reasoning.push(line);
     }
 
     fn step(&mut self, index: usize, step: &Step) -> Outcome {
-        self.event += 1;
+        self.event = self.new_event();
         self.event_name = describe_step(index, step);
         let at = match &step.at {
             None => None,
@@ -630,7 +637,6 @@ impl<'s> Model<'s> {
     fn fire_timers_before(&mut self, start: Instant) -> Outcome {
         while let Some(id) = self.next_timer_by(self.estimate(start)) {
             let timer = self.take_timer(id);
-            self.event += 1;
             self.fire(timer)?;
         }
         Ok(())
@@ -649,9 +655,12 @@ impl<'s> Model<'s> {
         let name = self.describe_timer(&timer);
         let step_name = std::mem::replace(&mut self.event_name, name);
         let step_causes = std::mem::replace(&mut self.causes, timer.causes.clone());
+        let event = self.new_event();
+        let step_event = std::mem::replace(&mut self.event, event);
         let fired = self.fire_timer(timer, arrival);
         self.event_name = step_name;
         self.causes = step_causes;
+        self.event = step_event;
         fired
     }
 
@@ -1230,7 +1239,6 @@ impl<'s> Model<'s> {
         {
             c.view = View::ClosedByServer(when);
         }
-        self.event += 1;
         let step_name = std::mem::replace(
             &mut self.event_name,
             format!("the end of {holder}'s quiet connection"),
@@ -2178,7 +2186,6 @@ impl<'s> Model<'s> {
             if !self.timeline.timer_then_step(timer.at, end) {
                 self.doubt = Some("the run ends within 0.5 s of it, so it may not be seen".into());
             }
-            self.event += 1;
             self.fire(timer)?;
             self.doubt = None;
         }
