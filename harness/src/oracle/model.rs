@@ -504,7 +504,7 @@ impl<'s> Model<'s> {
             StepKind::Net(_) => unsupported("network faults: `net:` steps are not modelled"),
             StepKind::Client { client, action } => {
                 if let Action::Connect(c) = action {
-                    self.settle_half_open(&c.client_id, start)?;
+                    self.settle_half_open(client, &c.client_id, start)?;
                 }
                 self.fire_timers_before(start)?;
                 let effect = self.plan(client, action, start, index)?;
@@ -618,11 +618,13 @@ impl<'s> Model<'s> {
         self.timeline.between(Instant::START, at).min
     }
 
-    /// The next timer, in time order, among those due by `limit`.
+    /// The next timer, in time order, among those due by `limit`. A timer known only within
+    /// bounds (a keep-alive expiry) is handled once its latest instant has passed, so that a
+    /// reconnect within them can still settle the quiet connection.
     fn next_timer_by(&self, limit: i64) -> Option<u64> {
         self.timers
             .iter()
-            .map(|t| (self.estimate(t.at.earliest), t.id))
+            .map(|t| (self.estimate(t.at.latest), t.id))
             .filter(|(at, _)| *at <= limit)
             .min()
             .map(|(_, id)| id)
@@ -751,7 +753,15 @@ impl<'s> Model<'s> {
     fn ordered(&self, a: &Touch, b: &Touch) -> bool {
         let t = &self.timeline;
         match (&a.by, &b.by) {
-            _ if a.event == b.event || a.causes.contains(&b.event) || b.causes.contains(&a.event) => {
+            _ if a.event == b.event
+                || a.causes.contains(&b.event)
+                || b.causes.contains(&a.event) =>
+            {
+                true
+            }
+            // a will's due time and its session's end, set by one close: in either order the
+            // will goes out once, then the session ends
+            (None, None) if a.causes.last().is_some() && a.causes.last() == b.causes.last() => {
                 true
             }
             (Some(x), Some(y)) if x == y => true,
@@ -1210,7 +1220,7 @@ impl<'s> Model<'s> {
     /// keep alive has not certainly expired: the server may have closed that connection at
     /// any time since ({A13}; with keep alive 0, {W5-KA0}), and closes it at the latest now,
     /// as a takeover ([MQTT-3.1.4-3], 3.1.1 [MQTT-3.1.4-2]).
-    fn settle_half_open(&mut self, client_id: &str, start: Instant) -> Outcome {
+    fn settle_half_open(&mut self, connecting: &str, client_id: &str, start: Instant) -> Outcome {
         let Some(holder) = self.holder_of(client_id) else {
             return Ok(());
         };
@@ -1243,6 +1253,10 @@ impl<'s> Model<'s> {
             &mut self.event_name,
             format!("the end of {holder}'s quiet connection"),
         );
+        // part of the connecting client's step, done at some point since the connection
+        // went quiet
+        self.step_effect = Some(when);
+        self.step_client = Some(connecting.to_owned());
         let statement = if v5 { "[MQTT-3.1.4-3]" } else { "[MQTT-3.1.4-2]" };
         let closed = self.close(
             &holder,
@@ -1254,6 +1268,8 @@ impl<'s> Model<'s> {
             Arrival::of(when),
         );
         self.event_name = step_name;
+        self.step_effect = None;
+        self.step_client = None;
         closed
     }
 
