@@ -52,7 +52,10 @@ fn the_oracle_says_what_the_catalogue_says_about_wills() {
             Ok(p) => p,
             Err(why) => {
                 let kind = why.0.split(':').next().unwrap_or_default().to_owned();
-                unsupported.entry(kind).or_default().push(format!("{name}: {why}"));
+                unsupported
+                    .entry(kind)
+                    .or_default()
+                    .push(format!("{name}: {why}"));
                 continue;
             }
         };
@@ -76,7 +79,10 @@ fn the_oracle_says_what_the_catalogue_says_about_wills() {
             report.push_str(&format!("{name}: {d}\n"));
         }
         if agreement.conflicts().next().is_some() {
-            report.push_str(&format!("  reasoning:\n    {}\n", prediction.reasoning.join("\n    ")));
+            report.push_str(&format!(
+                "  reasoning:\n    {}\n",
+                prediction.reasoning.join("\n    ")
+            ));
         }
     }
     let skipped: usize = unsupported.values().map(Vec::len).sum();
@@ -88,7 +94,10 @@ fn the_oracle_says_what_the_catalogue_says_about_wills() {
             println!("    {n}");
         }
     }
-    assert_eq!(conflicts, 0, "the oracle and the catalogue disagree (see above)");
+    assert_eq!(
+        conflicts, 0,
+        "the oracle and the catalogue disagree (see above)"
+    );
 }
 
 #[test]

@@ -31,7 +31,7 @@ impl Marks<'_> {
             .filter_map(|(i, name)| {
                 let end = self.timeline.end(i)?;
                 (name.is_some() && end.anchor == at.anchor && end.offset <= at.offset)
-                    .then(|| (end.offset, i))
+                    .then_some((end.offset, i))
             })
             .max();
         match (best, at.anchor) {
@@ -165,7 +165,10 @@ fn matcher(d: &Delivery, window: Window) -> MessageMatcher {
 
 /// Copies of one message for one client, close together in time, become one delivery with
 /// a count and a window spanning them.
-fn merged<'d>(timeline: &Timeline, deliveries: impl Iterator<Item = &'d Delivery>) -> Vec<Delivery> {
+fn merged<'d>(
+    timeline: &Timeline,
+    deliveries: impl Iterator<Item = &'d Delivery>,
+) -> Vec<Delivery> {
     let mut out: Vec<Delivery> = Vec::new();
     for d in deliveries {
         let same = out.iter_mut().find(|o| {

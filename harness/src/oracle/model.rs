@@ -494,7 +494,8 @@ impl<'s> Model<'s> {
                 Ok(())
             }
             StepKind::Mark => {
-                self.timeline.push_step(start, Duration::ZERO, Duration::ZERO);
+                self.timeline
+                    .push_step(start, Duration::ZERO, Duration::ZERO);
                 Ok(())
             }
             StepKind::BrokerRestart => unsupported(
@@ -697,8 +698,7 @@ impl<'s> Model<'s> {
                 self.end_session(&client_id, timer.at, arrival, &why)
             }
             TimerKind::KeepAlive(client) => {
-                let (protocol, ka) = match self.clients.get(&client).and_then(|c| c.link.as_ref())
-                {
+                let (protocol, ka) = match self.clients.get(&client).and_then(|c| c.link.as_ref()) {
                     Some(link) => (link.protocol, link.keep_alive),
                     None => return Ok(()),
                 };
@@ -761,9 +761,7 @@ impl<'s> Model<'s> {
             }
             // a will's due time and its session's end, set by one close: in either order the
             // will goes out once, then the session ends
-            (None, None) if a.causes.last().is_some() && a.causes.last() == b.causes.last() => {
-                true
-            }
+            (None, None) if a.causes.last().is_some() && a.causes.last() == b.causes.last() => true,
             (Some(x), Some(y)) if x == y => true,
             (Some(_), Some(_)) => {
                 t.no_later(a.when.latest, b.when.earliest)
@@ -842,14 +840,27 @@ impl<'s> Model<'s> {
 
     // ---- planning a client step ----
 
-    fn plan(&mut self, name: &str, action: &Action, start: Instant, index: usize) -> Outcome<Effect> {
+    fn plan(
+        &mut self,
+        name: &str,
+        action: &Action,
+        start: Instant,
+        index: usize,
+    ) -> Outcome<Effect> {
         let step = index + 1;
-        let client = self.clients.get(name).expect("clients are checked by the parser");
+        let client = self
+            .clients
+            .get(name)
+            .expect("clients are checked by the parser");
         // the client learns of a close by the server a moment after it happens
         if let View::ClosedByServer(at) = client.view {
             let harmless = matches!(
                 action,
-                Action::Drop(_) | Action::Vanish | Action::Silence | Action::Disconnect(_) | Action::Ack
+                Action::Drop(_)
+                    | Action::Vanish
+                    | Action::Silence
+                    | Action::Disconnect(_)
+                    | Action::Ack
             );
             // it reads the close within a round trip
             match self.timeline.no_later(at.latest.plus(ROUND_TRIP), start) {
@@ -887,15 +898,11 @@ impl<'s> Model<'s> {
         }
         let open = view == View::Open;
         Ok(match action {
-            Action::Connect(_) if open => {
-                Effect::Ends(Ending::Server(
-                    "a second CONNECT on the connection is a protocol error [MQTT-3.1.0-2]".into(),
-                ))
-            }
+            Action::Connect(_) if open => Effect::Ends(Ending::Server(
+                "a second CONNECT on the connection is a protocol error [MQTT-3.1.0-2]".into(),
+            )),
             Action::Connect(connect) => self.plan_connect(name, connect, step)?,
-            _ if !open && !matches!(action, Action::Send(_)) => {
-                Effect::Nothing
-            }
+            _ if !open && !matches!(action, Action::Send(_)) => Effect::Nothing,
             Action::Subscribe(spec) => Effect::Subscribe(spec.clone()),
             Action::Unsubscribe(spec) => Effect::Unsubscribe(spec.filters.clone()),
             Action::Publish(spec) => self.plan_publish(name, spec)?,
@@ -919,7 +926,10 @@ impl<'s> Model<'s> {
                 );
             }
             Action::Send(bytes) => {
-                let protocol = client.link.as_ref().map_or(client.spec.protocol, |l| l.protocol);
+                let protocol = client
+                    .link
+                    .as_ref()
+                    .map_or(client.spec.protocol, |l| l.protocol);
                 match raw::classify(bytes, protocol, self.limits.max_qos.as_u8())
                     .map_err(Unsupported)?
                 {
@@ -991,7 +1001,10 @@ impl<'s> Model<'s> {
             Ok(Effect::Refused(why))
         };
         if let Some(users) = &self.limits.credentials {
-            let password = c.password.as_ref().map(|p| String::from_utf8_lossy(p).into_owned());
+            let password = c
+                .password
+                .as_ref()
+                .map(|p| String::from_utf8_lossy(p).into_owned());
             let known = users.iter().any(|(user, pass)| {
                 c.username.as_deref() == Some(user.as_str()) && password.as_deref() == Some(pass)
             });
@@ -1044,7 +1057,11 @@ impl<'s> Model<'s> {
                 doubts.push(format!(
                     "the will topic holds a disallowed code point, which the server may treat \
                      as malformed ({})",
-                    if v5 { "{W5-DISALLOWED-CP}" } else { "{W3-DISALLOWED-CP}" }
+                    if v5 {
+                        "{W5-DISALLOWED-CP}"
+                    } else {
+                        "{W3-DISALLOWED-CP}"
+                    }
                 ));
             }
             if v5
@@ -1090,11 +1107,17 @@ impl<'s> Model<'s> {
                  client id"
             ));
         }
-        Ok(Effect::Connect(Box::new(c.clone()), Some(doubts.join("; "))))
+        Ok(Effect::Connect(
+            Box::new(c.clone()),
+            Some(doubts.join("; ")),
+        ))
     }
 
     fn plan_publish(&self, name: &str, p: &PublishSpec) -> Outcome<Effect> {
-        let link = self.clients[name].link.as_ref().expect("open view has a link");
+        let link = self.clients[name]
+            .link
+            .as_ref()
+            .expect("open view has a link");
         let v5 = link.protocol == Protocol::V5;
         if p.topic_alias.is_some() {
             return unsupported("topic alias: a PUBLISH with a Topic Alias is not modelled");
@@ -1102,14 +1125,18 @@ impl<'s> Model<'s> {
         if let Some(why) = topic::invalid_topic_name(&p.topic) {
             return unsupported(format!("publish: a PUBLISH to {why}"));
         }
-        let breaks = |why: &str| Effect::Ends(Ending::Server(format!(
-            "{why}: the server closes the connection"
-        )));
+        let breaks = |why: &str| {
+            Effect::Ends(Ending::Server(format!(
+                "{why}: the server closes the connection"
+            )))
+        };
         if p.qos > self.limits.max_qos {
             if !v5 {
                 return unsupported("capabilities: a 3.1.1 PUBLISH above the server's maximum QoS");
             }
-            return Ok(breaks("a PUBLISH above the server's Maximum QoS [MQTT-3.2.2-11]"));
+            return Ok(breaks(
+                "a PUBLISH above the server's Maximum QoS [MQTT-3.2.2-11]",
+            ));
         }
         if p.retain && !self.limits.retain_available {
             if !v5 {
@@ -1140,7 +1167,14 @@ impl<'s> Model<'s> {
 
     // ---- applying a client step ----
 
-    fn apply(&mut self, name: &str, effect: Effect, span: When, index: usize, step: &Step) -> Outcome {
+    fn apply(
+        &mut self,
+        name: &str,
+        effect: Effect,
+        span: When,
+        index: usize,
+        step: &Step,
+    ) -> Outcome {
         let arrival = Arrival::At(span.latest);
         let number = index + 1;
         match effect {
@@ -1150,7 +1184,9 @@ impl<'s> Model<'s> {
                 if let Some(c) = self.clients.get_mut(name) {
                     c.view = View::ClosedByServer(span);
                 }
-                self.say(vec![text(format!("step {number}: {why}; no will is stored"))]);
+                self.say(vec![text(format!(
+                    "step {number}: {why}; no will is stored"
+                ))]);
                 Ok(())
             }
             Effect::Ends(ending) => {
@@ -1202,10 +1238,10 @@ impl<'s> Model<'s> {
     }
 
     fn client_id(&self, name: &str) -> String {
-        self.clients[name]
-            .link
-            .as_ref()
-            .map_or_else(|| self.clients[name].spec.client_id.clone(), |l| l.client_id.clone())
+        self.clients[name].link.as_ref().map_or_else(
+            || self.clients[name].spec.client_id.clone(),
+            |l| l.client_id.clone(),
+        )
     }
 
     /// The client whose open connection has this client identifier.
@@ -1224,14 +1260,21 @@ impl<'s> Model<'s> {
         let Some(holder) = self.holder_of(client_id) else {
             return Ok(());
         };
-        let link = self.clients[&holder].link.as_ref().expect("holder is connected");
+        let link = self.clients[&holder]
+            .link
+            .as_ref()
+            .expect("holder is connected");
         let (Some(Quiet::Silent(since) | Quiet::Vanished(since)), v5) =
             (link.quiet, link.protocol == Protocol::V5)
         else {
             return Ok(());
         };
-        if let Some(timer) = link.keep_alive_timer.and_then(|id| self.timers.iter().find(|t| t.id == id))
-            && self.timeline.timer_then_step(timer.at, When::exactly(start))
+        if let Some(timer) = link
+            .keep_alive_timer
+            .and_then(|id| self.timers.iter().find(|t| t.id == id))
+            && self
+                .timeline
+                .timer_then_step(timer.at, When::exactly(start))
         {
             return Ok(()); // it expired before: the timer closes it
         }
@@ -1257,7 +1300,11 @@ impl<'s> Model<'s> {
         // went quiet
         self.step_effect = Some(when);
         self.step_client = Some(connecting.to_owned());
-        let statement = if v5 { "[MQTT-3.1.4-3]" } else { "[MQTT-3.1.4-2]" };
+        let statement = if v5 {
+            "[MQTT-3.1.4-3]"
+        } else {
+            "[MQTT-3.1.4-2]"
+        };
         let closed = self.close(
             &holder,
             Ending::Lost(format!(
@@ -1309,19 +1356,17 @@ impl<'s> Model<'s> {
         Ok(())
     }
 
-    fn connect(
-        &mut self,
-        name: &str,
-        c: Connect,
-        doubt: Option<String>,
-        span: When,
-    ) -> Outcome {
+    fn connect(&mut self, name: &str, c: Connect, doubt: Option<String>, span: When) -> Outcome {
         // what the CONNECT sets off is seen when its CONNACK comes
         let arrival = Arrival::At(span.latest);
         let span = When::exactly(span.latest);
         let v5 = c.protocol == Protocol::V5;
         if let Some(old) = self.holder_of(&c.client_id) {
-            let statement = if v5 { "[MQTT-3.1.4-3]" } else { "[MQTT-3.1.4-2]" };
+            let statement = if v5 {
+                "[MQTT-3.1.4-3]"
+            } else {
+                "[MQTT-3.1.4-2]"
+            };
             if let Some(client) = self.clients.get_mut(&old)
                 && client.view == View::Open
             {
@@ -1431,13 +1476,8 @@ impl<'s> Model<'s> {
             topic_alias_maximum: c.topic_alias_maximum,
         });
         // the messages queued while it was away go out once the session is back
-        let queued = std::mem::take(
-            &mut self
-                .sessions
-                .get_mut(&c.client_id)
-                .expect("session")
-                .queue,
-        );
+        let queued =
+            std::mem::take(&mut self.sessions.get_mut(&c.client_id).expect("session").queue);
         for q in queued {
             self.deliver_queued(name, q, span)?;
         }
@@ -1516,7 +1556,10 @@ impl<'s> Model<'s> {
                 },
             };
             let session = self.sessions.get_mut(&client_id).expect("session");
-            let existed = session.subscriptions.iter().any(|s| s.text == request.filter);
+            let existed = session
+                .subscriptions
+                .iter()
+                .any(|s| s.text == request.filter);
             session.subscriptions.retain(|s| s.text != request.filter);
             session.subscriptions.push(subscription.clone());
             self.send_retained(name, request, &subscription, existed, span)?;
@@ -1535,7 +1578,12 @@ impl<'s> Model<'s> {
         existed: bool,
         span: When,
     ) -> Outcome {
-        let v5 = self.clients[name].link.as_ref().expect("connected").protocol == Protocol::V5;
+        let v5 = self.clients[name]
+            .link
+            .as_ref()
+            .expect("connected")
+            .protocol
+            == Protocol::V5;
         if subscription.filter.share.is_some() {
             return Ok(());
         }
@@ -1602,7 +1650,10 @@ impl<'s> Model<'s> {
         what: &str,
     ) -> Outcome<Option<Bounds>> {
         let waited = self.waited(published, span);
-        let Some(expiry) = message.properties.as_ref().and_then(|p| p.message_expiry_interval)
+        let Some(expiry) = message
+            .properties
+            .as_ref()
+            .and_then(|p| p.message_expiry_interval)
         else {
             return Ok(Some(waited));
         };
@@ -1676,7 +1727,9 @@ impl<'s> Model<'s> {
             } => {
                 let expiry = session_expiry.or(link.session_expiry);
                 let changed = match session_expiry {
-                    Some(s) => format!(", session expiry now {s} s ({{W5-DISC-SEI-0}}/{{W5-DISC-SEI-UP}})"),
+                    Some(s) => {
+                        format!(", session expiry now {s} s ({{W5-DISC-SEI-0}}/{{W5-DISC-SEI-UP}})")
+                    }
                     None => String::new(),
                 };
                 if code == 0 {
@@ -1802,7 +1855,8 @@ impl<'s> Model<'s> {
                 self.end_session(&client_id, when, arrival, why)
             }
             Expiry::After(n) => {
-                let id = self.add_timer(when.plus(secs(n)), TimerKind::SessionEnd(client_id.clone()));
+                let id =
+                    self.add_timer(when.plus(secs(n)), TimerKind::SessionEnd(client_id.clone()));
                 if let Some(session) = self.sessions.get_mut(&client_id) {
                     session.end_timer = Some(id);
                 }
@@ -1856,7 +1910,13 @@ impl<'s> Model<'s> {
 
     /// An Application Message is published: the retained message of its topic is updated and
     /// every matching subscription gets it.
-    fn publish(&mut self, message: Message, when: When, arrival: Arrival, doubt: Option<String>) -> Outcome {
+    fn publish(
+        &mut self,
+        message: Message,
+        when: When,
+        arrival: Arrival,
+        doubt: Option<String>,
+    ) -> Outcome {
         let doubt = doubt.or_else(|| self.doubt.clone());
         if message.retain {
             self.retained_touched(&message.topic, when, true)?;
@@ -1910,7 +1970,15 @@ impl<'s> Model<'s> {
         for (client_id, subscriptions) in plain {
             for (subscription, count, note) in copies(&message, &subscriptions)? {
                 let share = note.map(|n| (n, count));
-                self.route(&client_id, &subscription, &message, when, arrival, doubt.clone(), share)?;
+                self.route(
+                    &client_id,
+                    &subscription,
+                    &message,
+                    when,
+                    arrival,
+                    doubt.clone(),
+                    share,
+                )?;
             }
         }
         for ((group, _), members) in groups {
@@ -1961,7 +2029,11 @@ impl<'s> Model<'s> {
         share: Option<(String, Range)>,
     ) -> Outcome {
         self.session_read(client_id, when)?;
-        let mut level = if doubt.is_some() { Level::May } else { Level::Must };
+        let mut level = if doubt.is_some() {
+            Level::May
+        } else {
+            Level::Must
+        };
         let mut notes = Vec::new();
         if let Some(doubt) = &doubt {
             notes.push(doubt.clone());
@@ -2009,7 +2081,10 @@ impl<'s> Model<'s> {
         };
         match session.holder.clone() {
             Some(holder) => {
-                let link = self.clients[&holder].link.as_ref().expect("holder is connected");
+                let link = self.clients[&holder]
+                    .link
+                    .as_ref()
+                    .expect("holder is connected");
                 if qos != QoS::AtMostOnce && link.quiet.is_some() {
                     self.sessions
                         .get_mut(client_id)
@@ -2109,13 +2184,17 @@ impl<'s> Model<'s> {
         let link = self.clients[name].link.as_ref().expect("connected");
         let v5 = link.protocol == Protocol::V5;
         if v5 && link.topic_alias_maximum.is_some_and(|m| m > 0) {
-            return unsupported(
-                "topic alias: a subscriber that allows the server Topic Aliases",
-            );
+            return unsupported("topic alias: a subscriber that allows the server Topic Aliases");
         }
         if let Some(limit) = link.maximum_packet_size.filter(|_| v5) {
             let properties = message.properties.as_ref();
-            let size = publish_size(&message.topic, &message.payload, qos, properties, &identifiers);
+            let size = publish_size(
+                &message.topic,
+                &message.payload,
+                qos,
+                properties,
+                &identifiers,
+            );
             if size.abs_diff(u64::from(limit)) <= 16 {
                 return unsupported(
                     "packet size: a message within 16 bytes of a subscriber's Maximum Packet Size",
@@ -2176,7 +2255,10 @@ impl<'s> Model<'s> {
             None => last,
             Some(d) => {
                 let limit = Instant::START.plus(d);
-                match self.timeline.order(When::exactly(last), When::exactly(limit)) {
+                match self
+                    .timeline
+                    .order(When::exactly(last), When::exactly(limit))
+                {
                     Order::Before | Order::Same => limit,
                     Order::After => last,
                     Order::Close => {
@@ -2256,9 +2338,7 @@ fn copies(
     }
     let first = &subscriptions[0];
     if subscriptions.iter().any(|s| {
-        s.identifier.is_some()
-            || s.no_local
-            || s.retain_as_published != first.retain_as_published
+        s.identifier.is_some() || s.no_local || s.retain_as_published != first.retain_as_published
     }) {
         return unsupported(
             "overlapping subscriptions with subscription identifiers, No Local or differing \
@@ -2406,7 +2486,9 @@ fn properties_len(p: &MessageProperties) -> u64 {
         + u64::from(p.message_expiry_interval.is_some()) * 5
         + string(&p.content_type)
         + string(&p.response_topic)
-        + p.correlation_data.as_ref().map_or(0, |d| 3 + d.len() as u64)
+        + p.correlation_data
+            .as_ref()
+            .map_or(0, |d| 3 + d.len() as u64)
         + p.user_properties
             .iter()
             .map(|(k, v)| 5 + k.len() as u64 + v.len() as u64)
@@ -2448,8 +2530,12 @@ fn connect_size(c: &Connect) -> u64 {
             + optional(c.topic_alias_maximum.is_some(), 3)
             + optional(c.request_response_information.is_some(), 2)
             + optional(c.request_problem_information.is_some(), 2)
-            + c.authentication_method.as_deref().map_or(0, |m| 1 + string(m))
-            + c.authentication_data.as_ref().map_or(0, |d| 3 + d.len() as u64)
+            + c.authentication_method
+                .as_deref()
+                .map_or(0, |m| 1 + string(m))
+            + c.authentication_data
+                .as_ref()
+                .map_or(0, |d| 3 + d.len() as u64)
             + c.user_properties
                 .iter()
                 .map(|(k, v)| 1 + string(k) + string(v))

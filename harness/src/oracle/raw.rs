@@ -124,7 +124,9 @@ fn publish_topic_alias(body: &[u8], qos: u8) -> Option<u16> {
             0x01 => 1,
             0x02 => 4,
             0x23 => return Some(u16::from_be_bytes([*rest.first()?, *rest.get(1)?])),
-            0x03 | 0x08 | 0x09 => 2 + usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?])),
+            0x03 | 0x08 | 0x09 => {
+                2 + usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]))
+            }
             _ => return None,
         };
         props = rest.get(skip..)?;
@@ -147,7 +149,8 @@ fn disconnect(body: &[u8]) -> Option<(u8, Option<u32>)> {
     }
     let mut props = props;
     let mut session_expiry = None;
-    let string_len = |b: &[u8]| Some(2 + usize::from(u16::from_be_bytes([*b.first()?, *b.get(1)?])));
+    let string_len =
+        |b: &[u8]| Some(2 + usize::from(u16::from_be_bytes([*b.first()?, *b.get(1)?])));
     while let Some((&id, rest)) = props.split_first() {
         let skip = match id {
             0x11 => {
@@ -215,7 +218,10 @@ mod tests {
     fn protocol_errors_are_recognised() {
         let v5 = Protocol::V5;
         let violation = |bytes: &str, max_qos| {
-            matches!(classify(&hex(bytes), v5, max_qos), Ok(RawPacket::Violation(_)))
+            matches!(
+                classify(&hex(bytes), v5, max_qos),
+                Ok(RawPacket::Violation(_))
+            )
         };
         assert!(violation("36 06 00 01 74 00 01 00", 2));
         assert!(violation("34 07 00 01 74 00 01 00 78", 1));

@@ -115,8 +115,14 @@ fn a_3_1_1_will_has_no_delay_and_ignores_clean_session() {
 fn disconnect_0x00_discards_and_every_other_code_publishes() {
     let cases = [
         ("{disconnect: 0x00}", "nothing"),
-        ("{disconnect: 0x04}", "must will/d qos=1 retain=0 at left+3s"),
-        ("{disconnect: 0x80}", "must will/d qos=1 retain=0 at left+3s"),
+        (
+            "{disconnect: 0x04}",
+            "must will/d qos=1 retain=0 at left+3s",
+        ),
+        (
+            "{disconnect: 0x80}",
+            "must will/d qos=1 retain=0 at left+3s",
+        ),
         // 0x04 asking for session expiry 0 ends the session now, before the delay
         (
             "{disconnect: {reason: 0x04, session_expiry: 0}}",
@@ -164,7 +170,10 @@ fn disconnect_session_expiry_changes_the_due_time() {
         "  - device: {disconnect: {reason: 0x00, session_expiry: 60}}\n    mark: left\n  - wait: \
          3s\n",
     ));
-    assert_eq!(expected(&p, "watcher"), ["must will/d qos=1 retain=0 at left"]);
+    assert_eq!(
+        expected(&p, "watcher"),
+        ["must will/d qos=1 retain=0 at left"]
+    );
 }
 
 #[test]
@@ -182,7 +191,10 @@ fn a_reconnect_before_the_due_time_cancels_and_clean_start_publishes_at_once() {
         "  - device: drop\n    mark: dropped\n  - device: {connect: {clean_start: true, \
          session_expiry: 60}}\n    at: dropped + 2s\n    mark: back\n  - wait: 32s\n",
     ));
-    assert_eq!(expected(&clean, "watcher"), ["must will/d qos=1 retain=0 at back"]);
+    assert_eq!(
+        expected(&clean, "watcher"),
+        ["must will/d qos=1 retain=0 at back"]
+    );
     let late = prediction(&device(
         "5",
         &format!("{{session_expiry: 60, will: {WILL}, delay: 5}}}}"),
@@ -199,13 +211,33 @@ fn a_reconnect_before_the_due_time_cancels_and_clean_start_publishes_at_once() {
 fn takeover_publishes_or_cancels_as_the_four_cases_say() {
     let cases = [
         // (a) old will without delay: at the takeover
-        ("session_expiry: 60", "", "clean_start: false, session_expiry: 60", "at taken"),
+        (
+            "session_expiry: 60",
+            "",
+            "clean_start: false, session_expiry: 60",
+            "at taken",
+        ),
         // (b) old session without expiry: it ends with the old connection
-        ("keep_alive: 60", ", delay: 30", "clean_start: false, session_expiry: 60", "at taken"),
+        (
+            "keep_alive: 60",
+            ", delay: 30",
+            "clean_start: false, session_expiry: 60",
+            "at taken",
+        ),
         // (c) the new connection has clean start 1: the old session ends
-        ("session_expiry: 60", ", delay: 30", "clean_start: true, session_expiry: 60", "at taken"),
+        (
+            "session_expiry: 60",
+            ", delay: 30",
+            "clean_start: true, session_expiry: 60",
+            "at taken",
+        ),
         // (d) resumed within the delay: never
-        ("session_expiry: 60", ", delay: 5", "clean_start: false, session_expiry: 60", "nothing"),
+        (
+            "session_expiry: 60",
+            ", delay: 5",
+            "clean_start: false, session_expiry: 60",
+            "nothing",
+        ),
     ];
     for (old, delay, new, outcome) in cases {
         let p = prediction(&device(
@@ -226,7 +258,10 @@ fn takeover_publishes_or_cancels_as_the_four_cases_say() {
         &format!("{{clean_start: false, will: {WILL}}}}}"),
         "  - again: {connect: {clean_start: false}}\n    mark: taken\n  - wait: 3s\n",
     ));
-    assert_eq!(expected(&p, "watcher"), ["must will/d qos=1 retain=0 at taken"]);
+    assert_eq!(
+        expected(&p, "watcher"),
+        ["must will/d qos=1 retain=0 at taken"]
+    );
 }
 
 #[test]
