@@ -371,3 +371,51 @@ fn the_reasoning_cites_the_statements() {
     assert!(text.contains("[MQTT-3.1.2-8]"), "{text}");
     assert!(text.contains("[MQTT-3.8.4-8]"), "{text}");
 }
+
+/// The scenario of [`device`] with a final expectation for the watcher.
+fn with_expectation(expect: &str) -> scenario::Scenario {
+    let yaml = device(
+        "5",
+        &format!("{{session_expiry: 60, will: {WILL}, delay: 5}}}}"),
+        &format!(
+            "  - device: drop\n    mark: dropped\n  - wait: 8s\nexpect:\n  watcher: {expect}\n"
+        ),
+    );
+    scenario::parse(&yaml, "test.yaml").expect("parses")
+}
+
+fn differences(expect: &str) -> Vec<(super::Kind, String)> {
+    let scenario = with_expectation(expect);
+    let p = predict(&scenario).expect("predicted");
+    let agreement = p.agreement(&scenario);
+    assert_eq!(agreement.compared, 1, "{expect}");
+    agreement
+        .differences
+        .into_iter()
+        .map(|d| (d.kind, d.oracle))
+        .collect()
+}
+
+#[test]
+fn the_agreement_finds_what_differs() {
+    use super::Kind::{Conflict, Looser};
+    let agree =
+        "{receives: [{topic: will/d, payload: gone, qos: 1, at: dropped + 5s}], only: true}";
+    assert_eq!(differences(agree), []);
+    let early = "{receives: [{topic: will/d, payload: gone, qos: 1, at: dropped + 4s}]}";
+    assert!(
+        differences(early).iter().all(|(k, _)| *k == Conflict),
+        "{early}"
+    );
+    assert!(!differences(early).is_empty());
+    let qos = "{receives: [{topic: will/d, qos: 0, at: dropped + 5s}]}";
+    assert_eq!(differences(qos).first().map(|d| d.0), Some(Conflict));
+    let nothing = "{receives: nothing}";
+    assert_eq!(differences(nothing).first().map(|d| d.0), Some(Conflict));
+    let twice = "{receives: [{topic: will/d, count: 2}]}";
+    assert_eq!(differences(twice).first().map(|d| d.0), Some(Conflict));
+    let no_window = "{receives: [{topic: will/d, payload: gone}]}";
+    assert_eq!(differences(no_window).first().map(|d| d.0), Some(Looser));
+    let weaker = "{level: should, receives: [{topic: will/d, at: dropped + 5s}]}";
+    assert_eq!(differences(weaker).first().map(|d| d.0), Some(Looser));
+}
