@@ -95,8 +95,6 @@ pub struct Delivery {
     pub arrival: Arrival,
     pub level: Level,
     pub count: Range,
-    /// Whether the message is a will (rather than a client's PUBLISH).
-    pub is_will: bool,
 }
 
 /// An Application Message on its way through the server: a will or a PUBLISH.
@@ -2240,7 +2238,6 @@ impl<'s> Model<'s> {
             arrival,
             level,
             count,
-            is_will: message.is_will,
         });
         Ok(())
     }

@@ -12,7 +12,6 @@
 //! least [`MARGIN`] apart; closer than that, the oracle does not guess.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use crate::scenario::{Scenario, TimeRef};
@@ -159,10 +158,6 @@ impl Timeline {
         self.steps.len()
     }
 
-    pub fn start(&self, step: usize) -> Option<Instant> {
-        self.steps.get(step).map(|s| s.0)
-    }
-
     pub fn end(&self, step: usize) -> Option<Instant> {
         self.steps.get(step).map(|s| s.1)
     }
@@ -252,11 +247,5 @@ impl Timeline {
     /// `a` is certainly no later than `b` (any margin).
     pub fn no_later(&self, a: Instant, b: Instant) -> bool {
         a == b || self.between(a, b).min >= 0
-    }
-}
-
-impl fmt::Display for Bounds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{} ms, {} ms]", self.min, self.max)
     }
 }
