@@ -23,6 +23,10 @@ pub const MARGIN: Duration = Duration::from_millis(500);
 /// links (at most 5 ms each way) or a local network.
 pub const ROUND_TRIP: Duration = Duration::from_millis(50);
 
+/// What a step may cost beyond its exchanges: a simulation tick (the property tests and
+/// `explore` run at 10 ms ticks), and a `wait:` or `at:` wakes at the next tick.
+pub const TICK: Duration = Duration::from_millis(10);
+
 /// The instant an uncertain amount of time is measured from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Anchor {
@@ -242,6 +246,18 @@ impl Timeline {
     /// timers late by up to [`MARGIN`].
     pub fn timer_then_step(&self, timer: When, step: When) -> bool {
         self.between(timer.latest, step.earliest).min >= millis(MARGIN)
+    }
+
+    /// `a` and `b` are the same instant but for the runners' slack: they differ by less
+    /// than `slack` whatever the steps between them cost.
+    pub fn same(&self, a: Instant, b: Instant, slack: Duration) -> bool {
+        let d = self.between(a, b);
+        a == b || (d.min >= -millis(slack) && d.max <= millis(slack))
+    }
+
+    /// `a` is no later than `b`, give or take `slack`.
+    pub fn no_later_than(&self, a: Instant, b: Instant, slack: Duration) -> bool {
+        a == b || self.between(a, b).min >= -millis(slack)
     }
 
     /// `a` is certainly no later than `b` (any margin).
