@@ -22,8 +22,8 @@ use super::raw::{self, RawPacket};
 use super::time::{Bounds, Instant, Order, ROUND_TRIP, TICK, Timeline, When};
 use super::topic::{self, Filter};
 use crate::scenario::{
-    Action, BrokerConfig, ClientSpec, DropMode, Level, PropertiesMatcher, PropertyCheck,
-    PublishSpec, Range, Scenario, Step, StepExpectation, StepKind, SubscribeSpec,
+    Action, ClientSpec, DropMode, Level, Overrides, PropertiesMatcher, PropertyCheck, PublishSpec,
+    Range, Scenario, Step, StepExpectation, StepKind, SubscribeSpec,
 };
 
 type Outcome<T = ()> = Result<T, Unsupported>;
@@ -333,10 +333,16 @@ struct Limits {
 }
 
 impl Limits {
-    fn of(b: &BrokerConfig) -> Outcome<Limits> {
-        if b.max_queued_messages.is_some() || b.max_connections.is_some() {
+    fn of(b: &Overrides) -> Outcome<Limits> {
+        let bounded = b.max_queued_messages.is_some()
+            || b.max_connections.is_some()
+            || b.max_queued_bytes.is_some()
+            || b.memory_budget.is_some()
+            || b.frame_timeout.is_some()
+            || b.write_timeout.is_some();
+        if bounded {
             return unsupported(
-                "broker limits: a bound on queued messages or connections is not modelled",
+                "broker limits: a bound on queued messages, bytes, connections or I/O time is not modelled",
             );
         }
         Ok(Limits {

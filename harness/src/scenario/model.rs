@@ -13,7 +13,8 @@ use bytes::Bytes;
 use lastwill_broker::codec::{
     Connect, Disconnect, MessageProperties, Protocol, QoS, SubscriptionRequest, UserProperty,
 };
-use lastwill_broker::config::Overrides;
+/// A scenario's `broker:` section: the reference broker's own settings table, every key optional.
+pub use lastwill_broker::config::Overrides;
 
 /// A line and column in the scenario file, both 1-based.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
