@@ -4,6 +4,7 @@
 //! imports between modules form no cycle):
 //!
 //! - [`scenario`]: the YAML scenario language, parsed strictly into a typed model.
+//! - [`selection`]: which scenarios a command takes (`--tag`, `--name`).
 //! - [`transcript`]: what happened in a run, rendered as stable text.
 //! - [`link`]: whole MQTT packets in and out over any byte stream.
 //! - [`client`]: the scripted MQTT client that plays each scenario client, over the
@@ -24,6 +25,7 @@ pub mod matrix;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod selection;
 pub mod storm;
 pub mod suite;
 pub mod transcript;

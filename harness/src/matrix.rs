@@ -14,17 +14,8 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::report::{ScenarioResult, Status};
+use crate::scenario;
 use crate::scenario::yaml::{self, Fields, Node};
-
-/// A scenario's key in matrices and profiles: its path under `scenarios/`, without `.yaml`
-/// (the catalogue test's name).
-pub fn scenario_key(file: &str) -> String {
-    let path = file.replace('\\', "/");
-    let under = path
-        .rsplit_once("scenarios/")
-        .map_or(path.as_str(), |(_, rest)| rest);
-    under.strip_suffix(".yaml").unwrap_or(under).to_owned()
-}
 
 /// What a target did with one scenario over all repeats.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,7 +82,7 @@ impl Observed {
 /// One known divergence of a broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Divergence {
-    /// [`scenario_key`] of the scenario.
+    /// The scenario's [`key`](crate::scenario::key).
     pub scenario: String,
     /// `fail`, `warn` or `intermittent`.
     pub expect: Expected,
@@ -255,7 +246,7 @@ impl Column {
         for run in runs {
             for result in run {
                 by_key
-                    .entry(scenario_key(&result.file))
+                    .entry(scenario::key(&result.file))
                     .or_default()
                     .push(result);
             }
@@ -506,14 +497,5 @@ mod tests {
             .unwrap_err();
         assert!(err.starts_with("3:"), "{err}");
         assert!(err.contains("fail, warn or intermittent"), "{err}");
-    }
-
-    #[test]
-    fn keys_are_paths_under_scenarios() {
-        assert_eq!(
-            scenario_key("scenarios/will-delay/cancel.yaml"),
-            "will-delay/cancel"
-        );
-        assert_eq!(scenario_key("/work/x/scenarios/a/b.yaml"), "a/b");
     }
 }

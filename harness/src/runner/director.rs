@@ -14,9 +14,6 @@ use crate::scenario::{Action, NetAction, Scenario, StepKind};
 use crate::transcript::{EventKind, Recorder};
 use crate::verdict::{self, Check, Marks};
 
-/// How long a step waits for its response unless it says `within:`.
-const STEP_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Scenario-level steps a runner may or may not be able to perform.
 pub trait Control {
     fn now(&self) -> Duration;
@@ -56,11 +53,7 @@ pub async fn direct(
                 let wait = Wait {
                     close: step.expect.iter().any(|e| e.closed == Some(true)),
                     disconnect: step.expect.iter().any(|e| e.disconnect.is_some()),
-                    within: step
-                        .expect
-                        .iter()
-                        .find_map(|e| e.within)
-                        .unwrap_or(STEP_TIMEOUT),
+                    within: step.within(),
                 };
                 let outcome = run_action(agents, client, action.clone(), wait).await;
                 let checks = verdict::step_checks(step, &outcome, scenario.level);
