@@ -3,6 +3,7 @@
 //! Modules, each using only those listed before it (`tests/module_graph.rs` checks that the
 //! imports between modules form no cycle):
 //!
+//! - [`io_error`]: I/O errors in words.
 //! - [`scenario`]: the YAML scenario language, parsed strictly into a typed model.
 //! - [`selection`]: which scenarios a command takes (`--tag`, `--name`).
 //! - [`transcript`]: what happened in a run, rendered as stable text.
@@ -20,6 +21,7 @@
 
 pub mod client;
 pub mod coverage;
+pub mod io_error;
 pub mod link;
 pub mod matrix;
 pub mod report;

@@ -146,6 +146,7 @@ fn cannot(location: crate::scenario::Location, why: String) -> Check {
         expected: "the target can perform this step".into(),
         observed: why,
         location,
+        scope: verdict::Scope::Step,
     }
 }
 

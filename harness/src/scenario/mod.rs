@@ -65,7 +65,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
     let source = std::fs::read_to_string(path).map_err(|e| ScenarioError {
         file: file.clone(),
         location: None,
-        message: format!("cannot read: {e}"),
+        message: format!("cannot read: {}", crate::io_error::describe(&e)),
     })?;
     parse(&source, &file)
 }

@@ -133,6 +133,17 @@ pub enum Level {
     May,
 }
 
+impl Level {
+    /// As written in a scenario.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "must",
+            Level::Should => "should",
+            Level::May => "may",
+        }
+    }
+}
+
 /// `broker:` overrides of the reference broker's configuration. Field names and meanings are
 /// those of `lastwill_broker::config::Config`; `None` keeps the broker's default. Against an
 /// external broker these are requirements, checked from its CONNACK where possible.

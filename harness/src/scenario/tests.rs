@@ -718,6 +718,7 @@ fn a_scenario_longer_than_the_horizon_is_refused_where_it_crosses_it() {
 #[test]
 fn durations_are_shown_in_their_largest_units() {
     let shown = |ms: u64| human_duration(Duration::from_millis(ms));
+    assert_eq!(shown(0), "0s");
     assert_eq!(shown(250), "250ms");
     assert_eq!(shown(1500), "1.5s");
     assert_eq!(shown(45_000), "45s");

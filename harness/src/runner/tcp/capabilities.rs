@@ -6,6 +6,7 @@ use std::time::Duration;
 use lastwill_broker::codec::{Connect, Packet, Protocol, QoS};
 
 use super::Endpoint;
+use crate::io_error;
 use crate::link::Ended;
 use crate::scenario::{BrokerConfig, Scenario, StepKind};
 
@@ -23,23 +24,29 @@ pub struct Capabilities {
     pub shared_subscriptions: bool,
 }
 
+/// A client id for one of the harness's own connections (`lw-probe-PID-N`): unique per
+/// connection, since connections of one process (a matrix, parallel scenarios' clean-ups)
+/// may meet at the same broker, and a shared client id would make one take the other over;
+/// short enough for the 23 characters every 3.1.1 broker must accept [MQTT-3.1.3-5].
+pub(super) fn own_client_id(purpose: &str) -> String {
+    static CONNECTIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("lw-{purpose}-{}-{n}", std::process::id())
+}
+
 impl Endpoint {
     /// Connects with MQTT 5 and reads the broker's capabilities from its CONNACK. Fails with a
     /// one-line reason when nothing listens or the peer does not speak MQTT.
     pub async fn probe(&self) -> Result<Capabilities, String> {
         let endpoint = format!("{self:?}");
-        // Unique per probe: probes of one process (a matrix, parallel tests) may meet at the
-        // same broker, and a shared client id would make one take the other over.
-        static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let client_id = format!("lastwill-probe-{}-{n}", std::process::id());
+        let client_id = own_client_id("probe");
         let mut probe = tokio::time::timeout(
             Duration::from_secs(5),
             self.connect(Connect::new(Protocol::V5, client_id)),
         )
         .await
         .map_err(|_| format!("{endpoint}: connection timed out"))?
-        .map_err(|e| format!("{endpoint}: cannot connect: {e}"))?;
+        .map_err(|e| format!("{endpoint}: cannot connect: {}", io_error::describe(&e)))?;
         let reply = match probe.recv_within(Duration::from_secs(5)).await {
             Ok(Some(packet)) => packet,
             Ok(None) => {
@@ -107,11 +114,12 @@ pub enum Skip {
     BrokerRestart { line: usize },
     /// A `broker:` setting that no CONNACK shows, so the broker cannot be seen to have it.
     Unconfirmable { setting: &'static str },
-    /// A `broker:` setting the broker's CONNACK announces otherwise (values as `Debug`).
+    /// A `broker:` setting the broker's CONNACK announces otherwise, or not at all (`has`
+    /// `None`). Values as a scenario writes them.
     Announced {
         setting: &'static str,
         wanted: String,
-        has: String,
+        has: Option<String>,
     },
 }
 
@@ -131,27 +139,65 @@ impl std::fmt::Display for Skip {
             Skip::Announced {
                 setting,
                 wanted,
-                has,
+                has: Some(has),
             } => write!(
                 f,
-                "needs a broker with {setting} {wanted}; this one announces {has}"
+                "needs a broker with `{setting}: {wanted}`; this one announces {has}"
+            ),
+            Skip::Announced {
+                setting,
+                wanted,
+                has: None,
+            } => write!(
+                f,
+                "needs a broker with `{setting}: {wanted}`; this one's CONNACK does not set it"
             ),
         }
     }
 }
 
+/// A setting's value as a scenario's `broker:` block writes it.
+trait Written {
+    fn written(&self) -> String;
+}
+
+impl Written for bool {
+    fn written(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Written for u16 {
+    fn written(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Written for u32 {
+    fn written(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Written for QoS {
+    fn written(&self) -> String {
+        self.as_u8().to_string()
+    }
+}
+
 /// The first `broker:` requirement that the broker's capabilities do not meet.
 fn unmet_requirement(wanted: &BrokerConfig, has: &Capabilities) -> Option<Skip> {
-    fn differs<T: PartialEq + std::fmt::Debug>(
+    /// `has` is `None` when the CONNACK lacks a property that has no default meaning.
+    fn differs<T: PartialEq + Written>(
         setting: &'static str,
         wanted: Option<T>,
-        has: T,
+        has: Option<T>,
     ) -> Option<Skip> {
         let wanted = wanted?;
-        (wanted != has).then(|| Skip::Announced {
+        (has.as_ref() != Some(&wanted)).then(|| Skip::Announced {
             setting,
-            wanted: format!("{wanted:?}"),
-            has: format!("{has:?}"),
+            wanted: wanted.written(),
+            has: has.as_ref().map(Written::written),
         })
     }
     let unverifiable = [
@@ -164,25 +210,25 @@ fn unmet_requirement(wanted: &BrokerConfig, has: &Capabilities) -> Option<Skip> 
     if let Some(&(setting, _)) = unverifiable.iter().find(|(_, set)| *set) {
         return Some(Skip::Unconfirmable { setting });
     }
-    differs("max_qos", wanted.max_qos, has.maximum_qos)
+    differs("max_qos", wanted.max_qos, Some(has.maximum_qos))
         .or_else(|| {
             differs(
                 "retain_available",
                 wanted.retain_available,
-                has.retain_available,
+                Some(has.retain_available),
             )
         })
         .or_else(|| {
             differs(
                 "max_packet_size",
-                wanted.max_packet_size.map(Some),
+                wanted.max_packet_size,
                 has.maximum_packet_size,
             )
         })
         .or_else(|| {
             differs(
                 "server_keep_alive",
-                wanted.server_keep_alive.map(Some),
+                wanted.server_keep_alive,
                 has.server_keep_alive,
             )
         })
@@ -190,35 +236,35 @@ fn unmet_requirement(wanted: &BrokerConfig, has: &Capabilities) -> Option<Skip> 
             differs(
                 "topic_alias_maximum",
                 wanted.topic_alias_maximum,
-                has.topic_alias_maximum,
+                Some(has.topic_alias_maximum),
             )
         })
         .or_else(|| {
             differs(
                 "receive_maximum",
                 wanted.receive_maximum,
-                has.receive_maximum,
+                Some(has.receive_maximum),
             )
         })
         .or_else(|| {
             differs(
                 "wildcard_subscriptions",
                 wanted.wildcard_subscriptions,
-                has.wildcard_subscriptions,
+                Some(has.wildcard_subscriptions),
             )
         })
         .or_else(|| {
             differs(
                 "subscription_identifiers",
                 wanted.subscription_identifiers,
-                has.subscription_identifiers,
+                Some(has.subscription_identifiers),
             )
         })
         .or_else(|| {
             differs(
                 "shared_subscriptions",
                 wanted.shared_subscriptions,
-                has.shared_subscriptions,
+                Some(has.shared_subscriptions),
             )
         })
 }
