@@ -404,9 +404,9 @@ impl Matrix {
         cell
     }
 
-    /// The first difference in a row: the first divergence's first failed check, or else,
-    /// where targets chose differently what the spec leaves open, what the first target
-    /// that chose otherwise than the first did.
+    /// The first difference in a row: the first divergence's first failed check. Or else,
+    /// where the spec leaves the broker a choice, what the first target that chose otherwise
+    /// than the first one did, or what they all did when they chose alike.
     pub fn first_difference(&self, key: &str) -> String {
         let divergence = self.columns.iter().find_map(|c| {
             let o = c.observed.get(key)?;
@@ -415,13 +415,18 @@ impl Matrix {
         });
         divergence
             .or_else(|| {
-                let first = self.columns.first()?.choices(key);
-                let other = self
+                let first = self.columns.first()?;
+                let chose = first.choices(key)?;
+                let (who, column) = match self
                     .columns
                     .iter()
-                    .find(|c| c.choices(key).is_some() && c.choices(key) != first)?;
-                let recorded = other.representative(key)?.recorded();
-                Some(format!("{}: recorded: {}", other.name, recorded.join("; ")))
+                    .find(|c| c.choices(key).is_some_and(|other| other != chose))
+                {
+                    Some(other) => (other.name.clone(), other),
+                    None => ("all".to_owned(), first),
+                };
+                let recorded = column.representative(key)?.recorded();
+                Some(format!("{who}: recorded: {}", recorded.join("; ")))
             })
             .unwrap_or_default()
     }

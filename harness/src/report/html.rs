@@ -162,6 +162,7 @@ pub fn page(page: &Page) -> String {
         let _ = writeln!(out, "<td class=\"note\">{}</td></tr>", escape(&row.note));
     }
     out.push_str("</tbody>\n</table>\n");
+    out.push_str(LEGEND);
     for (r, row) in page.rows.iter().enumerate() {
         section(&mut out, page, r, row);
     }
@@ -207,6 +208,7 @@ fn section(out: &mut String, page: &Page, r: usize, row: &Row) {
 const WIDTH: f64 = 960.0;
 const LABEL_WIDTH: f64 = 220.0;
 const LANE_HEIGHT: f64 = 24.0;
+/// Room above a target's lanes, for the names of its marks.
 const TOP: f64 = 22.0;
 const BOTTOM: f64 = 24.0;
 
@@ -232,7 +234,20 @@ fn timeline_svg(targets: &[(String, &Timeline)], name_targets: bool) -> String {
         .as_secs_f64();
     let plot = WIDTH - LABEL_WIDTH - 12.0;
     let x = |t: Duration| LABEL_WIDTH + plot * (t.as_secs_f64().min(end) / end);
-    let height = TOP + LANE_HEIGHT * lanes.len() as f64 + BOTTOM;
+    // each target's lanes start below a line of room for its mark names
+    let tops: Vec<f64> = lanes
+        .iter()
+        .enumerate()
+        .scan(0.0, |y, (i, (target, _, _))| {
+            if i > 0 && lanes[i - 1].0 != *target {
+                *y += TOP;
+            }
+            let top = TOP + *y;
+            *y += LANE_HEIGHT;
+            Some(top)
+        })
+        .collect();
+    let height = tops.last().copied().unwrap_or(TOP) + LANE_HEIGHT + BOTTOM;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -255,7 +270,7 @@ fn timeline_svg(targets: &[(String, &Timeline)], name_targets: bool) -> String {
         );
     }
     for (i, (target, timeline, client)) in lanes.iter().enumerate() {
-        let top = TOP + LANE_HEIGHT * i as f64;
+        let top = tops[i];
         let middle = top + LANE_HEIGHT / 2.0;
         let label = match (name_targets, timeline.silent.contains(client)) {
             (true, true) => format!("{target}: {client} (expects nothing)"),
@@ -419,6 +434,15 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// What the timelines' shapes and colours mean.
+const LEGEND: &str = "<p class=\"legend\">Timelines, one lane per client: \
+<span class=\"swatch held\"></span> expected window, pale where the target's tolerance \
+widens it (red: the expectation failed, grey: only recorded); \
+<span class=\"dot expected\"></span> a message inside a window that expects it, \
+<span class=\"dot stray\"></span> one outside, <span class=\"dot other\"></span> one no \
+expectation looks at; dashed lines are marks. Hover for details; a result opens its \
+transcript.</p>\n";
+
 const STYLE: &str = r#"
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em; color: #1f2328; background: #fff; }
 h1 { font-size: 1.5em; margin: 0 0 .4em; }
@@ -457,6 +481,13 @@ svg .window.may .tolerance { fill: #dde4ee; } svg .window.may .expected { fill: 
 svg .arrival { stroke: #fff; stroke-width: 1.5; }
 svg .arrival.expected { fill: #1a7f37; } svg .arrival.stray { fill: #cf222e; }
 svg .arrival.other { fill: #59636e; }
+p.legend { color: #3d444d; margin-top: 1.5em; }
+.swatch { display: inline-block; width: 28px; height: 10px; background: #4ac26b;
+  box-shadow: 6px 0 0 #b7ebc6; margin-right: 8px; vertical-align: middle; }
+.dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%;
+  vertical-align: middle; }
+.dot.expected { background: #1a7f37; } .dot.stray { background: #cf222e; }
+.dot.other { background: #59636e; }
 "#;
 
 const SCRIPT: &str = r##"

@@ -5,8 +5,8 @@
 //! Nothing is probed while all is well. A client whose connect fails, or whose connection
 //! the broker closes, makes the broker *suspect*; a watcher thread (one per suite run) then
 //! checks that every instance still answers a CONNECT with a CONNACK (any code: a refusal is
-//! an answer). When one does not, the broker is *lost*: scenarios still running stop at once,
-//! and the rest are not started.
+//! an answer). When one fails two checks in a row, the broker is *lost*: scenarios still
+//! running stop at once, and the rest are not started.
 
 use std::io;
 use std::pin::Pin;
@@ -26,6 +26,9 @@ use crate::io_error;
 
 /// How long an instance has to answer a check's CONNECT.
 const ANSWER_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long after a failed check the broker is checked again.
+const RECHECK_AFTER: Duration = Duration::from_millis(250);
 
 /// How often the watcher looks at whether the run has finished, while nothing is suspect.
 const IDLE_TICK: Duration = Duration::from_millis(200);
@@ -108,10 +111,16 @@ impl Liveness {
                 continue;
             }
             for instance in instances {
-                if let Err(why) = runtime.block_on(instance.answers()) {
-                    self.lost
-                        .send_replace(Some(format!("{instance:?} stopped answering: {why}")));
-                    return;
+                // a broker that fails a check twice in a row is gone (the first may meet it
+                // as it dies, or in a passing hiccup); the second failure is the reason given
+                let answers = || runtime.block_on(instance.answers());
+                if answers().is_err() {
+                    std::thread::sleep(RECHECK_AFTER);
+                    if let Err(why) = answers() {
+                        self.lost
+                            .send_replace(Some(format!("{instance:?} stopped answering: {why}")));
+                        return;
+                    }
                 }
             }
             let next_check = std::time::Instant::now() + CHECK_GAP;
