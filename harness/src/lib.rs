@@ -4,6 +4,7 @@
 //! imports between modules form no cycle):
 //!
 //! - [`io_error`]: I/O errors in words.
+//! - [`broker_process`]: a broker started as a child process, and its CPU time and memory.
 //! - [`scenario`]: the YAML scenario language, parsed strictly into a typed model.
 //! - [`selection`]: which scenarios a command takes (`--tag`, `--name`).
 //! - [`transcript`]: what happened in a run, rendered as stable text.
@@ -19,6 +20,7 @@
 //! - [`matrix`]: several targets side by side, and broker profiles of known divergences.
 //! - [`storm`]: a will storm against a broker over TCP, for `lastwill bench`.
 
+pub mod broker_process;
 pub mod client;
 pub mod coverage;
 pub mod io_error;

@@ -117,7 +117,7 @@ pub fn timeline(
                 .iter()
                 .find(|(client, m, window)| {
                     *client == e.client
-                        && matches(m, p)
+                        && matches(m, p, tolerance)
                         && window.is_none_or(|(lo, hi)| e.at >= lo && e.at <= hi)
                 })
                 .map(|(_, m, _)| m.location.line),
