@@ -62,10 +62,10 @@ pub struct Scenario {
 /// How long a step waits for its outcome unless its `expect:` says `within:`.
 pub const DEFAULT_WITHIN: Duration = Duration::from_secs(10);
 
-/// The longest a scenario may last, at most: the simulator's horizon, checked at parse time.
-/// Virtual time is cheap but not free (each simulated millisecond is one step of every host:
-/// about 15 s of CPU per simulated hour with three clients), and a real broker takes it in
-/// real time.
+/// The longest a scenario may last: the simulator's horizon, checked at parse time. Virtual
+/// time is cheap but not free (each simulated millisecond is one step of every host: about
+/// 18 s of CPU per simulated hour with one client, debug build), and a real broker takes it
+/// in real time.
 pub const MAX_LENGTH: Duration = Duration::from_secs(24 * 3600);
 
 impl Scenario {
