@@ -68,12 +68,11 @@ pub fn run(args: Args) -> ExitCode {
     let results = suite::run(&scenarios, &target, jobs);
     let wall = started.elapsed();
 
-    let title = format!("lastwill on {}", args.target);
     let rendered = match args.format {
         Format::Table => report::table(&results),
         Format::Json => report::json(&results),
-        Format::Junit => report::junit(&results, &title),
-        Format::Html => report::html::run(&results, &title),
+        Format::Junit => report::junit(&results, &format!("lastwill on {}", args.target)),
+        Format::Html => report::html::run(&results, &args.target),
     };
     match output {
         Some(file) => {

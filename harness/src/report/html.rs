@@ -79,8 +79,8 @@ pub struct Cell<'a> {
     pub result: &'a ScenarioResult,
 }
 
-/// The page of one run on one target.
-pub fn run(results: &[ScenarioResult], title: &str) -> String {
+/// The page of one run on `target`.
+pub fn run(results: &[ScenarioResult], target: &str) -> String {
     let rows = results
         .iter()
         .map(|r| Row {
@@ -95,15 +95,9 @@ pub fn run(results: &[ScenarioResult], title: &str) -> String {
         })
         .collect();
     page(&Page {
-        title: title.to_owned(),
+        title: format!("lastwill on {target}"),
         summary: vec![super::summary(results)],
-        columns: vec![(
-            title
-                .strip_prefix("lastwill on ")
-                .unwrap_or(title)
-                .to_owned(),
-            String::new(),
-        )],
+        columns: vec![(target.to_owned(), String::new())],
         rows,
     })
 }

@@ -232,3 +232,55 @@ pub fn junit(results: &[ScenarioResult], suite_name: &str) -> String {
     report.add_test_suite(suite);
     report.to_string().expect("JUnit XML of plain values")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Location;
+    use crate::verdict::Scope;
+
+    fn may(passed: bool, scope: Scope) -> Check {
+        Check {
+            level: Level::May,
+            passed,
+            expected: "reason 0x95 packet-too-large".into(),
+            observed: "closed without CONNACK".into(),
+            location: Location {
+                line: 19,
+                column: 5,
+            },
+            scope,
+        }
+    }
+
+    #[test]
+    fn may_choices_are_recorded_in_the_table_json_and_junit() {
+        let result = ScenarioResult {
+            file: "scenarios/capabilities/x.yaml".into(),
+            name: "x".into(),
+            refs: vec![],
+            status: Status::Pass,
+            // a may step check that held is set-up going as planned: not a choice
+            checks: vec![may(true, Scope::Step), may(false, Scope::Step)],
+            transcript: String::new(),
+            elapsed: Duration::ZERO,
+            covered: Duration::ZERO,
+            timeline: Timeline::default(),
+        };
+        let recorded = "line 19: closed without CONNACK, not reason 0x95 packet-too-large";
+        assert_eq!(result.first_problem(), "");
+        assert_eq!(result.recorded(), [recorded]);
+        assert_eq!(result.note(), format!("recorded: {recorded}"));
+        assert!(table(std::slice::from_ref(&result)).contains("recorded: line 19"));
+        let json: serde_json::Value =
+            serde_json::from_str(&json(std::slice::from_ref(&result))).unwrap();
+        assert_eq!(json["scenarios"][0]["recorded"][0], recorded);
+        let xml = junit(&[result], "suite");
+        assert!(
+            xml.contains(&format!(
+                "<property name=\"recorded\" value=\"{recorded}\"/>"
+            )),
+            "{xml}"
+        );
+    }
+}
