@@ -18,6 +18,7 @@ use lastwill::scenario::{self, Scenario};
 use lastwill::transcript::Transcript;
 use lastwill::verdict::{self, Check, Marks, Tolerance};
 use lastwill_broker::codec::{ConnAck, ConnAckCode, ConnAckProperties, Protocol, QoS};
+use lastwill_broker::config::Overrides;
 
 /// Debug notation that must never reach a user.
 const DEBUG_SHAPES: &[&str] = &[
@@ -83,30 +84,28 @@ fn full_connack() -> Outcome {
 
 /// Brokers that lack every capability, or have them all in unusual amounts.
 fn capabilities() -> [Capabilities; 2] {
-    [
-        Capabilities {
-            maximum_qos: QoS::AtMostOnce,
-            retain_available: false,
-            maximum_packet_size: None,
-            server_keep_alive: None,
-            topic_alias_maximum: 0,
-            receive_maximum: 1,
-            wildcard_subscriptions: false,
-            subscription_identifiers: false,
-            shared_subscriptions: false,
-        },
-        Capabilities {
-            maximum_qos: QoS::ExactlyOnce,
-            retain_available: true,
-            maximum_packet_size: Some(70_000),
-            server_keep_alive: Some(1),
-            topic_alias_maximum: 1000,
-            receive_maximum: 1000,
-            wildcard_subscriptions: true,
-            subscription_identifiers: true,
-            shared_subscriptions: true,
-        },
-    ]
+    let meagre = ConnAckProperties {
+        maximum_qos: Some(QoS::AtMostOnce),
+        retain_available: Some(false),
+        topic_alias_maximum: Some(0),
+        receive_maximum: Some(1),
+        wildcard_subscription_available: Some(false),
+        subscription_identifiers_available: Some(false),
+        shared_subscription_available: Some(false),
+        ..ConnAckProperties::default()
+    };
+    let ample = ConnAckProperties {
+        maximum_qos: Some(QoS::ExactlyOnce),
+        retain_available: Some(true),
+        maximum_packet_size: Some(70_000),
+        server_keep_alive: Some(1),
+        topic_alias_maximum: Some(1000),
+        receive_maximum: Some(1000),
+        ..ConnAckProperties::default()
+    };
+    [meagre, ample].map(|properties| Capabilities {
+        announced: Overrides::announced_in(&properties),
+    })
 }
 
 fn endpoint() -> Endpoint {
@@ -221,8 +220,8 @@ fn no_check_skip_reason_or_report_line_of_the_catalogue_shows_debug_notation() {
         "subscription_ids=[7,9]",
         "topic_alias absent",
         "maximum_qos=1",
-        "this one's CONNACK does not set it",
-        "needs a broker with `max_qos: 1`; this one announces 0",
+        "this one announces no ",
+        "needs a broker with `max_qos: 1`; this one announces Maximum QoS 0",
         "recorded: ",
     ] {
         assert!(all.contains(expected), "nothing said `{expected}`");
