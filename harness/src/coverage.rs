@@ -24,6 +24,17 @@ pub enum Strength {
     May,
 }
 
+impl Strength {
+    /// As the spec writes it: `MUST`, `SHOULD`, `MAY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strength::Must => "MUST",
+            Strength::Should => "SHOULD",
+            Strength::May => "MAY",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Statement {
     pub id: String,

@@ -3,8 +3,10 @@
 //! Modules, each using only those listed before it (`tests/module_graph.rs` checks that the
 //! imports between modules form no cycle):
 //!
+//! - [`io_error`]: I/O errors in words.
 //! - [`broker_process`]: a broker started as a child process, and its CPU time and memory.
 //! - [`scenario`]: the YAML scenario language, parsed strictly into a typed model.
+//! - [`selection`]: which scenarios a command takes (`--tag`, `--name`).
 //! - [`transcript`]: what happened in a run, rendered as stable text.
 //! - [`link`]: whole MQTT packets in and out over any byte stream.
 //! - [`client`]: the scripted MQTT client that plays each scenario client, over the
@@ -23,12 +25,14 @@
 pub mod broker_process;
 pub mod client;
 pub mod coverage;
+pub mod io_error;
 pub mod link;
 pub mod matrix;
 pub mod oracle;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod selection;
 pub mod storm;
 pub mod suite;
 pub mod transcript;

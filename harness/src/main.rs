@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Broker(args) => cli::broker::run(args),
+        Command::List(args) => cli::list::run(args),
         Command::Run(args) => cli::run::run(args),
         Command::Explain(args) => cli::explain::run(args),
         Command::Coverage(args) => cli::coverage::run(args),

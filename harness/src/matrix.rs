@@ -13,18 +13,10 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::report::{ScenarioResult, Status};
+use crate::report::{ScenarioResult, Status, html};
+use crate::scenario;
 use crate::scenario::yaml::{self, Fields, Node};
-
-/// A scenario's key in matrices and profiles: its path under `scenarios/`, without `.yaml`
-/// (the catalogue test's name).
-pub fn scenario_key(file: &str) -> String {
-    let path = file.replace('\\', "/");
-    let under = path
-        .rsplit_once("scenarios/")
-        .map_or(path.as_str(), |(_, rest)| rest);
-    under.strip_suffix(".yaml").unwrap_or(under).to_owned()
-}
+use crate::verdict::Check;
 
 /// What a target did with one scenario over all repeats.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +34,8 @@ pub enum Observed {
         first: String,
     },
     Skip(String),
+    /// The target stopped answering before or while it ran.
+    NotRun(String),
 }
 
 impl Observed {
@@ -54,6 +48,12 @@ impl Observed {
             .unwrap_or_default();
         if let Some(Status::Skip(why)) = results.first().map(|r| &r.status) {
             return Observed::Skip(why.clone());
+        }
+        if let Some(why) = results.iter().find_map(|r| match &r.status {
+            Status::NotRun(why) => Some(why),
+            _ => None,
+        }) {
+            return Observed::NotRun(why.clone());
         }
         let diverged = results.iter().filter(|r| r.status != Status::Pass).count();
         match diverged {
@@ -76,6 +76,7 @@ impl Observed {
             Observed::Diverges { status, .. } => status.label().to_lowercase(),
             Observed::Intermittent { diverged, runs, .. } => format!("flaky {diverged}/{runs}"),
             Observed::Skip(_) => "skip".into(),
+            Observed::NotRun(_) => "not run".into(),
         }
     }
 
@@ -83,7 +84,7 @@ impl Observed {
         match self {
             Observed::Pass => "",
             Observed::Diverges { first, .. } | Observed::Intermittent { first, .. } => first,
-            Observed::Skip(why) => why,
+            Observed::Skip(why) | Observed::NotRun(why) => why,
         }
     }
 }
@@ -91,7 +92,7 @@ impl Observed {
 /// One known divergence of a broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Divergence {
-    /// [`scenario_key`] of the scenario.
+    /// The scenario's [`key`](crate::scenario::key).
     pub scenario: String,
     /// `fail`, `warn` or `intermittent`.
     pub expect: Expected,
@@ -212,7 +213,7 @@ impl Judgement {
 pub fn judge(profile: &Profile, scenario: &str, observed: &Observed) -> Judgement {
     let known = profile.find(scenario);
     match (observed, known.map(|d| d.expect)) {
-        (Observed::Skip(_), _) => Judgement::Skipped,
+        (Observed::Skip(_) | Observed::NotRun(_), _) => Judgement::Skipped,
         (Observed::Intermittent { .. }, _) | (_, Some(Expected::Intermittent)) => {
             Judgement::Intermittent
         }
@@ -240,6 +241,8 @@ pub struct Column {
     pub url: String,
     /// By scenario key.
     pub observed: BTreeMap<String, Observed>,
+    /// Every repeat's result, by scenario key.
+    pub results: BTreeMap<String, Vec<ScenarioResult>>,
     pub profile: Option<Profile>,
 }
 
@@ -251,25 +254,76 @@ impl Column {
         runs: &[Vec<ScenarioResult>],
         profile: Option<Profile>,
     ) -> Column {
-        let mut by_key: BTreeMap<String, Vec<&ScenarioResult>> = BTreeMap::new();
+        let mut results: BTreeMap<String, Vec<ScenarioResult>> = BTreeMap::new();
         for run in runs {
             for result in run {
-                by_key
-                    .entry(scenario_key(&result.file))
+                results
+                    .entry(scenario::key(&result.file))
                     .or_default()
-                    .push(result);
+                    .push(result.clone());
             }
         }
-        let observed = by_key
-            .into_iter()
-            .map(|(k, rs)| (k, Observed::of(&rs)))
+        let observed = results
+            .iter()
+            .map(|(k, rs)| (k.clone(), Observed::of(&rs.iter().collect::<Vec<_>>())))
             .collect();
         Column {
             name: name.to_owned(),
             url: url.to_owned(),
             observed,
+            results,
             profile,
         }
+    }
+
+    /// The result that stands for a scenario's repeats: the first that did not pass, or else
+    /// the first.
+    pub fn representative(&self, scenario: &str) -> Option<&ScenarioResult> {
+        let results = self.results.get(scenario)?;
+        results
+            .iter()
+            .find(|r| r.status != Status::Pass)
+            .or(results.first())
+    }
+
+    /// What the target chose where the spec lets it (its `may` checks): `as written` when
+    /// they held, `otherwise` when one did not, `varies` when repeats chose differently.
+    /// `None` when the scenario records no choice.
+    pub fn choices(&self, scenario: &str) -> Option<String> {
+        let chosen: Vec<&str> = self
+            .results
+            .get(scenario)?
+            .iter()
+            .filter(|r| r.checks.iter().any(Check::is_choice))
+            .map(|r| {
+                let held = r.checks.iter().filter(|c| c.is_choice()).all(|c| c.passed);
+                if held { "as written" } else { "otherwise" }
+            })
+            .collect();
+        let first = *chosen.first()?;
+        Some(if chosen.iter().all(|c| *c == first) {
+            first.to_owned()
+        } else {
+            "varies".to_owned()
+        })
+    }
+
+    /// `ref: 189 pass, 0 diverge, 0 intermittent, 0 skipped` (and how many were not run).
+    pub fn summary(&self) -> String {
+        let count = |f: fn(&Observed) -> bool| self.observed.values().filter(|o| f(o)).count();
+        let mut line = format!(
+            "{}: {} pass, {} diverge, {} intermittent, {} skipped",
+            self.name,
+            count(|o| *o == Observed::Pass),
+            count(|o| matches!(o, Observed::Diverges { .. })),
+            count(|o| matches!(o, Observed::Intermittent { .. })),
+            count(|o| matches!(o, Observed::Skip(_))),
+        );
+        let not_run = count(|o| matches!(o, Observed::NotRun(_)));
+        if not_run > 0 {
+            line.push_str(&format!(", {not_run} not run"));
+        }
+        line
     }
 
     pub fn judgement(&self, scenario: &str) -> Option<Judgement> {
@@ -299,11 +353,27 @@ impl Column {
     }
 }
 
+/// How a matrix cell looks in the HTML page.
+fn tone(observed: &Observed, judgement: Option<Judgement>) -> html::Tone {
+    match (observed, judgement) {
+        (_, Some(j)) if j.fails_gate() => html::Tone::Fail,
+        (Observed::Skip(_), _) => html::Tone::Skip,
+        (Observed::NotRun(_), _) => html::Tone::NotRun,
+        (Observed::Intermittent { .. }, _) | (_, Some(Judgement::Intermittent)) => {
+            html::Tone::Flaky
+        }
+        (_, Some(Judgement::Known)) => html::Tone::Known,
+        (Observed::Pass, _) => html::Tone::Pass,
+        (Observed::Diverges { status, .. }, _) => html::Tone::of(status),
+    }
+}
+
 pub struct Matrix {
     pub columns: Vec<Column>,
 }
 
 impl Matrix {
+    /// Every scenario of any column, by key.
     fn scenarios(&self) -> Vec<&String> {
         let mut keys: Vec<&String> = self
             .columns
@@ -315,30 +385,56 @@ impl Matrix {
         keys
     }
 
-    fn cell(&self, column: &Column, key: &str) -> String {
+    /// One target's outcome for one scenario: `pass`, `fail (known)`, `pass, recorded: no`.
+    pub fn cell(&self, column: &Column, key: &str) -> String {
         let Some(observed) = column.observed.get(key) else {
             return "-".into();
         };
-        match column
+        let mut cell = match column
             .judgement(key)
             .map(|j| j.as_str())
             .filter(|j| !j.is_empty())
         {
             Some(judgement) => format!("{} ({judgement})", observed.cell()),
             None => observed.cell(),
+        };
+        if let Some(choices) = column.choices(key) {
+            cell.push_str(&format!(", recorded: {choices}"));
         }
+        cell
     }
 
-    /// The first difference in a row: the first divergence's first failed check.
-    fn first_difference(&self, key: &str) -> String {
-        self.columns
-            .iter()
-            .find_map(|c| {
-                let o = c.observed.get(key)?;
-                matches!(o, Observed::Diverges { .. } | Observed::Intermittent { .. })
-                    .then(|| format!("{}: {}", c.name, o.detail()))
+    /// The first difference in a row: the first divergence's first failed check. Or else,
+    /// where the spec leaves the broker a choice, what the first target that chose otherwise
+    /// than the first one did, or what they all did when they chose alike.
+    pub fn first_difference(&self, key: &str) -> String {
+        let divergence = self.columns.iter().find_map(|c| {
+            let o = c.observed.get(key)?;
+            matches!(o, Observed::Diverges { .. } | Observed::Intermittent { .. })
+                .then(|| format!("{}: {}", c.name, o.detail()))
+        });
+        divergence
+            .or_else(|| {
+                let first = self.columns.first()?;
+                let chose = first.choices(key)?;
+                let (who, column) = match self
+                    .columns
+                    .iter()
+                    .find(|c| c.choices(key).is_some_and(|other| other != chose))
+                {
+                    Some(other) => (other.name.clone(), other),
+                    None => ("all".to_owned(), first),
+                };
+                let recorded = column.representative(key)?.recorded();
+                Some(format!("{who}: recorded: {}", recorded.join("; ")))
             })
             .unwrap_or_default()
+    }
+
+    /// One line per target, as [`Column::summary`].
+    pub fn summary(&self) -> String {
+        let lines: Vec<String> = self.columns.iter().map(Column::summary).collect();
+        lines.join("\n")
     }
 
     pub fn table(&self) -> String {
@@ -379,16 +475,7 @@ impl Matrix {
             out.push_str(&format!("| {key} | {} | {diff} |\n", cells.join(" | ")));
         }
         for column in &self.columns {
-            let count =
-                |f: fn(&Observed) -> bool| column.observed.values().filter(|o| f(o)).count();
-            out.push_str(&format!(
-                "\n{}: {} pass, {} diverge, {} intermittent, {} skipped\n",
-                column.name,
-                count(|o| *o == Observed::Pass),
-                count(|o| matches!(o, Observed::Diverges { .. })),
-                count(|o| matches!(o, Observed::Intermittent { .. })),
-                count(|o| matches!(o, Observed::Skip(_))),
-            ));
+            out.push_str(&format!("\n{}\n", column.summary()));
         }
         out
     }
@@ -406,6 +493,7 @@ impl Matrix {
                             "outcome": o.cell(),
                             "detail": o.detail(),
                             "judgement": c.judgement(k).map(|j| j.as_str().to_lowercase()),
+                            "recorded": c.representative(k).map(|r| r.recorded()).unwrap_or_default(),
                         }))
                     })
                     .collect();
@@ -415,8 +503,53 @@ impl Matrix {
         serde_json::to_string_pretty(&json!({ "targets": columns })).expect("JSON of plain values")
     }
 
+    /// One self-contained HTML page: the matrix, each cell opening that target's transcript,
+    /// and a timeline per scenario with every target's arrivals (see [`html`]).
+    pub fn html(&self) -> String {
+        let rows = self
+            .scenarios()
+            .into_iter()
+            .map(|key| {
+                let cells: Vec<Option<html::Cell>> = self
+                    .columns
+                    .iter()
+                    .map(|column| {
+                        Some(html::Cell {
+                            label: self.cell(column, key),
+                            tone: tone(column.observed.get(key)?, column.judgement(key)),
+                            result: column.representative(key)?,
+                        })
+                    })
+                    .collect();
+                let name = cells
+                    .iter()
+                    .flatten()
+                    .map(|c| c.result.name.clone())
+                    .next()
+                    .unwrap_or_default();
+                html::Row {
+                    key: key.clone(),
+                    name,
+                    cells,
+                    note: self.first_difference(key),
+                }
+            })
+            .collect();
+        let names: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+        html::page(&html::Page {
+            title: format!("lastwill matrix: {}", names.join(", ")),
+            summary: self.columns.iter().map(Column::summary).collect(),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.url.clone()))
+                .collect(),
+            rows,
+        })
+    }
+
     pub fn junit(&self) -> String {
-        use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+        use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
         let mut report = Report::new("lastwill matrix");
         for column in &self.columns {
             let mut suite = TestSuite::new(format!("{} ({})", column.name, column.url));
@@ -425,6 +558,11 @@ impl Matrix {
                 let status = match (observed, &judgement) {
                     (Observed::Skip(why), _) => {
                         let mut s = TestCaseStatus::skipped();
+                        s.set_message(why.clone());
+                        s
+                    }
+                    (Observed::NotRun(why), _) => {
+                        let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
                         s.set_message(why.clone());
                         s
                     }
@@ -440,7 +578,15 @@ impl Matrix {
                     }
                     _ => TestCaseStatus::success(),
                 };
-                suite.add_test_case(TestCase::new(key.clone(), status));
+                let mut case = TestCase::new(key.clone(), status);
+                for recorded in column
+                    .representative(key)
+                    .map(|r| r.recorded())
+                    .unwrap_or_default()
+                {
+                    case.add_property(Property::new("recorded", recorded));
+                }
+                suite.add_test_case(case);
             }
             report.add_test_suite(suite);
         }
@@ -462,6 +608,7 @@ mod tests {
             transcript: String::new(),
             elapsed: Default::default(),
             covered: Default::default(),
+            timeline: Default::default(),
         }
     }
 
@@ -506,14 +653,5 @@ mod tests {
             .unwrap_err();
         assert!(err.starts_with("3:"), "{err}");
         assert!(err.contains("fail, warn or intermittent"), "{err}");
-    }
-
-    #[test]
-    fn keys_are_paths_under_scenarios() {
-        assert_eq!(
-            scenario_key("scenarios/will-delay/cancel.yaml"),
-            "will-delay/cancel"
-        );
-        assert_eq!(scenario_key("/work/x/scenarios/a/b.yaml"), "a/b");
     }
 }

@@ -1,7 +1,7 @@
 //! A suite run: many scenarios on one target, in parallel, into [`ScenarioResult`]s.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -35,6 +35,7 @@ pub fn run_one(
             Duration::ZERO,
         ),
         Err(NotRun::Failed(why)) => result(scenario, Status::Error(why), None, elapsed),
+        Err(NotRun::Lost(why)) => result(scenario, Status::NotRun(why), None, elapsed),
     }
 }
 
@@ -56,13 +57,16 @@ fn result(
             .unwrap_or_default(),
         checks: run.as_ref().map(|r| r.checks.clone()).unwrap_or_default(),
         transcript: run.as_ref().map(Run::render).unwrap_or_default(),
+        timeline: run.map(|r| r.timeline).unwrap_or_default(),
         elapsed,
     }
 }
 
 /// Runs every scenario on `target`, `jobs` at a time, showing a progress bar on a terminal.
 /// On a TCP target, scenarios that need a broker to themselves run afterwards, one per broker
-/// instance at a time. Results come back in the scenarios' order.
+/// instance at a time; a broker that stops answering ends the run within seconds, and the
+/// scenarios it cut short or never started are [`Status::NotRun`]. Results come back in the
+/// scenarios' order.
 pub fn run(scenarios: &[Scenario], target: &Target, jobs: usize) -> Vec<ScenarioResult> {
     let (shared, exclusive): (Vec<usize>, Vec<usize>) =
         (0..scenarios.len()).partition(|&i| !target.needs_exclusive_run(&scenarios[i]));
@@ -71,25 +75,37 @@ pub fn run(scenarios: &[Scenario], target: &Target, jobs: usize) -> Vec<Scenario
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("progress template"),
     );
     let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; scenarios.len()]);
-    for (batch, jobs) in [(shared, jobs), (exclusive, target.instances())] {
-        let jobs = jobs.clamp(1, batch.len().max(1));
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for worker in 0..jobs {
-                let (next, batch, progress, results) = (&next, &batch, &progress, &results);
-                scope.spawn(move || {
-                    while let Some(&index) = batch.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let scenario = &scenarios[index];
-                        // each worker keeps to one instance, so exclusive runs never share one
-                        let result = run_one(target, scenario, index, worker);
-                        progress.set_message(scenario.file.clone());
-                        progress.inc(1);
-                        results.lock().expect("results lock")[index] = Some(result);
-                    }
-                });
-            }
-        });
-    }
+    let finished = AtomicBool::new(false);
+    std::thread::scope(|watching| {
+        if let Target::Tcp {
+            instances,
+            liveness,
+            ..
+        } = target
+        {
+            watching.spawn(|| liveness.watch(instances, &finished));
+        }
+        for (batch, jobs) in [(shared, jobs), (exclusive, target.instances())] {
+            let jobs = jobs.clamp(1, batch.len().max(1));
+            let next = AtomicUsize::new(0);
+            std::thread::scope(|scope| {
+                for worker in 0..jobs {
+                    let (next, batch, progress, results) = (&next, &batch, &progress, &results);
+                    scope.spawn(move || {
+                        while let Some(&index) = batch.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            let scenario = &scenarios[index];
+                            // each worker keeps to one instance, so exclusive runs never share one
+                            let result = run_one(target, scenario, index, worker);
+                            progress.set_message(scenario.file.clone());
+                            progress.inc(1);
+                            results.lock().expect("results lock")[index] = Some(result);
+                        }
+                    });
+                }
+            });
+        }
+        finished.store(true, Ordering::SeqCst);
+    });
     progress.finish_and_clear();
     results
         .into_inner()

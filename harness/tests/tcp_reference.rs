@@ -64,11 +64,7 @@ fn run_on_own_broker(scenario: &Scenario, index: usize, dir: &Path) -> Result<Ru
     let capabilities = runtime
         .block_on(prober.probe())
         .expect("probe the reference broker");
-    let target = Target::Tcp {
-        instances: vec![target],
-        capabilities,
-        run_id: format!("{index}"),
-    };
+    let target = Target::tcp(vec![target], capabilities, format!("{index}"));
     // The broker was configured from the scenario, so only simulator-only steps may skip it:
     // requirements a CONNACK cannot show (credentials, limits) hold by construction.
     let mut unconstrained = scenario.clone();
@@ -123,10 +119,12 @@ fn reference_broker_over_tcp_passes_what_passes_in_the_simulator() {
                             run.verdict,
                             run.render()
                         )),
-                        Err(NotRun::Failed(why)) => problems.lock().unwrap().push(format!(
-                            "{} passes in the simulator but cannot run over TCP: {why}",
-                            scenario.file
-                        )),
+                        Err(NotRun::Failed(why) | NotRun::Lost(why)) => {
+                            problems.lock().unwrap().push(format!(
+                                "{} passes in the simulator but cannot run over TCP: {why}",
+                                scenario.file
+                            ))
+                        }
                     }
                 }
             });

@@ -136,10 +136,7 @@ pub fn run(args: Args) -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("lastwill: error: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(error) => return usage_error(format!("cannot start the runtime: {error}")),
     };
     let listen = config.listen;
     // One line on stdout once the socket is bound: with `--listen 127.0.0.1:0` it is how a
@@ -156,10 +153,11 @@ pub fn run(args: Args) -> ExitCode {
         stop_signal(),
     )) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("lastwill: error: cannot listen on {listen}: {error}");
-            ExitCode::FAILURE
-        }
+        // a port in use, an address not of this machine: the configuration, exit code 2
+        Err(error) => usage_error(format!(
+            "cannot listen on {listen}: {}",
+            lastwill::io_error::describe(&error)
+        )),
     }
 }
 

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::run::load_all;
+use super::select::load_all;
 use super::usage_error;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use lastwill::coverage::{Coverage, STATEMENTS, parse_statements};
@@ -29,7 +29,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     let scenarios = match load_all(&args.paths) {
         Ok(scenarios) => scenarios,
-        Err(message) => return usage_error(message),
+        Err(code) => return code,
     };
     let coverage = Coverage::of(statements, &scenarios);
     let mut table = Table::new();
@@ -46,8 +46,8 @@ pub fn run(args: Args) -> ExitCode {
             continue;
         }
         let strength = format!(
-            "{:?}{}{}",
-            statement.strength,
+            "{}{}{}",
+            statement.strength.as_str(),
             if statement.single_broker {
                 ""
             } else {
@@ -58,8 +58,7 @@ pub fn run(args: Args) -> ExitCode {
             } else {
                 ""
             }
-        )
-        .to_uppercase();
+        );
         table.add_row([
             statement.id.clone(),
             statement.version.to_string(),
@@ -86,9 +85,10 @@ pub fn run(args: Args) -> ExitCode {
         ));
     }
     super::print(coverage.summary());
+    // a ref naming no statement is a mistake in the scenario files: bad input
     if coverage.unknown.is_empty() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
+        ExitCode::from(super::EXIT_USAGE)
     }
 }

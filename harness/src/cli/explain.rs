@@ -36,9 +36,6 @@ pub fn run(args: Args) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Err(why) => {
-            eprintln!("lastwill: error: {}: {why}", args.file.display());
-            ExitCode::FAILURE
-        }
+        Err(why) => usage_error(format!("{}: {why}", args.file.display())),
     }
 }

@@ -10,18 +10,29 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use lastwill::matrix::{Column, Matrix, Profile};
+use lastwill::report::ScenarioResult;
 use lastwill::runner::Target;
 use lastwill::suite;
 
-use super::run::load_all;
+use super::output::ReportFile;
+use super::run::lost_target;
+use super::select::SelectArgs;
 use super::target::TargetArgs;
 use super::usage_error;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Markdown,
+    Json,
+    Junit,
+    Html,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Scenario files or folders [default: scenarios/].
-    #[arg(value_name = "PATHS")]
-    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// A target: `ref` (the reference broker in the simulator) or NAME=mqtt://HOST:PORT[,HOST:PORT...].
     #[arg(long = "target", value_name = "TARGET", required = true)]
     pub targets: Vec<String>,
@@ -31,23 +42,29 @@ pub struct Args {
     /// Runs of each external target; outcomes that differ between runs are intermittent.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
-    /// Write the matrix as Markdown.
+    /// What to print on standard output (the summary goes to stderr unless it is the table).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Also write the matrix as Markdown (every file is checked before the run starts).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
-    /// Write the matrix as JSON.
+    /// Also write the matrix as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Write the matrix as JUnit XML (one suite per target).
+    /// Also write the matrix as JUnit XML (one suite per target).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also write the matrix as one self-contained HTML page, with transcripts and timelines.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
     pub settings: TargetArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let scenarios = match load_all(&args.paths) {
+    let scenarios = match args.select.load() {
         Ok(scenarios) => scenarios,
-        Err(message) => return usage_error(message),
+        Err(code) => return code,
     };
     let named: Vec<(String, String)> = args
         .targets
@@ -59,6 +76,10 @@ pub fn run(args: Args) -> ExitCode {
         .collect();
     let profiles = match profiles(&args.profiles, &named) {
         Ok(profiles) => profiles,
+        Err(message) => return usage_error(message),
+    };
+    let files = match ReportFile::open_all([&args.markdown, &args.json, &args.junit, &args.html]) {
+        Ok(files) => files,
         Err(message) => return usage_error(message),
     };
     let mut columns = Vec::new();
@@ -78,7 +99,12 @@ pub fn run(args: Args) -> ExitCode {
                 "{name}: run {repeat}/{repeats} of {} scenarios",
                 scenarios.len()
             );
-            runs.push(suite::run(&scenarios, &target, jobs));
+            let results = suite::run(&scenarios, &target, jobs);
+            let lost = lost_target(&results).is_some();
+            runs.push(results);
+            if lost {
+                break;
+            }
         }
         let profile = profiles
             .iter()
@@ -87,16 +113,24 @@ pub fn run(args: Args) -> ExitCode {
         columns.push(Column::new(name, url, &runs, profile));
     }
     let matrix = Matrix { columns };
-    super::print(matrix.table());
-    for (path, text) in [
-        (&args.markdown, matrix.markdown()),
-        (&args.json, matrix.json()),
-        (&args.junit, matrix.junit()),
-    ] {
-        if let Some(path) = path
-            && let Err(error) = std::fs::write(path, text)
+    let render = |format: Format| match format {
+        Format::Table => matrix.table(),
+        Format::Markdown => matrix.markdown(),
+        Format::Json => matrix.json(),
+        Format::Junit => matrix.junit(),
+        Format::Html => matrix.html(),
+    };
+    super::print(render(args.format));
+    match args.format {
+        Format::Table => super::print(matrix.summary()),
+        _ => eprintln!("{}", matrix.summary()),
+    }
+    let formats = [Format::Markdown, Format::Json, Format::Junit, Format::Html];
+    for (file, format) in files.into_iter().zip(formats) {
+        if let Some(file) = file
+            && let Err(message) = file.write(&render(format))
         {
-            return usage_error(format!("{}: {error}", path.display()));
+            return usage_error(message);
         }
     }
     let mut failed = false;
@@ -116,6 +150,13 @@ pub fn run(args: Args) -> ExitCode {
             );
             failed = true;
         }
+    }
+    let lost = matrix.columns.iter().find_map(|c| {
+        let results: Vec<ScenarioResult> = c.results.values().flatten().cloned().collect();
+        lost_target(&results).map(|why| format!("{}: {why}", c.name))
+    });
+    if let Some(lost) = lost {
+        return usage_error(lost);
     }
     if failed {
         ExitCode::FAILURE

@@ -4,15 +4,21 @@
 //! `pub fn run(args) -> ExitCode`, add a `Foo(foo::Args)` variant to [`Command`], and one arm
 //! to the `match` in `main.rs`.
 //!
-//! Exit codes: 0 success, 1 a run that found failures (for subcommands that test), 2 a usage
-//! or configuration error (what clap itself uses for bad flags).
+//! Exit codes, the same for every subcommand: 0 success, 1 a run that found a divergence (a
+//! failed scenario, a matrix outside its profile, a lost will in a storm), 2 a usage, input or
+//! target error (bad flags — what clap itself uses —, files that are not valid scenarios, a
+//! report path that cannot be written, a target that cannot be reached or stopped answering,
+//! a port in use).
 
 pub mod bench;
 pub mod broker;
 pub mod coverage;
 pub mod explain;
+pub mod list;
 pub mod matrix;
+pub mod output;
 pub mod run;
+pub mod select;
 pub mod target;
 
 use std::io::IsTerminal;
@@ -32,6 +38,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the reference broker on real TCP.
     Broker(broker::Args),
+    /// List scenarios (name, tags, protocol, level, length, refs) without running them.
+    List(list::Args),
     /// Run scenarios (default: the catalogue in scenarios/ on the simulator) and report.
     Run(run::Args),
     /// Run one scenario on the simulator and print its transcript and checks.

@@ -3,17 +3,19 @@
 //! Paths are scenario files or folders (searched for `**/*.yaml`); the default is the
 //! catalogue in `scenarios/`. The default target is the reference broker in the simulator;
 //! `--target mqtt://host:port` runs the same scenarios against a running broker. Exit code 1
-//! when a scenario fails (or cannot run), 2 for bad flags, files or targets.
+//! when a scenario fails (or cannot run), 2 for bad flags, files or targets, and for a target
+//! that stopped answering during the run.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use lastwill::report;
+use lastwill::report::{self, ScenarioResult, Status};
 use lastwill::runner::Target;
-use lastwill::scenario::{self, Scenario};
 use lastwill::suite;
 
+use super::output::ReportFile;
+use super::select::SelectArgs;
 use super::target::TargetArgs;
 use super::usage_error;
 
@@ -22,13 +24,14 @@ pub enum Format {
     Table,
     Json,
     Junit,
+    /// One self-contained page: results, transcripts and a timeline per scenario.
+    Html,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Scenario files or folders [default: scenarios/].
-    #[arg(value_name = "PATHS")]
-    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// `sim` (the reference broker in the simulator), mqtt://HOST:PORT or mqtts://HOST:PORT;
     /// mqtt://HOST:PORT,HOST:PORT,... spreads the run over identically configured instances.
     #[arg(long, default_value = "sim", value_name = "TARGET")]
@@ -36,7 +39,8 @@ pub struct Args {
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Write the report to FILE instead of standard output (the summary still goes to stderr).
+    /// Write the report to FILE instead of standard output (the summary still goes to
+    /// stderr); checked before the run starts.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Print the transcript of every failed scenario.
@@ -47,8 +51,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let scenarios = match load_all(&args.paths) {
+    let scenarios = match args.select.load() {
         Ok(scenarios) => scenarios,
+        Err(code) => return code,
+    };
+    let output = match args.output.as_deref().map(ReportFile::open).transpose() {
+        Ok(output) => output,
         Err(message) => return usage_error(message),
     };
     let target = match args.settings.target(&args.target) {
@@ -64,11 +72,12 @@ pub fn run(args: Args) -> ExitCode {
         Format::Table => report::table(&results),
         Format::Json => report::json(&results),
         Format::Junit => report::junit(&results, &format!("lastwill on {}", args.target)),
+        Format::Html => report::html::run(&results, &args.target),
     };
-    match &args.output {
-        Some(path) => {
-            if let Err(error) = std::fs::write(path, &rendered) {
-                return usage_error(format!("{}: {error}", path.display()));
+    match output {
+        Some(file) => {
+            if let Err(message) = file.write(&rendered) {
+                return usage_error(message);
             }
         }
         None => super::print(&rendered),
@@ -94,6 +103,9 @@ pub fn run(args: Args) -> ExitCode {
         (None, Format::Table) => super::print(&summary),
         _ => eprintln!("{summary}"),
     }
+    if let Some(lost) = lost_target(&results) {
+        return usage_error(lost);
+    }
     if results.iter().any(|r| r.status.is_failure()) {
         ExitCode::FAILURE
     } else {
@@ -101,34 +113,16 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-/// Loads the scenarios named by `paths`; the first bad file is the error.
-pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, String> {
-    collect(paths)?
-        .iter()
-        .map(|file| scenario::load(file).map_err(|e| e.to_string()))
-        .collect()
-}
-
-/// The scenario files named by `paths` (folders searched recursively), in order.
-pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let defaults = [PathBuf::from("scenarios")];
-    let paths = if paths.is_empty() {
-        &defaults[..]
-    } else {
-        paths
-    };
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            files.extend(scenario::discover(path));
-        } else if path.is_file() {
-            files.push(path.clone());
-        } else {
-            return Err(format!("{}: no such file or folder", path.display()));
-        }
-    }
-    if files.is_empty() {
-        return Err("no scenario files (*.yaml) found".into());
-    }
-    Ok(files)
+/// When the target stopped answering: why, and how many scenarios it left unrun, in one line.
+pub fn lost_target(results: &[ScenarioResult]) -> Option<String> {
+    let mut not_run = results.iter().filter_map(|r| match &r.status {
+        Status::NotRun(why) => Some(why),
+        _ => None,
+    });
+    let why = not_run.next()?;
+    let count = 1 + not_run.count();
+    Some(format!(
+        "{why}; {count} of {} scenarios not run",
+        results.len()
+    ))
 }

@@ -41,6 +41,8 @@ pub struct ConnectionArgs {
     /// User name for every CONNECT to an external broker (scenarios that set their own win).
     #[arg(long)]
     pub username: Option<String>,
+    /// Password for every CONNECT that takes --username (visible to other local users in the
+    /// process list: prefer a test account).
     #[arg(long)]
     pub password: Option<String>,
 }
@@ -79,11 +81,7 @@ impl TargetArgs {
             instances.push(target);
         }
         let capabilities = capabilities.ok_or_else(|| format!("target `{url}`: no host"))?;
-        Ok(Target::Tcp {
-            instances,
-            capabilities,
-            run_id: run_id(),
-        })
+        Ok(Target::tcp(instances, capabilities, run_id()))
     }
 
     /// `--jobs`, or the target's own default.

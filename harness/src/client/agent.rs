@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{Command, Network, Outcome, StepError, Wait};
+use crate::io_error;
 use crate::link::{Ended, Link};
 use crate::scenario::{Action, ClientSpec, DropMode};
 use crate::transcript::{EventKind, Fault, Recorder};
@@ -394,7 +395,7 @@ impl<N: Network> Agent<N> {
                 true
             }
             Err(err) => {
-                let why = err.to_string();
+                let why = io_error::describe(&err);
                 self.record(EventKind::ConnectFailed(why.clone()));
                 outcome.error = Some(StepError::ConnectFailed(why));
                 false

@@ -589,7 +589,7 @@ impl<'s> Model<'s> {
             let within = expect
                 .iter()
                 .find_map(|e| e.within)
-                .unwrap_or(crate::runner::STEP_TIMEOUT);
+                .unwrap_or(crate::scenario::DEFAULT_WITHIN);
             (within, within)
         }
     }

@@ -14,9 +14,6 @@ use crate::scenario::{Action, NetAction, Scenario, StepKind};
 use crate::transcript::{EventKind, Recorder};
 use crate::verdict::{self, Check, Marks};
 
-/// How long a step waits for its response unless it says `within:`.
-pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Scenario-level steps a runner may or may not be able to perform.
 pub trait Control {
     fn now(&self) -> Duration;
@@ -56,11 +53,7 @@ pub async fn direct(
                 let wait = Wait {
                     close: step.expect.iter().any(|e| e.closed == Some(true)),
                     disconnect: step.expect.iter().any(|e| e.disconnect.is_some()),
-                    within: step
-                        .expect
-                        .iter()
-                        .find_map(|e| e.within)
-                        .unwrap_or(STEP_TIMEOUT),
+                    within: step.within(),
                 };
                 let outcome = run_action(agents, client, action.clone(), wait).await;
                 let checks = verdict::step_checks(step, &outcome, scenario.level);
@@ -153,6 +146,7 @@ fn cannot(location: crate::scenario::Location, why: String) -> Check {
         expected: "the target can perform this step".into(),
         observed: why,
         location,
+        scope: verdict::Scope::Step,
     }
 }
 

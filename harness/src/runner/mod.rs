@@ -12,12 +12,13 @@ mod director;
 pub mod sim;
 pub mod tcp;
 
+use std::sync::Arc;
+
 use crate::scenario::Scenario;
 use crate::transcript::Transcript;
-use crate::verdict::{self, Check, Tolerance, Verdict};
+use crate::verdict::{self, Check, Timeline, Tolerance, Verdict};
 use director::Direction;
-pub(crate) use director::STEP_TIMEOUT;
-use tcp::{Capabilities, Endpoint, Skip};
+use tcp::{Capabilities, Endpoint, Liveness, Skip, Unfinished};
 
 /// Where a scenario runs.
 #[derive(Clone, Debug)]
@@ -32,6 +33,8 @@ pub enum Target {
         capabilities: Capabilities,
         /// Distinguishes this run's client ids and topics from every other run's.
         run_id: String,
+        /// Whether the broker is still there (see [`Target::tcp`]).
+        liveness: Arc<Liveness>,
     },
 }
 
@@ -42,9 +45,21 @@ pub enum NotRun {
     Skipped(Skip),
     /// It could not be run at all (a simulation error, no runtime).
     Failed(String),
+    /// The broker over TCP stopped answering, before it started or while it ran.
+    Lost(String),
 }
 
 impl Target {
+    /// A broker over TCP, as a run starts with it: probed, and not (yet) lost.
+    pub fn tcp(instances: Vec<Endpoint>, capabilities: Capabilities, run_id: String) -> Target {
+        Target::Tcp {
+            instances,
+            capabilities,
+            run_id,
+            liveness: Arc::default(),
+        }
+    }
+
     /// Scenarios at a time by default: the simulator is CPU-bound, a real broker mostly
     /// makes the harness wait.
     pub fn default_jobs(&self) -> usize {
@@ -80,15 +95,22 @@ impl Target {
                 instances,
                 capabilities,
                 run_id,
+                liveness,
             } => {
+                if let Some(why) = liveness.lost() {
+                    return Err(NotRun::Lost(why));
+                }
                 let endpoint = &instances[instance % instances.len()];
                 if let Some(why) = endpoint.skip_reason(scenario, capabilities) {
                     return Err(NotRun::Skipped(why));
                 }
                 let prefix = format!("lw{run_id}s{index}");
                 let exclusive = tcp::needs_exclusive_run(scenario);
-                tcp::run(scenario, endpoint, (!exclusive).then_some(prefix.as_str()))
-                    .map_err(NotRun::Failed)
+                let prefix = (!exclusive).then_some(prefix.as_str());
+                tcp::run(scenario, endpoint, prefix, liveness).map_err(|end| match end {
+                    Unfinished::Failed(why) => NotRun::Failed(why),
+                    Unfinished::Lost(why) => NotRun::Lost(why),
+                })
             }
         }
     }
@@ -100,6 +122,8 @@ pub struct Run {
     pub transcript: Transcript,
     pub checks: Vec<Check>,
     pub verdict: Verdict,
+    /// When messages arrived against their expected windows.
+    pub timeline: Timeline,
 }
 
 impl Run {
@@ -118,10 +142,13 @@ impl Run {
             &direction.marks,
             tolerance,
         ));
+        let timeline =
+            verdict::timeline(scenario, &transcript, &direction.marks, tolerance, &checks);
         Run {
             verdict: Verdict::of(&checks),
             transcript,
             checks,
+            timeline,
         }
     }
 

@@ -42,7 +42,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Run, String> {
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        .simulation_duration(Duration::from_secs(3600))
+        // every run ends by `longest()`, which parsing keeps within MAX_LENGTH; the margin
+        // is for the agents' goodbyes after the last step
+        .simulation_duration(scenario.longest() + Duration::from_secs(60))
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(5))
         .tcp_capacity(4096)

@@ -9,7 +9,7 @@ mod model;
 mod parse;
 mod values;
 
-pub use values::{MAX_TOPIC_BYTES, parse_duration};
+pub use values::{MAX_TOPIC_BYTES, human_duration, parse_duration};
 pub(crate) mod yaml;
 
 #[cfg(test)]
@@ -65,9 +65,19 @@ pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
     let source = std::fs::read_to_string(path).map_err(|e| ScenarioError {
         file: file.clone(),
         location: None,
-        message: format!("cannot read: {e}"),
+        message: format!("cannot read: {}", crate::io_error::describe(&e)),
     })?;
     parse(&source, &file)
+}
+
+/// A scenario's key in test names, matrices, profiles and `--name` filters: its path under
+/// `scenarios/`, without `.yaml`.
+pub fn key(file: &str) -> String {
+    let path = file.replace('\\', "/");
+    let under = path
+        .rsplit_once("scenarios/")
+        .map_or(path.as_str(), |(_, rest)| rest);
+    under.strip_suffix(".yaml").unwrap_or(under).to_owned()
 }
 
 /// Every `*.yaml` file under `dir`, recursively, sorted by path. Unreadable directories are

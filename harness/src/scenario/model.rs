@@ -62,7 +62,57 @@ pub struct Scenario {
     pub expect: Vec<ClientExpectation>,
 }
 
+/// How long a step waits for its outcome unless its `expect:` says `within:`.
+pub const DEFAULT_WITHIN: Duration = Duration::from_secs(10);
+
+/// The longest a scenario may last: the simulator's horizon, checked at parse time. Virtual
+/// time is cheap but not free (each simulated millisecond is one step of every host: about
+/// 18 s of CPU per simulated hour with one client, debug build), and a real broker takes it
+/// in real time.
+pub const MAX_LENGTH: Duration = Duration::from_secs(24 * 3600);
+
 impl Scenario {
+    /// How long the run lasts when every step gets its answer at once: its waits, `at:` and
+    /// `duration:`.
+    pub fn length(&self) -> Duration {
+        self.schedule(|_| Duration::ZERO).1
+    }
+
+    /// The longest the run can last: [`Scenario::length`] with every client step taking all of
+    /// its [`Step::within`] (a broker restart as long as a step). Runs end by then.
+    pub fn longest(&self) -> Duration {
+        self.schedule(Step::longest).1
+    }
+
+    /// When each step ends, and when the run does, if a step takes `takes(step)` once it
+    /// starts: a step starts when the one before it ends, or at its `at:` if that is later.
+    pub(super) fn schedule(&self, takes: impl Fn(&Step) -> Duration) -> (Vec<Duration>, Duration) {
+        let mut now = Duration::ZERO;
+        let mut marks: Vec<(&str, Duration)> = Vec::new();
+        let mut ends = Vec::with_capacity(self.steps.len());
+        for step in &self.steps {
+            if let Some(at) = &step.at {
+                let base = match &at.mark {
+                    None => Some(Duration::ZERO),
+                    Some(mark) => marks.iter().find(|(m, _)| m == mark).map(|(_, t)| *t),
+                };
+                if let Some(start) = base.map(|b| b.saturating_add(at.offset)) {
+                    now = now.max(start);
+                }
+            }
+            now = now.saturating_add(match step.kind {
+                StepKind::Wait(wait) => wait,
+                _ => takes(step),
+            });
+            if let Some(mark) = &step.mark {
+                marks.push((mark, now));
+            }
+            ends.push(now);
+        }
+        let end = self.duration.map_or(now, |d| now.max(d));
+        (ends, end)
+    }
+
     /// The client with this name (names are checked at parse time).
     pub fn client(&self, name: &str) -> Option<&ClientSpec> {
         self.clients.iter().find(|c| c.name == name)
@@ -84,6 +134,17 @@ pub enum Level {
     Should,
     /// Nothing fails: the outcome is only recorded.
     May,
+}
+
+impl Level {
+    /// As written in a scenario.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "must",
+            Level::Should => "should",
+            Level::May => "may",
+        }
+    }
 }
 
 /// A named client: one network connection at a time, re-connectable.
@@ -119,6 +180,26 @@ pub struct Step {
     /// (`reason`, `refused`, `no_connack`) gets an implied `reason: success` check.
     pub expect: Vec<StepExpectation>,
     pub location: Location,
+}
+
+impl Step {
+    /// How long the step waits for its outcome: its `within:`, or [`DEFAULT_WITHIN`].
+    pub fn within(&self) -> Duration {
+        self.expect
+            .iter()
+            .find_map(|e| e.within)
+            .unwrap_or(DEFAULT_WITHIN)
+    }
+
+    /// The longest the step can take, waits aside: a client step its [`Step::within`], a
+    /// broker restart as long, a mark or network change no time.
+    pub(super) fn longest(&self) -> Duration {
+        match self.kind {
+            StepKind::Client { .. } | StepKind::BrokerRestart => self.within(),
+            StepKind::Wait(wait) => wait,
+            StepKind::Mark | StepKind::Net(_) => Duration::ZERO,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -252,7 +333,7 @@ pub struct StepExpectation {
     pub closed: Option<bool>,
     /// `disconnect:` the server sent DISCONNECT; `reason` `None` accepts any code.
     pub disconnect: Option<DisconnectExpectation>,
-    /// `within:` how long the step may wait for its outcome (default: the runner's).
+    /// `within:` how long the step may wait for its outcome (default [`DEFAULT_WITHIN`]).
     pub within: Option<Duration>,
 }
 

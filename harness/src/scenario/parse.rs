@@ -10,8 +10,8 @@ use lastwill_broker::config::{self, Overrides, Setting};
 
 use super::model::*;
 use super::values::{
-    check, duration, hex, is_mark_name, level, payload, protocol, qos, range, reason_code, seconds,
-    setting_value, time_ref, topic, user_properties,
+    check, duration, hex, human_duration, is_mark_name, level, payload, protocol, qos, range,
+    reason_code, seconds, setting_value, time_ref, topic, user_properties,
 };
 use super::yaml::{Entry, Fields, Located, Node, R, Value, did_you_mean};
 
@@ -172,7 +172,7 @@ pub fn scenario(root: &Node, file: &str) -> R<Scenario> {
     let expect = f
         .opt("expect", |n| builder.final_expectations(n))?
         .unwrap_or_default();
-    Ok(Scenario {
+    let scenario = Scenario {
         file: file.to_owned(),
         name: f.req("name", what, Node::string)?,
         description: f.opt("description", Node::string)?,
@@ -186,7 +186,39 @@ pub fn scenario(root: &Node, file: &str) -> R<Scenario> {
         clients,
         steps,
         expect,
-    })
+    };
+    within_horizon(&scenario, f.get("duration"))?;
+    Ok(scenario)
+}
+
+/// Refuses a scenario that could run past [`MAX_LENGTH`], at the first step that could end
+/// beyond it (each client step taking all of its `within`), or at its `duration:`.
+fn within_horizon(scenario: &Scenario, duration: Option<&Node>) -> R<()> {
+    let beyond = |what: String, location: Location| Located {
+        location,
+        message: format!(
+            "{what}, past the {} a scenario may last (the simulator's horizon): split it or \
+             shorten its waits",
+            human_duration(MAX_LENGTH)
+        ),
+    };
+    let (ends, _) = scenario.schedule(Step::longest);
+    if let Some((step, end)) = scenario
+        .steps
+        .iter()
+        .zip(ends)
+        .find(|(_, end)| *end > MAX_LENGTH)
+    {
+        let what = format!("this step could end {} into the run", human_duration(end));
+        return Err(beyond(what, step.location));
+    }
+    match (scenario.duration, duration) {
+        (Some(length), Some(node)) if length > MAX_LENGTH => Err(beyond(
+            format!("a duration of {}", human_duration(length)),
+            node.location,
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn strings(node: &Node) -> R<Vec<String>> {

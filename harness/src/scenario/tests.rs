@@ -711,3 +711,58 @@ fn topic_fillers_reach_the_encoding_limit_and_no_further() {
         "{error}"
     );
 }
+
+#[test]
+fn keys_are_paths_under_scenarios() {
+    assert_eq!(
+        super::key("scenarios/will-delay/cancel.yaml"),
+        "will-delay/cancel"
+    );
+    assert_eq!(super::key("/work/x/scenarios/a/b.yaml"), "a/b");
+    assert_eq!(super::key("elsewhere/c.yaml"), "elsewhere/c");
+}
+
+#[test]
+fn lengths_add_waits_at_and_duration_and_bound_each_step_by_its_within() {
+    let s = ok(&with_steps(
+        "  - a: connect\n    mark: up\n  - wait: 2s\n  - a: ping\n    at: up + 5s\n    expect: {within: 3s}\n  - wait: 1h\n",
+    ));
+    assert_eq!(s.length(), Duration::from_secs(3600 + 5));
+    // connect 10s (mark `up` at 10s), wait to 12s, ping starts at up + 5s = 15s, takes 3s
+    assert_eq!(s.longest(), Duration::from_secs(3600 + 18));
+    let s = ok("name: t\nduration: 30s\nclients: {a: {}}\nsteps:\n  - wait: 1s\n");
+    assert_eq!(
+        (s.length(), s.longest()),
+        (Duration::from_secs(30), Duration::from_secs(30))
+    );
+}
+
+#[test]
+fn a_scenario_longer_than_the_horizon_is_refused_where_it_crosses_it() {
+    let e = err(&with_steps(
+        "  - a: connect\n  - wait: 23h\n  - wait: 2h\n  - a: ping\n",
+    ));
+    assert_eq!(
+        e,
+        "t.yaml:8:5: this step could end 25h 0m 10s into the run, past the 24h a scenario may \
+         last (the simulator's horizon): split it or shorten its waits"
+    );
+    let e = err("name: t\nduration: 30h\nclients: {a: {}}\nsteps:\n  - wait: 1s\n");
+    assert!(
+        e.starts_with("t.yaml:2:11: a duration of 30h, past the 24h"),
+        "{e}"
+    );
+}
+
+#[test]
+fn durations_are_shown_in_their_largest_units() {
+    let shown = |ms: u64| human_duration(Duration::from_millis(ms));
+    assert_eq!(shown(0), "0s");
+    assert_eq!(shown(250), "250ms");
+    assert_eq!(shown(1500), "1.5s");
+    assert_eq!(shown(45_000), "45s");
+    assert_eq!(shown(150_000), "2m 30s");
+    assert_eq!(shown(3_600_000), "1h");
+    assert_eq!(shown(5_400_000), "1h 30m");
+    assert_eq!(shown(90_010_000), "25h 0m 10s");
+}

@@ -23,6 +23,24 @@ pub fn duration(node: &Node) -> R<Duration> {
     })
 }
 
+/// A duration for people, in its largest units: `0s`, `250ms`, `1.5s`, `45s`, `2m 30s`, `1h`,
+/// `25h 0m 10s`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let millis = d.subsec_millis();
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (0, 0, 0) if millis == 0 => "0s".to_owned(),
+        (0, 0, 0) => format!("{millis}ms"),
+        (0, 0, s) if millis == 0 => format!("{s}s"),
+        (0, 0, s) => format!("{s}.{}s", format!("{millis:03}").trim_end_matches('0')),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, 0) => format!("{h}h {m}m"),
+        (h, m, s) => format!("{h}h {m}m {s}s"),
+    }
+}
+
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let split = text.find(|c: char| c.is_ascii_alphabetic())?;
     let (number, unit) = text.split_at(split);

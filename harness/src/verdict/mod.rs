@@ -18,7 +18,12 @@ use crate::scenario::{
     PropertiesMatcher, PropertyCheck, Receives, Scenario, Step, StepExpectation, StepKind, TimeRef,
     Window,
 };
-use crate::transcript::{EventKind, Fault, Transcript, code_name, quoted, seconds};
+use crate::transcript::{EventKind, Fault, Transcript, code_name, seconds};
+use describe::Shown;
+pub use timeline::{Arrival, ExpectedWindow, Timeline, timeline};
+
+mod describe;
+mod timeline;
 
 /// How far a time window is widened: a message may come `early` before its window opens
 /// and `late` after it closes.
@@ -55,6 +60,16 @@ pub struct Check {
     /// What happened, when it differs.
     pub observed: String,
     pub location: Location,
+    pub scope: Scope,
+}
+
+/// What a check is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// One step's outcome (its `expect:`, or whether it could be carried out).
+    Step,
+    /// The whole run: the final `expect:` and the rules every exchange keeps.
+    Run,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -84,6 +99,26 @@ impl Verdict {
             Verdict::Warn => "warn",
             Verdict::Fail => "fail",
         }
+    }
+}
+
+impl Check {
+    /// Whether the check records a choice the spec leaves to the broker: a `may` check about
+    /// the whole run, or one that did not hold (a `may` step check that held is only set-up
+    /// going as planned).
+    pub fn is_choice(&self) -> bool {
+        self.level == Level::May && (self.scope == Scope::Run || !self.passed)
+    }
+
+    /// What a `may` check recorded, in one line: the expectation when it held, what happened
+    /// instead when it did not (`line 19: CONNACK 0x00 success, not reason 0x95
+    /// packet-too-large`). `None` for `must` and `should` checks.
+    pub fn recorded(&self) -> Option<String> {
+        let line = self.location.line;
+        (self.level == Level::May).then(|| match self.passed {
+            true => format!("line {line}: {}", self.expected),
+            false => format!("line {line}: {}, not {}", self.observed, self.expected),
+        })
     }
 }
 
@@ -118,14 +153,6 @@ pub fn resolve(time: &TimeRef, marks: &Marks) -> Option<Duration> {
     Some(base + time.offset)
 }
 
-fn show_time(time: &TimeRef) -> String {
-    match &time.mark {
-        None => format!("{}s", seconds(time.offset)),
-        Some(mark) if time.offset.is_zero() => mark.clone(),
-        Some(mark) => format!("{mark} + {}s", seconds(time.offset)),
-    }
-}
-
 /// Checks one step's inline expectations against its outcome.
 pub fn step_checks(step: &Step, outcome: &Outcome, default_level: Level) -> Vec<Check> {
     let mut checks = Vec::new();
@@ -136,6 +163,7 @@ pub fn step_checks(step: &Step, outcome: &Outcome, default_level: Level) -> Vec<
             expected: "the step can be carried out".into(),
             observed: error.to_string(),
             location: step.location,
+            scope: Scope::Step,
         });
     }
     for expectation in &step.expect {
@@ -147,6 +175,7 @@ pub fn step_checks(step: &Step, outcome: &Outcome, default_level: Level) -> Vec<
                 expected,
                 observed: observed.unwrap_or_default(),
                 location: step.location,
+                scope: Scope::Step,
             })
         };
         check_step(
@@ -251,9 +280,9 @@ fn check_step(
     if let Some(granted) = &e.granted {
         let got = outcome.suback.as_ref().map(|s| bytes_of(&s.codes));
         push(
-            format!("SUBACK codes {}", hex_codes(granted)),
+            format!("SUBACK codes {}", describe::hex_codes(granted)),
             (got.as_ref() != Some(granted)).then(|| match got {
-                Some(codes) => format!("SUBACK codes {}", hex_codes(&codes)),
+                Some(codes) => format!("SUBACK codes {}", describe::hex_codes(&codes)),
                 None => "no SUBACK".into(),
             }),
         );
@@ -261,9 +290,9 @@ fn check_step(
     if let Some(codes) = &e.codes {
         let got = outcome.unsuback.as_ref().map(|s| bytes_of(&s.codes));
         push(
-            format!("UNSUBACK codes {}", hex_codes(codes)),
+            format!("UNSUBACK codes {}", describe::hex_codes(codes)),
             (got.as_ref() != Some(codes)).then(|| match got {
-                Some(codes) => format!("UNSUBACK codes {}", hex_codes(&codes)),
+                Some(codes) => format!("UNSUBACK codes {}", describe::hex_codes(&codes)),
                 None => "no UNSUBACK".into(),
             }),
         );
@@ -397,7 +426,7 @@ fn check_connack_properties(
 }
 
 /// Checks one optional property against `absent` / `present` / a value.
-fn property<E: std::fmt::Debug, V: std::fmt::Debug>(
+fn property<E: Shown, V: Shown>(
     push: &mut impl FnMut(String, Option<String>),
     name: &str,
     check: &Option<PropertyCheck<E>>,
@@ -408,16 +437,10 @@ fn property<E: std::fmt::Debug, V: std::fmt::Debug>(
         return;
     };
     let ok = property_holds(check, value, equal);
-    let expected = match check {
-        PropertyCheck::Absent => format!("{name} absent"),
-        PropertyCheck::Present => format!("{name} present"),
-        PropertyCheck::Is(v) => format!("{name} = {v:?}"),
-    };
-    let observed = match value {
-        Some(v) => format!("{name} = {v:?}"),
-        None => format!("{name} absent"),
-    };
-    push(expected, (!ok).then_some(observed));
+    push(
+        describe::property_check(name, check),
+        (!ok).then(|| describe::property_value(name, value)),
+    );
 }
 
 fn property_holds<E, V>(
@@ -437,11 +460,6 @@ fn bytes_of(codes: &[ReasonCode]) -> Vec<u8> {
     codes.iter().copied().map(u8::from).collect()
 }
 
-fn hex_codes(codes: &[u8]) -> String {
-    let items: Vec<String> = codes.iter().map(|c| format!("0x{c:02X}")).collect();
-    format!("[{}]", items.join(", "))
-}
-
 /// Checks the scenario's final expectations against the transcript.
 pub fn final_checks(
     scenario: &Scenario,
@@ -459,6 +477,7 @@ pub fn final_checks(
                 expected: format!("{} gets only well-formed protocol exchanges", event.client),
                 observed: format!("{what} at {}s", seconds(event.at)),
                 location: client.map(|c| c.location).unwrap_or_default(),
+                scope: Scope::Run,
             });
         }
     }
@@ -485,7 +504,7 @@ fn check_client(
         } else {
             let items: Vec<String> = received
                 .iter()
-                .map(|(at, p)| describe_received(*at, p))
+                .map(|(at, p)| describe::received(*at, p))
                 .collect();
             format!("received {}", items.join("; "))
         }
@@ -498,6 +517,7 @@ fn check_client(
             expected: format!("{client} receives nothing"),
             observed: listing(),
             location: block.location,
+            scope: Scope::Run,
         }),
         Some(Receives::Messages(matchers)) => {
             let windows: Vec<Option<(Duration, Duration)>> = matchers
@@ -540,7 +560,7 @@ fn check_client(
                 let count = u32::try_from(hits.len()).unwrap_or(u32::MAX);
                 first_hits.push(hits.first().copied());
                 let times = match &matcher.window {
-                    Some(w) => format!(" {}", show_window(w, marks, tolerance)),
+                    Some(w) => format!(" {}", describe::window(w, marks, tolerance)),
                     None => String::new(),
                 };
                 let stray_note = if strays.is_empty() {
@@ -557,11 +577,12 @@ fn check_client(
                     passed: matcher.count.contains(count) && strays.is_empty(),
                     expected: format!(
                         "{client} receives {} {}{times}",
-                        show_count(matcher),
-                        show_matcher(matcher)
+                        describe::count(matcher),
+                        describe::matcher(matcher)
                     ),
                     observed: format!("{count} matching in time{stray_note}; {}", listing()),
                     location: matcher.location,
+                    scope: Scope::Run,
                 });
             }
             if block.ordered {
@@ -572,13 +593,14 @@ fn check_client(
                     expected: format!("{client} receives the listed messages in order"),
                     observed: listing(),
                     location: block.location,
+                    scope: Scope::Run,
                 });
             }
             if block.only {
                 let stray: Vec<String> = received
                     .iter()
                     .filter(|(_, p)| !matchers.iter().any(|m| matches(m, p, tolerance)))
-                    .map(|(at, p)| describe_received(*at, p))
+                    .map(|(at, p)| describe::received(*at, p))
                     .collect();
                 checks.push(Check {
                     level,
@@ -586,6 +608,7 @@ fn check_client(
                     expected: format!("{client} receives only the listed messages"),
                     observed: format!("also received {}", stray.join("; ")),
                     location: block.location,
+                    scope: Scope::Run,
                 });
             }
         }
@@ -605,6 +628,7 @@ fn check_client(
                 if connected { "connected" } else { "closed" }
             ),
             location: block.location,
+            scope: Scope::Run,
         });
     }
 }
@@ -640,72 +664,6 @@ fn window_bounds(window: &Window, marks: &Marks, tolerance: Tolerance) -> (Durat
     let lo = lo.map_or(Duration::MAX, |lo| lo.saturating_sub(tolerance.early));
     let hi = hi.map_or(Duration::ZERO, |hi| hi.saturating_add(tolerance.late));
     (lo, hi)
-}
-
-fn show_window(window: &Window, marks: &Marks, tolerance: Tolerance) -> String {
-    let (lo, hi) = window_bounds(window, marks, tolerance);
-    let bounds = if hi == Duration::MAX {
-        format!("[{}s, end]", seconds(lo))
-    } else {
-        format!("[{}s, {}s]", seconds(lo), seconds(hi))
-    };
-    let named = match window {
-        Window::At(t) => format!("at {}", show_time(t)),
-        Window::Between { after, before } => {
-            let mut parts = Vec::new();
-            if let Some(t) = after {
-                parts.push(format!("after {}", show_time(t)));
-            }
-            if let Some(t) = before {
-                parts.push(format!("before {}", show_time(t)));
-            }
-            parts.join(" and ")
-        }
-    };
-    format!("{named} {bounds}")
-}
-
-fn show_count(m: &MessageMatcher) -> String {
-    match (m.count.min, m.count.max) {
-        (1, 1) => "exactly once".into(),
-        (a, b) if a == b => format!("exactly {a} times"),
-        (a, u32::MAX) => format!("at least {a} times"),
-        (a, b) => format!("{a} to {b} times"),
-    }
-}
-
-fn show_matcher(m: &MessageMatcher) -> String {
-    let mut parts = Vec::new();
-    if let Some(t) = &m.topic {
-        parts.push(format!("topic={}", quoted(t.as_bytes())));
-    }
-    if let Some(p) = &m.payload {
-        parts.push(format!("payload={}", quoted(p)));
-    }
-    if let Some(q) = m.qos {
-        parts.push(format!("qos={}", q.as_u8()));
-    }
-    if let Some(r) = m.retain {
-        parts.push(format!("retain={}", u8::from(r)));
-    }
-    if let Some(d) = m.dup {
-        parts.push(format!("dup={}", u8::from(d)));
-    }
-    if m.properties != PropertiesMatcher::default() {
-        parts.push(format!("properties={:?}", m.properties));
-    }
-    format!("{{{}}}", parts.join(", "))
-}
-
-fn describe_received(at: Duration, p: &Publish) -> String {
-    format!(
-        "{}s {} {} qos={} retain={}",
-        seconds(at),
-        quoted(p.topic.as_bytes()),
-        quoted(&p.payload),
-        p.qos.as_u8(),
-        u8::from(p.retain)
-    )
 }
 
 /// Does a received PUBLISH satisfy a matcher (window aside)?

@@ -195,17 +195,14 @@ fn connack_properties_are_absent_present_or_a_value() {
     properties.assigned_client_identifier = None;
     properties.server_keep_alive = Some(5);
     let checks = checks_of_step(steps, &outcome);
-    assert_eq!(
-        the(&checks, "maximum_qos = AtLeastOnce").observed,
-        "maximum_qos absent"
-    );
+    assert_eq!(the(&checks, "maximum_qos=1").observed, "maximum_qos absent");
     assert_eq!(
         the(&checks, "assigned_client_id present").observed,
         "assigned_client_id absent"
     );
     assert_eq!(
         the(&checks, "server_keep_alive absent").observed,
-        "server_keep_alive = 5"
+        "server_keep_alive=5"
     );
     let none = checks_of_step(steps, &closed());
     assert_eq!(the(&none, "CONNACK properties").observed, "no CONNACK");
@@ -338,6 +335,36 @@ fn levels_weigh_failures_must_fails_should_warns_may_records() {
     assert_eq!(
         the(&refused, "session_present=1").to_string(),
         "line 6: WARNING: session_present=1\n    observed: session_present=0"
+    );
+}
+
+#[test]
+fn may_checks_record_what_the_broker_did() {
+    let steps = concat!(
+        "  - device: connect\n",
+        "    expect: [{session_present: false}, {assigned_client_id: present, level: may}]\n",
+    );
+    let checks = checks_of_step(steps, &connack(0, false));
+    assert_eq!(the(&checks, "session_present=0").recorded(), None);
+    assert_eq!(
+        the(&checks, "assigned_client_id present")
+            .recorded()
+            .unwrap(),
+        "line 6: assigned_client_id absent, not assigned_client_id present"
+    );
+    let mut outcome = connack(0, false);
+    outcome
+        .connack
+        .as_mut()
+        .unwrap()
+        .properties
+        .assigned_client_identifier = Some("x".into());
+    let checks = checks_of_step(steps, &outcome);
+    assert_eq!(
+        the(&checks, "assigned_client_id present")
+            .recorded()
+            .unwrap(),
+        "line 6: assigned_client_id present"
     );
 }
 

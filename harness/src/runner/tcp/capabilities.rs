@@ -7,6 +7,7 @@ use lastwill_broker::codec::{Connect, Packet, Protocol};
 use lastwill_broker::config::Overrides;
 
 use super::Endpoint;
+use crate::io_error;
 use crate::link::Ended;
 use crate::scenario::{Scenario, StepKind};
 
@@ -17,23 +18,29 @@ pub struct Capabilities {
     pub announced: Overrides,
 }
 
+/// A client id for one of the harness's own connections (`lw-probe-PID-N`): unique per
+/// connection, since connections of one process (a matrix, parallel scenarios' clean-ups)
+/// may meet at the same broker, and a shared client id would make one take the other over;
+/// short enough for the 23 characters every 3.1.1 broker must accept [MQTT-3.1.3-5].
+pub(super) fn own_client_id(purpose: &str) -> String {
+    static CONNECTIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("lw-{purpose}-{}-{n}", std::process::id())
+}
+
 impl Endpoint {
     /// Connects with MQTT 5 and reads the broker's capabilities from its CONNACK. Fails with a
     /// one-line reason when nothing listens or the peer does not speak MQTT.
     pub async fn probe(&self) -> Result<Capabilities, String> {
         let endpoint = format!("{self:?}");
-        // Unique per probe: probes of one process (a matrix, parallel tests) may meet at the
-        // same broker, and a shared client id would make one take the other over.
-        static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let client_id = format!("lastwill-probe-{}-{n}", std::process::id());
+        let client_id = own_client_id("probe");
         let mut probe = tokio::time::timeout(
             Duration::from_secs(5),
             self.connect(Connect::new(Protocol::V5, client_id)),
         )
         .await
         .map_err(|_| format!("{endpoint}: connection timed out"))?
-        .map_err(|e| format!("{endpoint}: cannot connect: {e}"))?;
+        .map_err(|e| format!("{endpoint}: cannot connect: {}", io_error::describe(&e)))?;
         let reply = match probe.recv_within(Duration::from_secs(5)).await {
             Ok(Some(packet)) => packet,
             Ok(None) => {

@@ -10,6 +10,7 @@ use lastwill_broker::codec::{
 use tokio::time::Instant;
 
 use super::Endpoint;
+use super::capabilities::own_client_id;
 use crate::scenario::{Action, Scenario, StepKind};
 use crate::transcript::{EventKind, Transcript};
 
@@ -53,7 +54,7 @@ pub(super) async fn end_sessions(endpoint: &Endpoint, scenario: &Scenario) {
 /// retained message to each topic. `$` topics are not matched by `#`: those the run used
 /// (as seen in its transcript) are subscribed to by name.
 pub(super) async fn clear_retained(endpoint: &Endpoint, filter: &str, transcript: &Transcript) {
-    let client_id = format!("lastwill-cleanup-{}", std::process::id());
+    let client_id = own_client_id("cleanup");
     let Ok(mut cleaner) = endpoint
         .connect(Connect::new(Protocol::V311, client_id))
         .await

@@ -1,11 +1,12 @@
 //! The scenario-level steps a real broker allows: `broker: restart` through a shell command;
 //! network faults need the simulator.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Endpoint;
+use super::{Endpoint, Liveness};
 use crate::runner::director::Control;
 use crate::scenario::NetAction;
 
@@ -13,6 +14,7 @@ use crate::scenario::NetAction;
 pub(super) struct TcpControl {
     pub(super) start: Instant,
     pub(super) endpoint: Endpoint,
+    pub(super) liveness: Arc<Liveness>,
 }
 
 impl Control for TcpControl {
@@ -21,6 +23,17 @@ impl Control for TcpControl {
     }
 
     async fn restart_broker(&self) -> Result<(), String> {
+        self.liveness.restarting(self.restart()).await
+    }
+
+    fn net(&self, _action: &NetAction) -> Result<(), String> {
+        Err("network faults need the simulator".into())
+    }
+}
+
+impl TcpControl {
+    /// Runs the restart command and waits until the broker accepts connections again.
+    async fn restart(&self) -> Result<(), String> {
         let Some(cmd) = &self.endpoint.restart_cmd else {
             return Err("`broker: restart` needs --restart-cmd".into());
         };
@@ -42,9 +55,5 @@ impl Control for TcpControl {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err("the broker did not come back within 30s".into())
-    }
-
-    fn net(&self, _action: &NetAction) -> Result<(), String> {
-        Err("network faults need the simulator".into())
     }
 }

@@ -12,17 +12,20 @@
 //!   each other; retained messages a run leaves under its prefix are cleared afterwards.
 //! - Time windows are checked on the harness's monotonic clock, widened by a tolerance for
 //!   brokers that tick once a second.
+//! - A broker that stops answering ends the run within seconds (see [`Liveness`]).
 
 mod capabilities;
 mod cleanup;
 mod connection;
 mod control;
 mod isolation;
+mod liveness;
 
 pub use capabilities::{Capabilities, Skip};
 pub(crate) use connection::Stream;
 pub use connection::tls_connector;
 pub use isolation::needs_exclusive_run;
+pub use liveness::Liveness;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -68,21 +71,36 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+/// How one scenario run on a broker over TCP ended without a verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unfinished {
+    /// It could not start (no runtime).
+    Failed(String),
+    /// The broker stopped answering while it ran: why, naming the broker.
+    Lost(String),
+}
+
 /// Runs one scenario against the broker at `endpoint`, in real time, on the current thread. With a
 /// `prefix`, its client ids and topics are moved under it; without one (an exclusive run, see
-/// [`needs_exclusive_run`]) they are used as written.
-pub fn run(scenario: &Scenario, endpoint: &Endpoint, prefix: Option<&str>) -> Result<Run, String> {
+/// [`needs_exclusive_run`]) they are used as written. Stops as soon as `liveness` says the
+/// broker is lost.
+pub fn run(
+    scenario: &Scenario,
+    endpoint: &Endpoint,
+    prefix: Option<&str>,
+    liveness: &Arc<Liveness>,
+) -> Result<Run, Unfinished> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        .map_err(|e| Unfinished::Failed(format!("cannot start a runtime: {e}")))?;
     let local = tokio::task::LocalSet::new();
     let mut scenario = match prefix {
         Some(prefix) => with_prefix(scenario, prefix),
         None => scenario.clone(),
     };
     with_credentials(&mut scenario, endpoint);
-    let result = local.block_on(&runtime, async {
+    let played = async {
         let start = Instant::now();
         let graveyard = Arc::new(Mutex::new(Vec::new()));
         let recorder = Recorder::default();
@@ -95,6 +113,7 @@ pub fn run(scenario: &Scenario, endpoint: &Endpoint, prefix: Option<&str>) -> Re
                 endpoint: endpoint.clone(),
                 start,
                 graveyard: Arc::clone(&graveyard),
+                liveness: Arc::clone(liveness),
             };
             let agent = Agent::new(spec.clone(), network, recorder.clone());
             tasks.push(tokio::task::spawn_local(agent.run(rx)));
@@ -102,6 +121,7 @@ pub fn run(scenario: &Scenario, endpoint: &Endpoint, prefix: Option<&str>) -> Re
         let control = TcpControl {
             start,
             endpoint: endpoint.clone(),
+            liveness: Arc::clone(liveness),
         };
         let direction = direct(&scenario, &control, &agents, &recorder).await;
         drop(agents);
@@ -117,8 +137,14 @@ pub fn run(scenario: &Scenario, endpoint: &Endpoint, prefix: Option<&str>) -> Re
         end_sessions(endpoint, &scenario).await;
         clear_retained(endpoint, &filter, &transcript).await;
         (direction, transcript)
-    });
-    let (direction, transcript) = result;
+    };
+    let (direction, transcript) = local.block_on(&runtime, async {
+        tokio::select! {
+            biased;
+            why = liveness.until_lost() => Err(Unfinished::Lost(why)),
+            played = played => Ok(played),
+        }
+    })?;
     Ok(Run::judged(
         &scenario,
         direction,
@@ -128,31 +154,45 @@ pub fn run(scenario: &Scenario, endpoint: &Endpoint, prefix: Option<&str>) -> Re
 }
 
 #[derive(Clone)]
-/// The clients' network: real sockets, opened afresh for every connection.
+/// The clients' network: real sockets, opened afresh for every connection, watched for a
+/// broker that went away.
 struct TcpNetwork {
     endpoint: Endpoint,
     start: Instant,
     /// Streams of vanished clients: open and untouched until the run ends.
     graveyard: Arc<Mutex<Vec<Stream>>>,
+    liveness: Arc<Liveness>,
 }
 
 impl Network for TcpNetwork {
-    type Stream = Stream;
+    type Stream = liveness::Watched;
 
     fn now(&self) -> Duration {
         self.start.elapsed()
     }
 
-    async fn connect(&self, _client: &str) -> io::Result<Stream> {
-        self.endpoint.open().await
+    async fn connect(&self, _client: &str) -> io::Result<Self::Stream> {
+        match self.endpoint.open().await {
+            Ok(stream) => Ok(liveness::Watched {
+                stream,
+                liveness: Arc::clone(&self.liveness),
+            }),
+            Err(error) => {
+                self.liveness.suspect();
+                Err(error)
+            }
+        }
     }
 
-    fn reset(&self, stream: Stream) {
-        stream.reset();
+    fn reset(&self, stream: Self::Stream) {
+        stream.stream.reset();
     }
 
-    fn forget(&self, stream: Stream) {
-        self.graveyard.lock().expect("graveyard lock").push(stream);
+    fn forget(&self, stream: Self::Stream) {
+        self.graveyard
+            .lock()
+            .expect("graveyard lock")
+            .push(stream.stream);
     }
 
     fn vanish(&self, _client: &str) {}

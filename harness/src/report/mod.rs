@@ -1,13 +1,16 @@
-//! Reports of a run over many scenarios: a terminal table, JSON and JUnit XML, and the
-//! one-line summary.
+//! Reports of a run over many scenarios: a terminal table, JSON, JUnit XML and an HTML page
+//! ([`html`]), and the one-line summary.
+
+pub mod html;
 
 use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use serde_json::json;
 
-use crate::verdict::{Check, Verdict};
+use crate::scenario::Level;
+use crate::verdict::{Check, Timeline, Verdict};
 
 /// How one scenario ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +22,8 @@ pub enum Status {
     Skip(String),
     /// Could not be run at all (bad file, simulation error).
     Error(String),
+    /// Not run, or cut short, because the target stopped answering: the reason names it.
+    NotRun(String),
 }
 
 impl Status {
@@ -37,6 +42,7 @@ impl Status {
             Status::Fail => "FAIL",
             Status::Skip(_) => "skip",
             Status::Error(_) => "ERROR",
+            Status::NotRun(_) => "not run",
         }
     }
 
@@ -59,17 +65,20 @@ pub struct ScenarioResult {
     pub elapsed: Duration,
     /// Time the scenario covered (virtual time in the simulator).
     pub covered: Duration,
+    /// When its messages arrived against their windows (empty when it did not run).
+    pub timeline: Timeline,
 }
 
 impl ScenarioResult {
-    /// The first failed check, in one line, for tables.
+    /// Why it did not pass, in one line: the first failed `must` or `should` check, or why it
+    /// did not run. Empty when it passed (whatever its `may` checks recorded).
     pub fn first_problem(&self) -> String {
         match &self.status {
-            Status::Skip(why) | Status::Error(why) => why.clone(),
+            Status::Skip(why) | Status::Error(why) | Status::NotRun(why) => why.clone(),
             _ => self
                 .checks
                 .iter()
-                .find(|c| !c.passed)
+                .find(|c| !c.passed && c.level != Level::May)
                 .map(|c| {
                     format!(
                         "line {}: expected {}; observed {}",
@@ -77,6 +86,28 @@ impl ScenarioResult {
                     )
                 })
                 .unwrap_or_default(),
+        }
+    }
+
+    /// What the broker chose where the spec lets it, one line per choice (see
+    /// [`Check::is_choice`] and [`Check::recorded`]).
+    pub fn recorded(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| c.is_choice())
+            .filter_map(Check::recorded)
+            .collect()
+    }
+
+    /// The first problem, or else what was recorded: the one line a table shows.
+    pub fn note(&self) -> String {
+        let problem = self.first_problem();
+        if !problem.is_empty() {
+            return problem;
+        }
+        match self.recorded().as_slice() {
+            [] => String::new(),
+            recorded => format!("recorded: {}", recorded.join("; ")),
         }
     }
 }
@@ -98,15 +129,25 @@ pub fn summary(results: &[ScenarioResult]) -> String {
     if errors > 0 {
         line.push_str(&format!(", {errors} errors"));
     }
+    let not_run = count(|s| matches!(s, Status::NotRun(_)));
+    if not_run > 0 {
+        line.push_str(&format!(", {not_run} not run"));
+    }
     line
 }
 
 pub fn table(results: &[ScenarioResult]) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(["result", "scenario", "covers", "time", "first problem"]);
+    table.set_header([
+        "result",
+        "scenario",
+        "covers",
+        "time",
+        "first problem or what was recorded",
+    ]);
     for r in results {
-        let mut problem = r.first_problem();
+        let mut problem = r.note();
         if problem.chars().count() > 100 {
             problem = problem.chars().take(99).collect::<String>() + "…";
         }
@@ -128,6 +169,7 @@ pub fn json(results: &[ScenarioResult]) -> String {
             let (status, reason) = match &r.status {
                 Status::Skip(why) => ("skip", Some(why.clone())),
                 Status::Error(why) => ("error", Some(why.clone())),
+                Status::NotRun(why) => ("not run", Some(why.clone())),
                 other => (other.label(), None),
             };
             json!({
@@ -138,9 +180,10 @@ pub fn json(results: &[ScenarioResult]) -> String {
                 "reason": reason,
                 "elapsed_ms": r.elapsed.as_millis() as u64,
                 "covered_s": r.covered.as_secs_f64(),
+                "recorded": r.recorded(),
                 "checks": r.checks.iter().map(|c| json!({
                     "line": c.location.line,
-                    "level": format!("{:?}", c.level).to_lowercase(),
+                    "level": c.level.as_str(),
                     "passed": c.passed,
                     "expected": c.expected,
                     "observed": if c.passed { None } else { Some(&c.observed) },
@@ -169,13 +212,16 @@ pub fn junit(results: &[ScenarioResult], suite_name: &str) -> String {
                 status.set_description(r.transcript.clone());
                 status
             }
-            Status::Error(why) => {
+            Status::Error(why) | Status::NotRun(why) => {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
                 status.set_message(why.clone());
                 status
             }
         };
         let mut case = TestCase::new(r.file.clone(), status);
+        for recorded in r.recorded() {
+            case.add_property(Property::new("recorded", recorded));
+        }
         case.set_classname(r.name.clone());
         case.set_time(r.elapsed);
         if r.status == Status::Warn {
@@ -185,4 +231,56 @@ pub fn junit(results: &[ScenarioResult], suite_name: &str) -> String {
     }
     report.add_test_suite(suite);
     report.to_string().expect("JUnit XML of plain values")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Location;
+    use crate::verdict::Scope;
+
+    fn may(passed: bool, scope: Scope) -> Check {
+        Check {
+            level: Level::May,
+            passed,
+            expected: "reason 0x95 packet-too-large".into(),
+            observed: "closed without CONNACK".into(),
+            location: Location {
+                line: 19,
+                column: 5,
+            },
+            scope,
+        }
+    }
+
+    #[test]
+    fn may_choices_are_recorded_in_the_table_json_and_junit() {
+        let result = ScenarioResult {
+            file: "scenarios/capabilities/x.yaml".into(),
+            name: "x".into(),
+            refs: vec![],
+            status: Status::Pass,
+            // a may step check that held is set-up going as planned: not a choice
+            checks: vec![may(true, Scope::Step), may(false, Scope::Step)],
+            transcript: String::new(),
+            elapsed: Duration::ZERO,
+            covered: Duration::ZERO,
+            timeline: Timeline::default(),
+        };
+        let recorded = "line 19: closed without CONNACK, not reason 0x95 packet-too-large";
+        assert_eq!(result.first_problem(), "");
+        assert_eq!(result.recorded(), [recorded]);
+        assert_eq!(result.note(), format!("recorded: {recorded}"));
+        assert!(table(std::slice::from_ref(&result)).contains("recorded: line 19"));
+        let json: serde_json::Value =
+            serde_json::from_str(&json(std::slice::from_ref(&result))).unwrap();
+        assert_eq!(json["scenarios"][0]["recorded"][0], recorded);
+        let xml = junit(&[result], "suite");
+        assert!(
+            xml.contains(&format!(
+                "<property name=\"recorded\" value=\"{recorded}\"/>"
+            )),
+            "{xml}"
+        );
+    }
 }
