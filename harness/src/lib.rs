@@ -8,12 +8,14 @@
 //! - [`verdict`]: expectations checked against what happened.
 //! - [`report`]: tables, JSON and JUnit XML over many scenarios.
 //! - [`coverage`]: which spec statements the catalogue covers.
+//! - [`generate`]: generated will histories (proptest strategies) as scenarios.
 //! - [`suite`]: many scenarios on one target, in parallel.
 //! - [`matrix`]: several targets side by side, and broker profiles of known divergences.
 //! - [`storm`]: a will storm against a broker over TCP, for `lastwill bench`.
 
 pub mod client;
 pub mod coverage;
+pub mod generate;
 pub mod matrix;
 pub mod report;
 pub mod scenario;

@@ -749,3 +749,27 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Every generated will history is a scenario file.
+    #[test]
+    fn generated_histories_round_trip(h in lastwill::generate::strategy::history()) {
+        if let Err(why) = round_trip(&h.scenario("generated")) {
+            panic!("{why}");
+        }
+    }
+
+    /// So is every timer interleaving.
+    #[test]
+    fn delayed_wills_round_trip(h in lastwill::generate::strategy::delayed_wills(20..=24)) {
+        if let Err(why) = round_trip(&h.scenario("delayed wills")) {
+            panic!("{why}");
+        }
+    }
+}

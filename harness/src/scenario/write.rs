@@ -368,7 +368,7 @@ fn action(client: Option<&ClientSpec>, action: &Action) -> Y {
         Action::Silence => raw("silence"),
         Action::Vanish => raw("vanish"),
         Action::Ack => raw("ack"),
-        Action::Send(bytes) => map(vec![("send", Y::Str(crate::transcript::hex(bytes)))]),
+        Action::Send(bytes) => map(vec![("send", hex(bytes))]),
     }
 }
 
@@ -724,6 +724,11 @@ fn user_properties(list: &[UserProperty]) -> Y {
     )
 }
 
+/// Hex bytes, always quoted, as the catalogue writes them: `"0d ff"`.
+fn hex(bytes: &[u8]) -> Y {
+    Y::Raw(double_quoted(&crate::transcript::hex(bytes)))
+}
+
 fn is_filler(bytes: &[u8]) -> bool {
     bytes.len() > FILLER && bytes.iter().all(|&b| b == b'x')
 }
@@ -743,7 +748,7 @@ fn payload(bytes: &Bytes) -> Y {
     }
     match std::str::from_utf8(bytes) {
         Ok(text) if text.chars().all(|c| !c.is_control()) => string(text),
-        _ => map(vec![("hex", Y::Str(crate::transcript::hex(bytes)))]),
+        _ => map(vec![("hex", hex(bytes))]),
     }
 }
 

@@ -1,0 +1,12 @@
+//! Generated will histories: proptest strategies that draw [`History`] values, and their
+//! lowering to [`Scenario`](crate::scenario::Scenario)s, the model the YAML parser produces.
+//!
+//! - [`history`]: what a history is (devices, wills, watchers, events) and how it becomes a
+//!   scenario.
+//! - [`strategy`]: the proptest strategies, which shrink toward fewer clients, fewer events,
+//!   shorter waits and QoS 0.
+
+pub mod history;
+pub mod strategy;
+
+pub use history::History;
