@@ -14,8 +14,9 @@ use crate::target::tcp::{self, Capabilities, TcpTarget};
 /// Where a suite runs.
 #[derive(Clone, Debug)]
 pub enum Target {
-    /// The reference broker in the simulator.
-    Simulator { seed: u64 },
+    /// The reference broker in the simulator, virtual time advancing `tick` at a time
+    /// ([`sim::TICK`] unless a run needs it coarser).
+    Simulator { seed: u64, tick: Duration },
     /// A running broker over TCP, with the capabilities its CONNACK announced: one instance,
     /// or several identically configured ones, over which scenarios are spread (scenarios
     /// that need a broker to themselves then run on different instances at the same time).
@@ -45,21 +46,30 @@ impl Target {
         }
     }
 
+    /// The isolation prefix of run `index` on a broker (`lw<run id>s<index>`), under which
+    /// its client ids and topics live; none in the simulator.
+    pub fn prefix(&self, index: usize) -> Option<String> {
+        match self {
+            Target::Simulator { .. } => None,
+            Target::Tcp { run_id, .. } => Some(format!("lw{run_id}s{index}")),
+        }
+    }
+
     /// Runs one scenario on broker instance `instance` (modulo the number of instances);
     /// `index` keeps prefixes of one run apart.
     pub fn run(&self, scenario: &Scenario, index: usize, instance: usize) -> ScenarioResult {
         let started = Instant::now();
         let outcome: Result<Run, String> = match self {
-            Target::Simulator { seed } => sim::run(scenario, *seed),
+            Target::Simulator { seed, tick } => sim::run_with_tick(scenario, *seed, *tick),
             Target::Tcp {
                 instances,
                 capabilities,
-                run_id,
+                ..
             } => match instances[instance % instances.len()].skip_reason(scenario, capabilities) {
                 Some(why) => return result(scenario, Status::Skip(why), None, Duration::ZERO),
                 None => {
                     let target = &instances[instance % instances.len()];
-                    let prefix = format!("lw{run_id}s{index}");
+                    let prefix = self.prefix(index).unwrap_or_default();
                     let exclusive = tcp::needs_exclusive_run(scenario);
                     tcp::run(scenario, target, (!exclusive).then_some(prefix.as_str()))
                 }

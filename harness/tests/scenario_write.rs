@@ -759,7 +759,9 @@ proptest::proptest! {
 
     /// Every generated will history is a scenario file.
     #[test]
-    fn generated_histories_round_trip(h in lastwill::generate::strategy::history()) {
+    fn generated_histories_round_trip(
+        h in lastwill::generate::strategy::history(lastwill::generate::strategy::Size::FULL)
+    ) {
         if let Err(why) = round_trip(&h.scenario("generated")) {
             panic!("{why}");
         }

@@ -108,7 +108,10 @@ pub enum Payload {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Watcher {
     pub protocol: Protocol,
-    /// One SUBSCRIBE with these filters, each at its QoS.
+    /// One SUBSCRIBE with these filters, each at its QoS; a filter that matches a topic an
+    /// earlier one matches is left out, so that no will reaches a watcher through two
+    /// subscriptions (one copy or one per subscription is the server's choice,
+    /// [MQTT-3.3.4-2]).
     pub subscriptions: Vec<(Filter, QoS)>,
     /// A session that outlives its connections: Clean Start 0 / Session Expiry
     /// [`WATCHER_SESSION_EXPIRY`] (MQTT 5) or Clean Session 0 (3.1.1). Only persistent
@@ -157,6 +160,7 @@ pub enum Ending {
     /// Without DISCONNECT: RST or FIN.
     Drop(DropMode),
     /// The machine disappears: no FIN, no RST; the server notices at keep-alive expiry.
+    /// The next event comes after that (see [`keep_alive_expiry`]).
     Vanish,
     /// DISCONNECT with this reason code (MQTT 5; 3.1.1 has none), and optionally a new
     /// Session Expiry Interval.
@@ -207,9 +211,9 @@ struct Lowering {
     away: Vec<bool>,
     /// Marks handed out, by name without its number.
     marks: std::collections::BTreeMap<String, u32>,
-    /// The longest timer an event started: a will delay, plus keep-alive expiry (1.5 × keep
-    /// alive [MQTT-3.1.2-22]) for a device that vanished. Every will that becomes pending is
-    /// due within this long of the event that closed its connection.
+    /// The longest will delay an event started. Every will that becomes pending is due within
+    /// this long of the event that closed its connection (of the wait after it, for a
+    /// vanished device).
     longest_timer: Duration,
 }
 
@@ -246,6 +250,28 @@ impl History {
         }
     }
 
+    /// The watcher's filters without those that overlap an earlier one.
+    fn disjoint_filters(&self, watcher: &Watcher) -> Vec<(Filter, QoS)> {
+        let deep = |device: usize| self.devices[device % self.devices.len()].deep;
+        let overlap = |a: Filter, b: Filter| match (a, b) {
+            (Filter::All, _) | (_, Filter::All) => true,
+            (Filter::OneLevel, Filter::Deep) | (Filter::Deep, Filter::OneLevel) => false,
+            (Filter::Exact(d), Filter::OneLevel) | (Filter::OneLevel, Filter::Exact(d)) => !deep(d),
+            (Filter::Exact(d), Filter::Deep) | (Filter::Deep, Filter::Exact(d)) => deep(d),
+            (Filter::Exact(a), Filter::Exact(b)) => {
+                a % self.devices.len() == b % self.devices.len()
+            }
+            (a, b) => a == b,
+        };
+        let mut kept: Vec<(Filter, QoS)> = Vec::new();
+        for &(filter, qos) in &watcher.subscriptions {
+            if !kept.iter().any(|&(k, _)| overlap(k, filter)) {
+                kept.push((filter, qos));
+            }
+        }
+        kept
+    }
+
     fn filter(&self, filter: Filter) -> String {
         match filter {
             Filter::Exact(device) => self.will_topic(device % self.devices.len().max(1), 1),
@@ -267,10 +293,10 @@ impl History {
             clients.push(client_spec(&name, watcher.protocol, &name));
             let connect = self.watcher_connect(i, false);
             steps.push(client_step(&name, Action::Connect(Box::new(connect))));
-            let filters = watcher
-                .subscriptions
-                .iter()
-                .map(|&(filter, qos)| SubscriptionRequest::new(self.filter(filter), qos))
+            let filters = self
+                .disjoint_filters(watcher)
+                .into_iter()
+                .map(|(filter, qos)| SubscriptionRequest::new(self.filter(filter), qos))
                 .collect();
             let subscribe = SubscribeSpec {
                 filters,
@@ -307,7 +333,20 @@ impl History {
             if !event.wait.is_zero() {
                 steps.push(plain_step(StepKind::Wait(event.wait)));
             }
+            let vanished = match (&event.what, &step.kind) {
+                (
+                    Happening::End {
+                        device,
+                        how: Ending::Vanish,
+                    },
+                    _,
+                ) => Some(self.devices[device % self.devices.len()].keep_alive),
+                _ => None,
+            };
             steps.push(step);
+            if let Some(keep_alive) = vanished.filter(|&k| k > 0) {
+                steps.push(plain_step(StepKind::Wait(keep_alive_expiry(keep_alive))));
+            }
         }
         steps.push(plain_step(StepKind::Wait(
             lowering.longest_timer + SETTLE_MARGIN,
@@ -350,13 +389,7 @@ impl History {
                     return None;
                 }
                 state.connected = false;
-                let keep_alive = match how {
-                    Ending::Vanish => {
-                        Duration::from_millis(u64::from(self.devices[index].keep_alive) * 1500)
-                    }
-                    _ => Duration::ZERO,
-                };
-                let timer = state.will_delay + keep_alive;
+                let timer = state.will_delay;
                 let client = state.client(state.current);
                 let name = state.name.clone();
                 lowering.longest_timer = lowering.longest_timer.max(timer);
@@ -522,6 +555,12 @@ impl Will {
             properties,
         }
     }
+}
+
+/// How long after a vanish the next event comes: past the moment the server must have noticed
+/// the silence, 1.5 × the keep alive [MQTT-3.1.2-22], with a margin for its tick.
+pub fn keep_alive_expiry(keep_alive: u16) -> Duration {
+    Duration::from_millis(u64::from(keep_alive) * 1500) + Duration::from_secs(1)
 }
 
 fn client_spec(name: &str, protocol: Protocol, client_id: &str) -> ClientSpec {

@@ -5,7 +5,10 @@
 //!   scenario.
 //! - [`strategy`]: the proptest strategies, which shrink toward fewer clients, fewer events,
 //!   shorter waits and QoS 0.
+//! - [`explore`]: drawing cases, judging them with the oracle on a target, and shrinking
+//!   every divergence on the target (`lastwill explore`, and the property tests).
 
+pub mod explore;
 pub mod history;
 pub mod strategy;
 

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 use super::history::*;
-use crate::scenario::DropMode;
+use crate::scenario::{DropMode, MessageMatcher, Receives, Scenario};
 
 /// DISCONNECT reason codes a client may send besides 0x00 and 0x04 (Table 3-10).
 pub const CLIENT_DISCONNECT_CODES: &[u8] = &[
@@ -27,65 +27,158 @@ pub const RESERVED_DISCONNECT_CODES: &[u8] = &[0x01, 0x05, 0x42, 0x7F, 0x84, 0xA
 /// The most devices a history has.
 pub const MAX_DEVICES: usize = 20;
 
-/// Any will history: 1–20 devices and 1–3 watchers, each speaking MQTT 5 or 3.1.1, and up to
-/// 24 events.
-pub fn history() -> impl Strategy<Value = History> {
-    (
-        vec(device(), 1..=MAX_DEVICES),
-        vec(watcher(), 1..=3),
-        vec(event(), 0..=24),
-    )
-        .prop_map(|(devices, watchers, events)| History {
+/// How large a drawn history may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size {
+    pub devices: usize,
+    pub watchers: usize,
+    pub events: usize,
+}
+
+impl Size {
+    /// 20 devices, 3 watchers, 24 events.
+    pub const FULL: Size = Size {
+        devices: MAX_DEVICES,
+        watchers: 3,
+        events: 24,
+    };
+
+    /// The size of case `case` of an exploration: one device, one watcher and one event at
+    /// first, growing to [`Size::FULL`] by case 100, so that a divergence is met in a small
+    /// history first (shrinking on a real broker costs real time per run).
+    pub fn of_case(case: usize) -> Size {
+        Size {
+            devices: (1 + case / 5).min(Self::FULL.devices),
+            watchers: (1 + case / 20).min(Self::FULL.watchers),
+            events: (1 + case / 4).min(Self::FULL.events),
+        }
+    }
+}
+
+/// Any will history up to `size`: devices and watchers each speaking MQTT 5 or 3.1.1, and
+/// events. Small histories are drawn more often than large ones: a simulated run costs time
+/// in proportion to its clients and its length.
+pub fn history(size: Size) -> impl Strategy<Value = History> {
+    let most = |n: usize| n.clamp(1, size.devices.max(1));
+    let devices = prop_oneof![
+        4 => vec(device(), 1..=most(4)),
+        2 => vec(device(), 1..=most(10)),
+        1 => vec(device(), 1..=most(MAX_DEVICES)),
+    ];
+    let events = prop_oneof![
+        2 => vec(event(), 0..=size.events.min(8)),
+        1 => vec(event(), 0..=size.events),
+    ];
+    (devices, vec(watcher(), 1..=size.watchers.max(1)), events).prop_map(
+        |(devices, watchers, events)| History {
             devices,
             watchers,
             events,
-        })
+        },
+    )
 }
 
-/// Timer interleavings: `devices` (at least 20) MQTT 5 devices whose wills all have a drawn
-/// delay of 1–30 s and a session that outlives it, dropped one after another in a drawn
-/// order at drawn intervals, so that their delays run concurrently and fall due in an order
-/// unrelated to the order they were set. One watcher takes every will at QoS 1.
+/// Timer interleavings: `devices` (20 to 30) MQTT 5 devices whose wills all have a drawn
+/// delay of 1–30 s and a session that never expires, dropped one after another in a drawn
+/// order at drawn intervals (0 or 1 s), so that every delay runs concurrently and they fall
+/// due in an order unrelated to the order they were set. Each will falls due after the last
+/// drop, at its own whole second (a drawn delay is moved to the next free second), so no due
+/// time meets a step and their order is defined. One watcher takes every will at QoS 1.
 pub fn delayed_wills(devices: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = History> {
     devices
         .prop_flat_map(|n| {
             let delays = vec((1u32..=30, qos()), n);
             let order = Just((0..n).collect::<Vec<usize>>()).prop_shuffle();
-            let gaps = vec(short_wait(), n);
+            let gaps = vec(0u64..=1, n);
             (delays, order, gaps)
         })
-        .prop_map(|(delays, order, gaps)| History {
-            devices: delays
-                .into_iter()
-                .map(|(delay, qos)| Device {
+        .prop_map(|(mut delays, order, gaps)| {
+            let closes: Vec<u64> = gaps
+                .iter()
+                .scan(0, |at, gap| {
+                    *at += gap;
+                    Some(*at)
+                })
+                .collect();
+            let last = closes.last().copied().unwrap_or(0);
+            // earliest drops first: theirs are the narrowest choices of due second
+            let mut taken: Vec<u64> = Vec::new();
+            for (&device, &closed) in order.iter().zip(&closes) {
+                let lowest = (last + 1 - closed).max(1) as u32;
+                let delay = &mut delays[device].0;
+                *delay = lowest + (*delay - 1) % (31 - lowest.min(30));
+                for _ in 0..30 {
+                    if !taken.contains(&(closed + u64::from(*delay))) {
+                        break;
+                    }
+                    *delay = if *delay >= 30 { lowest } else { *delay + 1 };
+                }
+                taken.push(closed + u64::from(*delay));
+            }
+            History {
+                devices: delays
+                    .into_iter()
+                    .map(|(delay, qos)| Device {
+                        protocol: Protocol::V5,
+                        keep_alive: 60,
+                        clean_start: true,
+                        session: SessionExpiry::Never,
+                        will: Will {
+                            delay: Some(delay),
+                            ..Will::plain(qos)
+                        },
+                        deep: false,
+                    })
+                    .collect(),
+                watchers: vec![Watcher {
                     protocol: Protocol::V5,
-                    keep_alive: 60,
-                    clean_start: true,
-                    session: SessionExpiry::Never,
-                    will: Will {
-                        delay: Some(delay),
-                        ..Will::plain(qos)
-                    },
-                    deep: false,
-                })
-                .collect(),
-            watchers: vec![Watcher {
-                protocol: Protocol::V5,
-                subscriptions: vec![(Filter::All, QoS::AtLeastOnce)],
-                persistent: false,
-            }],
-            events: order
-                .into_iter()
-                .zip(gaps)
-                .map(|(device, wait)| Event {
-                    wait,
-                    what: Happening::End {
-                        device,
-                        how: Ending::Drop(DropMode::Rst),
-                    },
-                })
-                .collect(),
+                    subscriptions: vec![(Filter::All, QoS::AtLeastOnce)],
+                    persistent: false,
+                }],
+                events: order
+                    .into_iter()
+                    .zip(gaps)
+                    .map(|(device, gap)| Event {
+                        wait: Duration::from_secs(gap),
+                        what: Happening::End {
+                            device,
+                            how: Ending::Drop(DropMode::Rst),
+                        },
+                    })
+                    .collect(),
+            }
         })
+}
+
+/// Makes a prediction for a [`delayed_wills`] history check the order of the wills too: every
+/// watcher's expected messages sorted by due time (close time plus will delay, from the
+/// history's waits), with `ordered: true`.
+pub fn in_due_order(history: &History, predicted: &mut Scenario) {
+    let mut due: Vec<(String, Duration)> = Vec::new();
+    let mut now = Duration::ZERO;
+    for event in &history.events {
+        now += event.wait;
+        if let Happening::End { device, .. } = event.what {
+            let device = device % history.devices.len();
+            let delay = history.devices[device].will.delay.unwrap_or(0);
+            due.push((
+                history.will_topic(device, 1),
+                now + Duration::from_secs(u64::from(delay)),
+            ));
+        }
+    }
+    let due_of = |m: &MessageMatcher| {
+        m.topic
+            .as_ref()
+            .and_then(|t| due.iter().find(|(topic, _)| topic == t))
+            .map(|&(_, at)| at)
+    };
+    for block in &mut predicted.expect {
+        if let Some(Receives::Messages(matchers)) = &mut block.receives {
+            matchers.sort_by_key(|m| due_of(m));
+            block.ordered = true;
+        }
+    }
 }
 
 impl Will {
@@ -135,7 +228,7 @@ fn session() -> impl Strategy<Value = SessionExpiry> {
 /// Waits: mostly short (0–2 s in quarter seconds), sometimes long enough to pass a will delay.
 fn wait() -> impl Strategy<Value = Duration> {
     prop_oneof![
-        3 => short_wait(),
+        6 => short_wait(),
         1 => (1u64..=35).prop_map(Duration::from_secs),
     ]
 }
@@ -154,10 +247,10 @@ fn payload() -> impl Strategy<Value = Payload> {
 
 fn will() -> impl Strategy<Value = Will> {
     let delay = prop_oneof![
-        Just(None),
-        Just(Some(0)),
-        (1u32..=5).prop_map(Some),
-        (1u32..=30).prop_map(Some),
+        1 => Just(None),
+        1 => Just(Some(0)),
+        2 => (1u32..=5).prop_map(Some),
+        1 => (1u32..=30).prop_map(Some),
     ];
     let properties = (
         option::weighted(0.3, 1u32..=60),

@@ -485,7 +485,12 @@ fn disconnect(d: &Disconnect) -> Y {
         .opt("reason_string", &d.reason_string, |t| string(t))
         .opt("server_reference", &d.server_reference, |t| string(t))
         .user_properties(&d.user_properties);
-    named("disconnect", (d.code != 0).then(|| reason_code(d.code)), e)
+    // a code a client may not send is written in hex: its name belongs to another packet
+    let code = match reason::is_client_disconnect_code(d.code) {
+        true => reason_code(d.code),
+        false => raw(format!("0x{:02X}", d.code)),
+    };
+    named("disconnect", (d.code != 0).then_some(code), e)
 }
 
 fn step_expectation(x: &StepExpectation, v311: bool) -> Y {
