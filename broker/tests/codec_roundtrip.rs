@@ -194,10 +194,10 @@ fn connack(protocol: Protocol) -> impl Strategy<Value = Packet> {
             server_reference: b.5,
             user_properties: b.6,
         });
-    (any::<bool>(), any::<u8>(), props).prop_map(|(session_present, code, properties)| {
+    (any::<bool>(), any::<u8>(), props).prop_map(move |(session_present, code, properties)| {
         Packet::ConnAck(ConnAck {
             session_present,
-            code,
+            code: ConnAckCode::read(protocol, code),
             properties,
         })
     })
@@ -248,7 +248,10 @@ fn ack(protocol: Protocol) -> impl Strategy<Value = Packet> {
         Protocol::V311 => Just(0).boxed(),
     };
     (0..4usize, packet_id(), code).prop_map(|(kind, packet_id, code)| {
-        let ack = Ack { packet_id, code };
+        let ack = Ack {
+            packet_id,
+            code: code.into(),
+        };
         match kind {
             0 => Packet::PubAck(ack),
             1 => Packet::PubRec(ack),
@@ -309,7 +312,7 @@ fn suback(protocol: Protocol) -> impl Strategy<Value = Packet> {
         .prop_map(|(packet_id, codes, reason_string)| {
             Packet::SubAck(SubAck {
                 packet_id,
-                codes,
+                codes: codes.into_iter().map(ReasonCode::from).collect(),
                 reason_string,
             })
         })
@@ -329,7 +332,7 @@ fn unsubscribe(protocol: Protocol) -> impl Strategy<Value = Packet> {
 
 fn unsuback(protocol: Protocol) -> impl Strategy<Value = Packet> {
     let codes = match protocol {
-        Protocol::V5 => vec(any::<u8>(), 0..4).boxed(),
+        Protocol::V5 => vec(any::<u8>().prop_map(ReasonCode::from), 0..4).boxed(),
         Protocol::V311 => Just(Vec::new()).boxed(),
     };
     (packet_id(), codes)
@@ -349,7 +352,7 @@ fn disconnect(protocol: Protocol) -> BoxedStrategy<Packet> {
     )
         .prop_map(|(code, sei, reason, reference, user)| {
             Packet::Disconnect(Disconnect {
-                code,
+                code: code.into(),
                 session_expiry_interval: sei,
                 reason_string: reason,
                 server_reference: reference,

@@ -95,7 +95,7 @@ impl Client {
         };
         client.send(&Packet::Connect(connect)).await?;
         match client.recv().await? {
-            Some(Packet::ConnAck(ack)) if ack.code == 0 => Ok(client),
+            Some(Packet::ConnAck(ack)) if ack.code.is_success() => Ok(client),
             other => Err(io::Error::other(format!(
                 "expected CONNACK 0, got {other:?}"
             ))),
@@ -131,7 +131,7 @@ impl Client {
         };
         self.send(&Packet::Subscribe(subscribe)).await?;
         match self.recv().await? {
-            Some(Packet::SubAck(ack)) if ack.codes.iter().all(|&c| c < 0x80) => Ok(()),
+            Some(Packet::SubAck(ack)) if ack.codes.iter().all(|c| !c.is_failure()) => Ok(()),
             other => Err(io::Error::other(format!("expected SUBACK, got {other:?}"))),
         }
     }

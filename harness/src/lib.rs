@@ -1,26 +1,33 @@
 //! lastwill: a conformance and simulation test harness for MQTT Will messages.
 //!
+//! Modules, each using only those listed before it (`tests/module_graph.rs` checks that the
+//! imports between modules form no cycle):
+//!
 //! - [`scenario`]: the YAML scenario language, parsed strictly into a typed model.
-//! - [`client`]: the scripted MQTT client that plays each scenario client.
-//! - [`target`]: where scenarios run: the simulator ([`target::sim`]) or a broker over TCP
-//!   ([`target::tcp`]).
-//! - [`transcript`]: what happened, rendered as stable text.
-//! - [`verdict`]: expectations checked against what happened.
+//! - [`transcript`]: what happened in a run, rendered as stable text.
+//! - [`link`]: whole MQTT packets in and out over any byte stream.
+//! - [`client`]: the scripted MQTT client that plays each scenario client, over the
+//!   [`Network`](client::Network) a runner gives it.
+//! - [`verdict`]: expectations checked against step outcomes and the transcript.
+//! - [`runner`]: where a scenario runs ([`runner::Target`]): the reference broker in the
+//!   simulator ([`runner::sim`]) or any broker over TCP ([`runner::tcp`]).
 //! - [`report`]: tables, JSON and JUnit XML over many scenarios.
-//! - [`coverage`]: which spec statements the catalogue covers.
-//! - [`generate`]: generated will histories (proptest strategies) as scenarios.
 //! - [`suite`]: many scenarios on one target, in parallel.
+//! - [`coverage`]: which spec statements the catalogue covers.
 //! - [`matrix`]: several targets side by side, and broker profiles of known divergences.
+//! - [`generate`]: generated will histories (proptest strategies) as scenarios, and
+//!   exploring a broker with them.
 //! - [`storm`]: a will storm against a broker over TCP, for `lastwill bench`.
 
 pub mod client;
 pub mod coverage;
 pub mod generate;
+pub mod link;
 pub mod matrix;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod storm;
 pub mod suite;
-pub mod target;
 pub mod transcript;
 pub mod verdict;

@@ -24,13 +24,13 @@ use lastwill_broker::codec::{
     Connect, LastWill, MessageProperties, Packet, Protocol, QoS, Subscribe, SubscriptionRequest,
 };
 use serde::Serialize;
-use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::link::{Ended, Link};
+use crate::runner::tcp::{Endpoint, Stream};
 use crate::scenario::DropMode;
-use crate::target::tcp::{Incoming, PacketLink, TcpTarget};
 
 /// How long a CONNACK or SUBACK may take.
 const REPLY_LIMIT: Duration = Duration::from_secs(10);
@@ -185,11 +185,7 @@ struct Delivery {
 
 /// Runs `plan` against `target`; `progress` counts connected will clients, then wills
 /// received. Errors (the broker refused a connection, closed a subscriber) are one line.
-pub async fn run(
-    target: &TcpTarget,
-    plan: &Plan,
-    progress: &ProgressBar,
-) -> Result<Report, String> {
+pub async fn run(target: &Endpoint, plan: &Plan, progress: &ProgressBar) -> Result<Report, String> {
     let (stop, stopped) = watch::channel(false);
     let mut subscribers = JoinSet::new();
     for s in 0..plan.subscribers {
@@ -216,10 +212,7 @@ pub async fn run(
         closed_at.push(Instant::now());
         match plan.drop {
             DropMode::Rst => link.into_stream().reset(),
-            DropMode::Fin => {
-                let mut stream = link.into_stream();
-                let _ = stream.shutdown().await;
-            }
+            DropMode::Fin => link.close().await,
         }
     }
     let last_close = Instant::now();
@@ -249,7 +242,7 @@ pub async fn run(
 }
 
 /// A subscriber on the storm's topics, its SUBACK read.
-async fn subscribe(target: &TcpTarget, plan: &Plan, n: usize) -> Result<PacketLink, String> {
+async fn subscribe(target: &Endpoint, plan: &Plan, n: usize) -> Result<Link<Stream>, String> {
     let mut connect = Connect::new(plan.protocol, format!("{}-sub-{n}", plan.prefix));
     connect.keep_alive = 0;
     let mut link = connected(target, connect).await?;
@@ -266,24 +259,21 @@ async fn subscribe(target: &TcpTarget, plan: &Plan, n: usize) -> Result<PacketLi
         .await
         .map_err(|e| format!("subscriber {n}: {e}"))?;
     match reply(&mut link).await? {
-        Packet::SubAck(ack) if ack.codes.first().is_some_and(|&code| code < 0x80) => Ok(link),
+        Packet::SubAck(ack) if ack.codes.first().is_some_and(|code| !code.is_failure()) => Ok(link),
         other => Err(format!("subscriber {n}: SUBSCRIBE answered with {other:?}")),
     }
 }
 
 /// Opens a connection with `connect` and reads a successful CONNACK.
-async fn connected(target: &TcpTarget, connect: Connect) -> Result<PacketLink, String> {
+async fn connected(target: &Endpoint, connect: Connect) -> Result<Link<Stream>, String> {
     let client_id = connect.client_id.clone();
-    let mut link = tokio::time::timeout(REPLY_LIMIT, PacketLink::connect(target, connect))
+    let mut link = tokio::time::timeout(REPLY_LIMIT, target.connect(connect))
         .await
         .map_err(|_| format!("{client_id}: connection timed out"))?
         .map_err(|e| format!("{client_id}: cannot connect: {e}"))?;
     match reply(&mut link).await? {
-        Packet::ConnAck(ack) if ack.code == 0 => Ok(link),
-        Packet::ConnAck(ack) => Err(format!(
-            "{client_id}: refused with CONNACK {}",
-            crate::transcript::code_name(ack.code)
-        )),
+        Packet::ConnAck(ack) if ack.code.is_success() => Ok(link),
+        Packet::ConnAck(ack) => Err(format!("{client_id}: refused with CONNACK {}", ack.code)),
         other => Err(format!(
             "{client_id}: CONNECT answered with {}",
             other.name()
@@ -292,33 +282,34 @@ async fn connected(target: &TcpTarget, connect: Connect) -> Result<PacketLink, S
 }
 
 /// The next packet, which must come within [`REPLY_LIMIT`].
-async fn reply(link: &mut PacketLink) -> Result<Packet, String> {
-    match link.recv(REPLY_LIMIT).await {
+async fn reply(link: &mut Link<Stream>) -> Result<Packet, String> {
+    match link.recv_within(REPLY_LIMIT).await {
         Ok(Some(packet)) => Ok(packet),
         Ok(None) => Err(format!("no reply within {REPLY_LIMIT:?}")),
-        Err(Incoming::Closed) => Err("the broker closed the connection".into()),
-        Err(Incoming::Undecodable(e)) => Err(format!("undecodable reply: {e}")),
+        Err(Ended::Closed) => Err("the broker closed the connection".into()),
+        Err(Ended::Undecodable(e)) => Err(format!("undecodable reply: {e}")),
     }
 }
 
 /// Connects every will client, `plan.concurrency` at a time; the links come back in will
 /// order. The first refusal is the error.
 async fn connect_will_clients(
-    target: &TcpTarget,
+    target: &Endpoint,
     plan: &Plan,
     progress: &ProgressBar,
-) -> Result<Vec<PacketLink>, String> {
+) -> Result<Vec<Link<Stream>>, String> {
     let permits = Arc::new(Semaphore::new(plan.concurrency.max(1)));
     let payload = Bytes::from(vec![b'w'; plan.payload]);
     let mut connecting = JoinSet::new();
-    let mut links: Vec<Option<PacketLink>> = Vec::new();
+    let mut links: Vec<Option<Link<Stream>>> = Vec::new();
     links.resize_with(plan.clients, || None);
-    let mut settle = |done: Result<(usize, Result<PacketLink, String>), tokio::task::JoinError>| {
-        let (n, link) = done.map_err(|e| format!("connect task: {e}"))?;
-        links[n] = Some(link?);
-        progress.inc(1);
-        Ok::<(), String>(())
-    };
+    let mut settle =
+        |done: Result<(usize, Result<Link<Stream>, String>), tokio::task::JoinError>| {
+            let (n, link) = done.map_err(|e| format!("connect task: {e}"))?;
+            links[n] = Some(link?);
+            progress.inc(1);
+            Ok::<(), String>(())
+        };
     for n in 0..plan.clients {
         let permit = Arc::clone(&permits)
             .acquire_owned()
@@ -357,7 +348,7 @@ async fn connect_will_clients(
 
 /// Reads wills on one subscriber until it has `expected` distinct ones or `stop` is raised.
 async fn collect(
-    mut link: PacketLink,
+    mut link: Link<Stream>,
     expected: usize,
     mut stop: watch::Receiver<bool>,
     progress: ProgressBar,
@@ -369,13 +360,12 @@ async fn collect(
         let packet = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            packet = link.recv(Duration::from_secs(3600)) => packet,
+            packet = link.recv() => packet,
         };
         let packet = match packet {
-            Ok(Some(packet)) => packet,
-            Ok(None) => continue,
-            Err(Incoming::Closed) => return Err("the broker closed a subscriber".into()),
-            Err(Incoming::Undecodable(e)) => return Err(format!("subscriber: {e}")),
+            Ok(packet) => packet,
+            Err(Ended::Closed) => return Err("the broker closed a subscriber".into()),
+            Err(Ended::Undecodable(e)) => return Err(format!("subscriber: {e}")),
         };
         let at = Instant::now();
         if let Packet::Publish(publish) = &packet
@@ -405,7 +395,7 @@ async fn collect(
 
 /// Turns the timestamps into a report.
 fn measure(
-    target: &TcpTarget,
+    target: &Endpoint,
     plan: &Plan,
     connect_s: f64,
     closed_at: &[Instant],
@@ -452,10 +442,7 @@ fn measure(
         qos: plan.qos.as_u8(),
         payload_bytes: plan.payload,
         will_delay_s: plan.will_delay,
-        drop: match plan.drop {
-            DropMode::Rst => "rst",
-            DropMode::Fin => "fin",
-        },
+        drop: plan.drop.as_str(),
         connect_s,
         connects_per_s: plan.clients as f64 / connect_s.max(f64::EPSILON),
         close_s: last_close.duration_since(first_close).as_secs_f64(),
@@ -498,15 +485,15 @@ mod tests {
         }
     }
 
-    fn target() -> TcpTarget {
-        TcpTarget {
+    fn target() -> Endpoint {
+        Endpoint {
             host: "127.0.0.1".into(),
             port: 1883,
             tls: None,
             username: None,
             password: None,
             restart_cmd: None,
-            tolerance: crate::target::tcp::DEFAULT_TOLERANCE,
+            tolerance: crate::runner::tcp::DEFAULT_TOLERANCE,
         }
     }
 

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lastwill_broker::codec::{
-    Ack, ConnAck, Connect, Disconnect, LastWill, MessageProperties, Packet, Publish, QoS,
-    Subscribe, reason,
+    Ack, ConnAck, Connect, DecodeError, Disconnect, LastWill, MessageProperties, Packet, Publish,
+    QoS, ReasonCode, Subscribe,
 };
+
+use crate::scenario::DropMode;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum EventKind {
@@ -28,9 +30,9 @@ pub enum EventKind {
     /// The peer closed the connection (EOF, reset or error).
     Closed,
     /// The broker sent bytes that do not decode.
-    Undecodable(String),
-    /// A fault the client applied to itself: `drop rst`, `silence`, `vanish`, ...
-    Fault(String),
+    Undecodable(DecodeError),
+    /// A fault the client applied to itself.
+    Fault(Fault),
     /// A scenario-level step: `wait 2s`, `broker restart`, `net partition [device]`.
     Step(String),
     /// A step expectation that did not hold (so the failure shows where it happened).
@@ -40,6 +42,27 @@ pub enum EventKind {
     Violation(String),
     /// The run ended.
     End,
+}
+
+/// A fault a client applies to itself (its scenario step of the same name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The connection ends without DISCONNECT (`drop rst`, `drop fin`).
+    Drop(DropMode),
+    /// The client stops sending; the connection stays open.
+    Silence,
+    /// The client's machine disappears: nothing more in or out.
+    Vanish,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Drop(mode) => write!(f, "drop {}", mode.as_str()),
+            Fault::Silence => f.write_str("silence"),
+            Fault::Vanish => f.write_str("vanish"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -113,7 +136,8 @@ impl Transcript {
         })
     }
 
-    /// Renders the transcript; `width` is the widest client name.
+    /// Renders the transcript, one line per event: time, client (padded to the longest
+    /// name), an arrow for the direction, and what happened.
     pub fn render(&self) -> String {
         let width = self
             .events
@@ -154,7 +178,7 @@ fn describe(kind: &EventKind) -> (&'static str, String) {
         EventKind::ConnectFailed(why) => ("✖", format!("connect failed: {why}")),
         EventKind::Closed => ("✖", "closed by peer".into()),
         EventKind::Undecodable(why) => ("✖", format!("undecodable bytes from broker: {why}")),
-        EventKind::Fault(what) => ("✂", what.clone()),
+        EventKind::Fault(fault) => ("✂", fault.to_string()),
         EventKind::Step(what) => ("·", what.clone()),
         EventKind::Check(what) => ("!", what.clone()),
         EventKind::Violation(what) => ("!", format!("protocol violation: {what}")),
@@ -223,17 +247,10 @@ fn will_fields(will: &LastWill) -> String {
 }
 
 fn connack_line(c: &ConnAck) -> String {
-    // v5 CONNACK codes skip 0x01..=0x05, so those are the 3.1.1 return codes
-    let code = match c.code {
-        0x01 => "0x01 unacceptable-protocol-version".to_owned(),
-        0x02 => "0x02 identifier-rejected".to_owned(),
-        0x03 => "0x03 server-unavailable".to_owned(),
-        0x04 => "0x04 bad-user-name-or-password".to_owned(),
-        0x05 => "0x05 not-authorized".to_owned(),
-        other => code_name(other),
-    };
+    // each version's code named from its own table
     let mut line = format!(
-        "CONNACK {code} session_present={}",
+        "CONNACK {} session_present={}",
+        c.code,
         u8::from(c.session_present)
     );
     let p = &c.properties;
@@ -322,15 +339,15 @@ fn subscribe_line(s: &Subscribe) -> String {
 }
 
 fn ack_line(name: &str, a: &Ack) -> String {
-    if a.code == 0 {
+    if a.code == ReasonCode::SUCCESS {
         format!("{name} pid={}", a.packet_id)
     } else {
-        format!("{name} pid={} {}", a.packet_id, code_name(a.code))
+        format!("{name} pid={} {}", a.packet_id, a.code)
     }
 }
 
 fn disconnect_line(d: &Disconnect) -> String {
-    let mut line = format!("DISCONNECT {}", code_name(d.code));
+    let mut line = format!("DISCONNECT {}", d.code);
     opt(&mut line, "session_expiry", d.session_expiry_interval);
     opt(&mut line, "reason_string", d.reason_string.as_deref());
     line
@@ -364,12 +381,12 @@ fn opt<T: std::fmt::Display>(line: &mut String, key: &str, value: Option<T>) {
     }
 }
 
-/// `0x8E session-taken-over`.
+/// `0x8E session-taken-over`: a v5 code a scenario names by its value.
 pub fn code_name(code: u8) -> String {
-    format!("0x{code:02X} {}", reason::name(code))
+    ReasonCode::from(code).to_string()
 }
 
-fn codes(codes: &[u8]) -> String {
+fn codes(codes: &[ReasonCode]) -> String {
     let items: Vec<String> = codes.iter().map(|c| format!("0x{c:02X}")).collect();
     format!("[{}]", items.join(","))
 }
@@ -412,11 +429,15 @@ mod tests {
             "device",
             EventKind::Received(Packet::ConnAck(ConnAck {
                 session_present: false,
-                code: 0,
+                code: lastwill_broker::codec::ConnAckCode::V5(ReasonCode::SUCCESS),
                 properties: Default::default(),
             })),
         );
-        recorder.record(ms(10), "device", EventKind::Fault("drop rst".into()));
+        recorder.record(
+            ms(10),
+            "device",
+            EventKind::Fault(Fault::Drop(DropMode::Rst)),
+        );
         recorder.mark(ms(10), Some("device"), "dropped");
         recorder.record(ms(12_013), "", EventKind::End);
         let expected = concat!(

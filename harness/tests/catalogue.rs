@@ -11,8 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
+use lastwill::runner::sim;
 use lastwill::scenario;
-use lastwill::target::sim;
 use lastwill::verdict::Verdict;
 use libtest_mimic::{Arguments, Failed, Trial};
 

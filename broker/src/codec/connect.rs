@@ -7,7 +7,9 @@ use super::frame::PacketType;
 use super::props::{self, Properties};
 use super::topic::check_topic_name;
 use super::wire::{Reader, error, malformed, protocol_error, put_binary, put_string};
-use super::{ConnAck, ConnAckProperties, Connect, DecodeError, LastWill, Protocol, QoS};
+use super::{
+    ConnAck, ConnAckCode, ConnAckProperties, Connect, DecodeError, LastWill, Protocol, QoS,
+};
 
 const RESERVED: u8 = 0x01;
 const CLEAN_START: u8 = 0x02;
@@ -252,7 +254,7 @@ pub fn decode_connack(body: Bytes, protocol: Protocol) -> Result<ConnAck, Decode
             "CONNACK reserved flag bits set ({flags:08b})"
         )));
     }
-    let code = reader.u8("Connect Reason Code")?;
+    let code = ConnAckCode::read(protocol, reader.u8("Connect Reason Code")?);
     let properties = match protocol {
         Protocol::V5 => {
             // Authentication Method and Data are accepted but not kept: the broker never
@@ -293,7 +295,7 @@ pub fn encode_connack(
     body: &mut BytesMut,
 ) -> Result<u8, String> {
     body.put_u8(u8::from(connack.session_present));
-    body.put_u8(connack.code);
+    body.put_u8(connack.code.into());
     if protocol.is_v5() {
         let p = &connack.properties;
         let mut props = props::Writer::default();

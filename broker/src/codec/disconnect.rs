@@ -6,7 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::frame::PacketType;
 use super::props;
 use super::wire::Reader;
-use super::{DecodeError, Disconnect, Protocol};
+use super::{DecodeError, Disconnect, Protocol, ReasonCode};
 
 /// v5: Remaining Length 0 means Reason Code 0x00 and no properties, 1 means no properties
 /// (§3.14.2.1, §3.14.2.2.1). The Reason Code is taken as any byte: the broker decides what a
@@ -16,7 +16,7 @@ pub fn decode_disconnect(body: Bytes, protocol: Protocol) -> Result<Disconnect, 
     let mut reader = Reader::new(body);
     let mut disconnect = Disconnect::default();
     if protocol.is_v5() && !reader.is_empty() {
-        disconnect.code = reader.u8("Disconnect Reason Code")?;
+        disconnect.code = reader.u8("Disconnect Reason Code")?.into();
         if !reader.is_empty() {
             let props = props::read(&mut reader, &props::DISCONNECT)?;
             disconnect.session_expiry_interval = props.session_expiry_interval;
@@ -49,8 +49,8 @@ pub fn encode_disconnect(
         )?;
         props.user_properties(&disconnect.user_properties)?;
         let has_props = !props.is_empty();
-        if disconnect.code != 0 || has_props {
-            body.put_u8(disconnect.code);
+        if disconnect.code != ReasonCode::NORMAL_DISCONNECTION || has_props {
+            body.put_u8(disconnect.code.into());
         }
         if has_props {
             props.finish(body)?;

@@ -1,29 +1,31 @@
-//! The MQTT wire format: the only module that touches `mqttbytes`.
+//! The MQTT wire format: our own strict encoder and decoder for MQTT 3.1.1 and 5.0.
 //!
-//! It exposes a version-neutral packet model ([`Packet`]) for MQTT 3.1.1 and 5.0, and it is
-//! strict: what the spec calls malformed, or a protocol error detectable from one packet alone,
-//! is rejected here with the reason code the broker must use. Replacing mqttbytes must stay a
-//! change to this module only.
+//! It exposes a version-neutral packet model ([`Packet`]) and the reason codes
+//! ([`ReasonCode`], [`ConnectReturnCode`], [`ConnAckCode`]), and it is strict: what the spec
+//! calls malformed, or a protocol error detectable from one packet alone, is rejected here
+//! with the reason code the broker must use.
 //!
-//! Note: this module is its own codec rather than a wrapper around mqttbytes 0.6. A strict
-//! decoder has to walk every byte of a frame (reserved bits, duplicate and misplaced
-//! properties, minimal VBIs, U+0000, trailing bytes), and mqttbytes' readers check none of
-//! that, so wrapping them would mean parsing each frame twice. Its writers cannot represent
-//! our model without loss (a `String` password, enum-only reason codes, the DISCONNECT reason,
-//! several Subscription Identifiers) and corrupt strings over 65,535 bytes. See the
-//! architecture's list of mqttbytes defects; the tests in `tests.rs` pin each of them.
+//! It began as a wrapper of mqttbytes 0.6 and is its own codec now: a strict decoder has to
+//! walk every byte of a frame (reserved bits, duplicate and misplaced properties, minimal
+//! VBIs, U+0000, trailing bytes), and mqttbytes' readers check none of that, so wrapping them
+//! meant parsing each frame twice. Its writers cannot represent our model without loss (a
+//! `String` password, enum-only reason codes, the DISCONNECT reason, several Subscription
+//! Identifiers) and corrupt strings over 65,535 bytes. See the architecture's list of
+//! mqttbytes defects; the tests in `tests.rs` pin each of them, and mqttbytes is left only as
+//! a dev-dependency that cross-checks our encoding (`broker/tests/codec_mqttbytes.rs`).
 //!
-//! - [`frame`]: fixed header and framing; [`wire`]: data representations (§1.5);
-//!   [`props`]: v5 properties; [`topic`]: Topic Name rules.
-//! - One module per packet family: [`connect`], [`publish`], [`subscribe`], [`disconnect`].
+//! - `frame`: fixed header and framing; `wire`: data representations (§1.5); `props`: v5
+//!   properties; `topic`: Topic Name rules; `reason`: the reason code tables.
+//! - One module per packet family: `connect`, `publish`, `subscribe`, `disconnect`; the
+//!   model they share is in `packet`.
 
 mod connect;
 mod disconnect;
 mod frame;
-pub mod packet;
+mod packet;
 mod props;
 mod publish;
-pub mod reason;
+mod reason;
 mod subscribe;
 #[cfg(test)]
 mod tests;
@@ -31,6 +33,7 @@ mod topic;
 mod wire;
 
 pub use packet::*;
+pub use reason::{ConnAckCode, ConnectReturnCode, ReasonCode};
 
 use bytes::{Bytes, BytesMut};
 
@@ -38,7 +41,7 @@ use frame::PacketType;
 
 /// Why a frame could not be decoded, and the reason code the receiver must close with.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{} (0x{:02X}): {detail}", self.kind.describe(), self.kind.reason_code())]
+#[error("{} (0x{:02X}): {detail}", self.kind.describe(), u8::from(self.kind.reason_code()))]
 pub struct DecodeError {
     pub kind: DecodeErrorKind,
     /// What exactly was wrong, for logs and transcripts.
@@ -66,13 +69,13 @@ pub enum DecodeErrorKind {
 
 impl DecodeErrorKind {
     /// The MQTT 5 reason code for CONNACK (before CONNACK) or DISCONNECT (after).
-    pub fn reason_code(self) -> u8 {
+    pub fn reason_code(self) -> ReasonCode {
         match self {
-            DecodeErrorKind::Malformed => reason::MALFORMED_PACKET,
-            DecodeErrorKind::ProtocolError => reason::PROTOCOL_ERROR,
-            DecodeErrorKind::PacketTooLarge => reason::PACKET_TOO_LARGE,
-            DecodeErrorKind::UnsupportedProtocolVersion => reason::UNSUPPORTED_PROTOCOL_VERSION,
-            DecodeErrorKind::TopicNameInvalid => reason::TOPIC_NAME_INVALID,
+            DecodeErrorKind::Malformed => ReasonCode::MALFORMED_PACKET,
+            DecodeErrorKind::ProtocolError => ReasonCode::PROTOCOL_ERROR,
+            DecodeErrorKind::PacketTooLarge => ReasonCode::PACKET_TOO_LARGE,
+            DecodeErrorKind::UnsupportedProtocolVersion => ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+            DecodeErrorKind::TopicNameInvalid => ReasonCode::TOPIC_NAME_INVALID,
         }
     }
 

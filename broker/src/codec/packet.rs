@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+use super::reason::{ConnAckCode, ReasonCode};
+
 /// The protocol level negotiated by CONNECT (byte 7 of the variable header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {
@@ -176,8 +178,8 @@ pub struct ConnAckProperties {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnAck {
     pub session_present: bool,
-    /// v5 reason code (Table 3-1) or 3.1.1 return code (Table 3.1), as on the wire.
-    pub code: u8,
+    /// v5 reason code (Table 3-1) or 3.1.1 return code (Table 3.1).
+    pub code: ConnAckCode,
     pub properties: ConnAckProperties,
 }
 
@@ -219,12 +221,15 @@ impl Publish {
 pub struct Ack {
     pub packet_id: u16,
     /// v5 reason code; 0x00 in 3.1.1.
-    pub code: u8,
+    pub code: ReasonCode,
 }
 
 impl Ack {
     pub fn success(packet_id: u16) -> Ack {
-        Ack { packet_id, code: 0 }
+        Ack {
+            packet_id,
+            code: ReasonCode::SUCCESS,
+        }
     }
 }
 
@@ -273,9 +278,16 @@ pub struct Subscribe {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubAck {
     pub packet_id: u16,
-    /// One per filter: granted QoS (0..=2) or a failure code (0x80 in 3.1.1, >= 0x80 in v5).
-    pub codes: Vec<u8>,
+    /// One per filter: granted QoS (0x00..=0x02) or a failure code (>= 0x80). 3.1.1 has the
+    /// same granted codes and one failure code, [`SubAck::V311_FAILURE`].
+    pub codes: Vec<ReasonCode>,
     pub reason_string: Option<String>,
+}
+
+impl SubAck {
+    /// The 3.1.1 SUBACK return code Failure (0x80, §3.9.3 of 3.1.1): every v5 failure code
+    /// is sent to a 3.1.1 client as this one.
+    pub const V311_FAILURE: ReasonCode = ReasonCode::UNSPECIFIED_ERROR;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -289,13 +301,13 @@ pub struct Unsubscribe {
 pub struct UnsubAck {
     pub packet_id: u16,
     /// v5 only: one per filter. Empty in 3.1.1.
-    pub codes: Vec<u8>,
+    pub codes: Vec<ReasonCode>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Disconnect {
     /// v5 reason code (Table 3-10); 0x00 in 3.1.1.
-    pub code: u8,
+    pub code: ReasonCode,
     pub session_expiry_interval: Option<u32>,
     pub reason_string: Option<String>,
     pub server_reference: Option<String>,
@@ -303,7 +315,7 @@ pub struct Disconnect {
 }
 
 impl Disconnect {
-    pub fn with_code(code: u8) -> Disconnect {
+    pub fn with_code(code: ReasonCode) -> Disconnect {
         Disconnect {
             code,
             ..Disconnect::default()

@@ -6,7 +6,7 @@ use super::frame::PacketType;
 use super::props::{self, Properties};
 use super::topic::check_topic_name;
 use super::wire::{Reader, protocol_error, put_string};
-use super::{Ack, DecodeError, Protocol, Publish, QoS};
+use super::{Ack, DecodeError, Protocol, Publish, QoS, ReasonCode};
 
 const DUP: u8 = 0b1000;
 const RETAIN: u8 = 0b0001;
@@ -98,9 +98,9 @@ pub fn encode_publish(
 pub fn decode_ack(body: Bytes, protocol: Protocol, name: &str) -> Result<Ack, DecodeError> {
     let mut reader = Reader::new(body);
     let packet_id = reader.packet_id()?;
-    let mut code = 0;
+    let mut code = ReasonCode::SUCCESS;
     if protocol.is_v5() && !reader.is_empty() {
-        code = reader.u8("Reason Code")?;
+        code = reader.u8("Reason Code")?.into();
         if !reader.is_empty() {
             props::read(&mut reader, &props::ACK)?;
         }
@@ -117,8 +117,8 @@ pub fn encode_ack(
     body: &mut BytesMut,
 ) -> u8 {
     body.put_u16(ack.packet_id);
-    if protocol.is_v5() && ack.code != 0 {
-        body.put_u8(ack.code);
+    if protocol.is_v5() && ack.code != ReasonCode::SUCCESS {
+        body.put_u8(ack.code.into());
     }
     // [MQTT-3.6.1-1] PUBREL's fixed header flags are 0010.
     let flags = if packet_type == PacketType::PubRel {

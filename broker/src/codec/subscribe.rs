@@ -7,11 +7,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::frame::PacketType;
 use super::props;
-use super::reason::v311::SUBACK_FAILURE;
 use super::wire::{Reader, malformed, protocol_error, put_string};
 use super::{
-    DecodeError, Protocol, QoS, RetainHandling, SubAck, Subscribe, SubscriptionRequest, UnsubAck,
-    Unsubscribe,
+    DecodeError, Protocol, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionRequest,
+    UnsubAck, Unsubscribe,
 };
 
 const NO_LOCAL: u8 = 0b0000_0100;
@@ -137,7 +136,7 @@ pub fn decode_suback(body: Bytes, protocol: Protocol) -> Result<SubAck, DecodeEr
     };
     Ok(SubAck {
         packet_id,
-        codes: reader.rest().to_vec(),
+        codes: codes(&reader.rest()),
         reason_string,
     })
 }
@@ -155,14 +154,14 @@ pub fn encode_suback(
             let mut props = props::Writer::default();
             props.string(props::REASON_STRING, suback.reason_string.as_deref())?;
             props.finish(body)?;
-            body.put_slice(&suback.codes);
+            put_codes(body, &suback.codes);
         }
         Protocol::V311 => {
             for &code in &suback.codes {
-                body.put_u8(match code {
-                    0..=2 => code,
-                    0x80.. => SUBACK_FAILURE,
-                    _ => return Err(format!("SUBACK code 0x{code:02X} has no 3.1.1 form")),
+                body.put_u8(match u8::from(code) {
+                    value @ 0..=2 => value,
+                    0x80.. => SubAck::V311_FAILURE.into(),
+                    value => return Err(format!("SUBACK code 0x{value:02X} has no 3.1.1 form")),
                 });
             }
         }
@@ -217,7 +216,7 @@ pub fn decode_unsuback(body: Bytes, protocol: Protocol) -> Result<UnsubAck, Deco
     let codes = match protocol {
         Protocol::V5 => {
             props::read(&mut reader, &props::ACK)?;
-            reader.rest().to_vec()
+            codes(&reader.rest())
         }
         Protocol::V311 => {
             reader.finish("UNSUBACK")?;
@@ -235,7 +234,16 @@ pub fn encode_unsuback(
     body.put_u16(unsuback.packet_id);
     if protocol.is_v5() {
         props::Writer::default().finish(body)?;
-        body.put_slice(&unsuback.codes);
+        put_codes(body, &unsuback.codes);
     }
     Ok(PacketType::UnsubAck.byte1(0))
+}
+
+/// The reason codes that end a SUBACK or UNSUBACK, one byte each.
+fn codes(bytes: &[u8]) -> Vec<ReasonCode> {
+    bytes.iter().copied().map(ReasonCode::from).collect()
+}
+
+fn put_codes(body: &mut BytesMut, codes: &[ReasonCode]) {
+    body.extend(codes.iter().copied().map(u8::from));
 }

@@ -114,7 +114,9 @@ fn v5_disconnect_with_only_a_reason_code_decodes_and_consumes_the_frame() {
     let packet = decode(&mut buf, V5, u32::MAX).unwrap();
     assert_eq!(
         packet,
-        Some(Packet::Disconnect(Disconnect::with_code(0x8D)))
+        Some(Packet::Disconnect(Disconnect::with_code(
+            ReasonCode::KEEP_ALIVE_TIMEOUT
+        )))
     );
     assert_eq!(&buf[..], &hex("C0 00")[..]);
 }
@@ -128,7 +130,9 @@ fn an_incomplete_frame_is_never_consumed() {
     let packet = decode(&mut buf, V5, u32::MAX).unwrap();
     assert_eq!(
         packet,
-        Some(Packet::Disconnect(Disconnect::with_code(0x04)))
+        Some(Packet::Disconnect(Disconnect::with_code(
+            ReasonCode::DISCONNECT_WITH_WILL_MESSAGE
+        )))
     );
     assert!(buf.is_empty());
 }
@@ -145,7 +149,9 @@ fn v5_connack_without_property_length_is_malformed_and_consumed() {
 fn v5_disconnect_encoding_keeps_the_reason_code() {
     let bare = Packet::Disconnect(Disconnect::default());
     assert_eq!(encoded(&bare, Protocol::V5), hex("E0 00"));
-    let code = Packet::Disconnect(Disconnect::with_code(0x04));
+    let code = Packet::Disconnect(Disconnect::with_code(
+        ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
+    ));
     assert_eq!(encoded(&code, Protocol::V5), hex("E0 01 04"));
     let with_props = Packet::Disconnect(Disconnect {
         reason_string: Some("x".into()),
@@ -224,7 +230,7 @@ fn a_failed_encode_leaves_the_buffer_unchanged() {
     assert!(encode(&no_id, Protocol::V311, &mut buf).is_err());
     let suback = Packet::SubAck(SubAck {
         packet_id: 1,
-        codes: vec![0x05],
+        codes: vec![0x05.into()],
         reason_string: None,
     });
     assert!(encode(&suback, Protocol::V311, &mut buf).is_err());
@@ -585,7 +591,7 @@ fn v5_acknowledgements_take_every_length_form() {
     assert_eq!(ok(&hex("40 02 00 07"), V5), Packet::PubAck(Ack::success(7)));
     let code = Ack {
         packet_id: 7,
-        code: 0x10,
+        code: ReasonCode::NO_MATCHING_SUBSCRIBERS,
     };
     assert_eq!(ok(&hex("50 03 00 07 10"), V5), Packet::PubRec(code));
     assert_eq!(ok(&hex("62 04 00 07 10 00"), V5), Packet::PubRel(code));
@@ -597,7 +603,7 @@ fn v5_acknowledgements_take_every_length_form() {
         ok(&with_reason, V5),
         Packet::PubComp(Ack {
             packet_id: 7,
-            code: 0x92
+            code: ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
         })
     );
     assert_eq!(kind(&hex("40 04 00 07 00 01"), V5), Malformed);
@@ -676,14 +682,14 @@ fn disconnect_rules() {
     assert_eq!(kind(&hex("E0 01 00"), V4), Malformed);
     assert_eq!(
         ok(&hex("E0 01 FF"), V5),
-        Packet::Disconnect(Disconnect::with_code(0xFF))
+        Packet::Disconnect(Disconnect::with_code(0xFF.into()))
     );
     assert_eq!(
         ok(&hex("E0 02 00 00"), V5),
         Packet::Disconnect(Disconnect::default())
     );
     let sei = Disconnect {
-        code: 0x04,
+        code: ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
         session_expiry_interval: Some(60),
         ..Disconnect::default()
     };
@@ -706,14 +712,15 @@ fn ping_packets_have_no_body() {
 fn connack_encodings() {
     let plain = Packet::ConnAck(ConnAck {
         session_present: true,
-        code: 0,
+        code: ConnAckCode::V5(ReasonCode::SUCCESS),
         properties: ConnAckProperties::default(),
     });
     assert_eq!(encoded(&plain, Protocol::V5), hex("20 03 01 00 00"));
     assert_eq!(encoded(&plain, Protocol::V311), hex("20 02 01 00"));
     let rejected = Packet::ConnAck(ConnAck {
         session_present: false,
-        code: 0x05,
+        // the encoder writes the code's byte, whichever table it is from
+        code: ConnAckCode::V311(ConnectReturnCode::NOT_AUTHORIZED),
         properties: ConnAckProperties {
             retain_available: Some(false),
             ..ConnAckProperties::default()
@@ -730,7 +737,7 @@ fn connack_encodings() {
 fn v311_suback_and_unsuback_forms() {
     let suback = Packet::SubAck(SubAck {
         packet_id: 9,
-        codes: vec![0, 2, 0x8F, 0x80],
+        codes: [0, 2, 0x8F, 0x80].map(ReasonCode::from).to_vec(),
         reason_string: Some("ignored".into()),
     });
     assert_eq!(
@@ -739,7 +746,7 @@ fn v311_suback_and_unsuback_forms() {
     );
     let unsuback = Packet::UnsubAck(UnsubAck {
         packet_id: 9,
-        codes: vec![0x11],
+        codes: vec![ReasonCode::NO_SUBSCRIPTION_EXISTED],
     });
     assert_eq!(encoded(&unsuback, Protocol::V311), hex("B0 02 0009"));
     assert_eq!(encoded(&unsuback, Protocol::V5), hex("B0 04 0009 00 11"));

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::codec::{ConnAck, ConnAckProperties, Connect, Packet, Protocol, QoS, reason};
+use crate::codec::{
+    ConnAck, ConnAckCode, ConnAckProperties, Connect, ConnectReturnCode, Packet, Protocol, QoS,
+    ReasonCode,
+};
 
 use super::connection::ConnectionState;
 use super::session::{NEVER_EXPIRES, Session};
-use super::will::WillState;
 use super::{Broker, ConnectionId, Timer};
 
 impl Broker {
@@ -19,10 +21,10 @@ impl Broker {
             connection.protocol = Some(protocol);
         }
         if let Err((v5_code, v311_code)) = self.admit(&connect) {
-            info!(connection = id, client_id = %connect.client_id, code = v5_code, "CONNECT refused");
+            info!(connection = id, client_id = %connect.client_id, code = u8::from(v5_code), "CONNECT refused");
             let code = match protocol {
-                Protocol::V5 => Some(v5_code),
-                Protocol::V311 => v311_code,
+                Protocol::V5 => Some(ConnAckCode::V5(v5_code)),
+                Protocol::V311 => v311_code.map(ConnAckCode::V311),
             };
             self.refuse_connect(id, code);
             return;
@@ -47,7 +49,7 @@ impl Broker {
                 new_connection = id,
                 "session taken over"
             );
-            self.close_by_server(now, old, reason::SESSION_TAKEN_OVER);
+            self.close_by_server(now, old, ReasonCode::SESSION_TAKEN_OVER);
         }
 
         let session_expiry = self.session_expiry(&connect);
@@ -64,24 +66,16 @@ impl Broker {
         let session = self
             .sessions
             .entry(client_id.clone())
-            .or_insert_with(|| Session::new(client_id.clone(), protocol));
+            .or_insert_with(|| Session::new(protocol));
         if let Some(timer) = session.expiry_timer.take() {
             self.timers.cancel(timer);
-        }
-        if let WillState::Pending { will, timer } = std::mem::take(&mut session.will) {
-            // [MQTT-3.1.3-9] a new connection to the session before the will is due cancels it
-            self.timers.cancel(timer);
-            info!(client_id, topic = %will.topic, "pending will cancelled by reconnect");
-        }
-        if let Some(will) = connect.will.take() {
-            // [MQTT-3.1.2-7] the will is stored with the session
-            session.will = WillState::Armed(will);
         }
         session.protocol = protocol;
         session.connection = Some(id);
         session.expiry_interval = session_expiry;
         session.receive_maximum = connect.receive_maximum.unwrap_or(u16::MAX);
         session.maximum_packet_size = connect.maximum_packet_size;
+        self.attach_will(&client_id, connect.will.take());
 
         let keep_alive = match (protocol, self.config.server_keep_alive) {
             // [MQTT-3.2.2-21] [MQTT-3.2.2-22] a Server Keep Alive replaces the client's
@@ -115,7 +109,7 @@ impl Broker {
             id,
             Packet::ConnAck(ConnAck {
                 session_present,
-                code: reason::SUCCESS,
+                code: ConnAckCode::success(protocol),
                 properties,
             }),
         );
@@ -126,7 +120,7 @@ impl Broker {
 
     /// Checks a CONNECT against credentials, limits and capabilities. On refusal, returns the
     /// v5 reason code and the 3.1.1 return code (`None`: close without CONNACK).
-    fn admit(&self, connect: &Connect) -> Result<(), (u8, Option<u8>)> {
+    fn admit(&self, connect: &Connect) -> Result<(), (ReasonCode, Option<ConnectReturnCode>)> {
         let active = self
             .connections
             .values()
@@ -134,13 +128,13 @@ impl Broker {
             .count();
         if active >= self.config.max_connections {
             return Err((
-                reason::QUOTA_EXCEEDED,
-                Some(reason::v311::SERVER_UNAVAILABLE),
+                ReasonCode::QUOTA_EXCEEDED,
+                Some(ConnectReturnCode::SERVER_UNAVAILABLE),
             ));
         }
         if connect.authentication_method.is_some() {
             // Enhanced authentication is not supported (§4.12).
-            return Err((reason::BAD_AUTHENTICATION_METHOD, None));
+            return Err((ReasonCode::BAD_AUTHENTICATION_METHOD, None));
         }
         if !self.config.credentials.is_empty() {
             let accepted = self.config.credentials.iter().any(|c| {
@@ -150,8 +144,8 @@ impl Broker {
             if !accepted {
                 // [MQTT-3.1.4-2] [MQTT-3.1.2-8]/e (3.1.1): a refused CONNECT stores no will
                 return Err((
-                    reason::BAD_USER_NAME_OR_PASSWORD,
-                    Some(reason::v311::BAD_USER_NAME_OR_PASSWORD),
+                    ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+                    Some(ConnectReturnCode::BAD_USER_NAME_OR_PASSWORD),
                 ));
             }
         }
@@ -161,19 +155,19 @@ impl Broker {
         {
             // [MQTT-3.1.3-8] 3.1.1: an empty client id needs Clean Session 1
             return Err((
-                reason::CLIENT_IDENTIFIER_NOT_VALID,
-                Some(reason::v311::IDENTIFIER_REJECTED),
+                ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+                Some(ConnectReturnCode::IDENTIFIER_REJECTED),
             ));
         }
         if let Some(will) = &connect.will {
             // [MQTT-3.2.2-12] a will QoS above Maximum QoS is refused (3.1.1 has no code for
             // it: close without CONNACK, [MQTT-3.2.2-6] of 3.1.1)
             if will.qos > self.config.max_qos {
-                return Err((reason::QOS_NOT_SUPPORTED, None));
+                return Err((ReasonCode::QOS_NOT_SUPPORTED, None));
             }
             // [MQTT-3.2.2-13] a retained will on a broker without retain is refused
             if will.retain && !self.config.retain_available {
-                return Err((reason::RETAIN_NOT_SUPPORTED, None));
+                return Err((ReasonCode::RETAIN_NOT_SUPPORTED, None));
             }
         }
         Ok(())

@@ -7,25 +7,35 @@
 //!
 //! Everything that reaches the wire is iterated in a deterministic order (`BTreeMap`s and
 //! vectors), so that the same inputs always give the same outputs.
+//!
+//! Layout: this module holds the broker's state and its entry points, connection closing and
+//! session ending; `will` holds every transition of the Will lifecycle; `connect` handles
+//! CONNECT, `inbound` the other packets from clients, `subscriptions` SUBSCRIBE and
+//! UNSUBSCRIBE, and `delivery` the way a message reaches each matching session. `session`,
+//! `connection`, `timer`, `topic`, `retained` and `subscription_index` are the state they
+//! share. Only [`Broker`], [`Output`] and [`ConnectionId`] are public.
 
 mod connect;
 mod connection;
-mod routing;
+mod delivery;
+mod inbound;
+mod retained;
+mod session;
 mod subscription_index;
 mod subscriptions;
-
-pub mod retained;
-pub mod session;
-pub mod timer;
-pub mod topic;
-pub mod will;
+mod timer;
+mod topic;
+mod will;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use tracing::{debug, info};
 
-use crate::codec::{ConnAck, DecodeError, DecodeErrorKind, Disconnect, Packet, Protocol, reason};
+use crate::codec::{
+    ConnAck, ConnAckCode, ConnectReturnCode, DecodeError, DecodeErrorKind, Disconnect, Packet,
+    Protocol, ReasonCode,
+};
 use crate::config::Config;
 
 use connection::{Connection, ConnectionState};
@@ -140,11 +150,11 @@ impl Broker {
             connection.protocol = error.protocol;
             let code = match (error.kind, error.protocol) {
                 // [MQTT-3.1.2-2] unacceptable protocol level: 0x01 in 3.1.1, 0x84 in v5
-                (DecodeErrorKind::UnsupportedProtocolVersion, Some(Protocol::V311)) => {
-                    Some(reason::v311::UNACCEPTABLE_PROTOCOL_VERSION)
-                }
+                (DecodeErrorKind::UnsupportedProtocolVersion, Some(Protocol::V311)) => Some(
+                    ConnAckCode::V311(ConnectReturnCode::UNACCEPTABLE_PROTOCOL_VERSION),
+                ),
                 // [MQTT-3.1.4-1] v5 MAY send a CONNACK with a reason code first
-                (kind, Some(Protocol::V5)) => Some(kind.reason_code()),
+                (kind, Some(Protocol::V5)) => Some(ConnAckCode::V5(kind.reason_code())),
                 // 3.1.1: a malformed CONNECT is closed without CONNACK ([MQTT-3.1.4-1])
                 _ => None,
             };
@@ -179,7 +189,7 @@ impl Broker {
                     }
                 }
                 Timer::KeepAlive(id) => self.check_keep_alive(now, id, key.due()),
-                Timer::WillDue(client_id) => self.will_due(now, &client_id, key),
+                Timer::WillDue(client_id) => self.will_delay_elapsed(now, &client_id, key),
                 Timer::SessionExpiry(client_id) => {
                     let expired = self
                         .sessions
@@ -200,37 +210,17 @@ impl Broker {
 
     /// Graceful shutdown.
     ///
-    /// The broker keeps no state across restarts, so shutting down ends every session, and by
-    /// `due = min(close + delay, session end)` every stored and pending will is due now: each
-    /// is published to the subscribers still connected (wills of live connections first, in
-    /// client id order, then pending ones in due order), and only then does every client get
-    /// DISCONNECT 0x8B and a close. A crash (no call to this method) publishes nothing: the
-    /// spec lets a failed server defer wills, and ours has nothing to defer them with.
+    /// The broker keeps no state across restarts, so shutting down ends every session and
+    /// every stored and pending will is due now: each is published to the subscribers still
+    /// connected, and only then does every client get DISCONNECT 0x8B and a close. A crash
+    /// (no call to this method) publishes nothing: the spec lets a failed server defer wills,
+    /// and ours has nothing to defer them with ({A1}).
     pub fn shutdown(&mut self, now: Duration) {
         info!("shutting down: publishing every stored will");
+        self.publish_every_will(now);
         let live: Vec<ConnectionId> = self.connections.keys().copied().collect();
-        let mut armed = Vec::new();
-        let mut pending = Vec::new();
-        for (client_id, session) in &mut self.sessions {
-            match std::mem::take(&mut session.will) {
-                WillState::Armed(will) => armed.push((client_id.clone(), will)),
-                WillState::Pending { will, timer } => {
-                    pending.push((timer, client_id.clone(), will))
-                }
-                WillState::None => {}
-            }
-        }
-        pending.sort_by_key(|(timer, _, _)| *timer);
-        let wills = armed.into_iter().chain(
-            pending
-                .into_iter()
-                .map(|(_, client_id, will)| (client_id, will)),
-        );
-        for (client_id, will) in wills.collect::<Vec<_>>() {
-            self.publish_will(now, &client_id, will, "server shutting down");
-        }
         for id in live {
-            self.close_by_server(now, id, reason::SERVER_SHUTTING_DOWN);
+            self.close_by_server(now, id, ReasonCode::SERVER_SHUTTING_DOWN);
         }
         self.sessions.clear();
         self.subscribers = SubscriptionIndex::default();
@@ -268,7 +258,7 @@ impl Broker {
     /// Refuses a CONNECT: an optional CONNACK with `code` (Session Present 0,
     /// [MQTT-3.2.2-6]), then close ([MQTT-3.2.2-7]). No session was touched and no will was
     /// stored, so nothing is published.
-    fn refuse_connect(&mut self, id: ConnectionId, code: Option<u8>) {
+    fn refuse_connect(&mut self, id: ConnectionId, code: Option<ConnAckCode>) {
         if let Some(code) = code {
             let connack = ConnAck {
                 session_present: false,
@@ -284,7 +274,7 @@ impl Broker {
     /// server-initiated close publishes the will ([MQTT-3.1.2-8]). v5 clients get a
     /// DISCONNECT with `code` first; the server never sends DISCONNECT before CONNACK
     /// ([MQTT-3.14.0-1]) and 3.1.1 servers never send DISCONNECT at all.
-    fn close_by_server(&mut self, now: Duration, id: ConnectionId, code: u8) {
+    fn close_by_server(&mut self, now: Duration, id: ConnectionId, code: ReasonCode) {
         let Some(connection) = self.connections.get(&id) else {
             return;
         };
@@ -320,52 +310,26 @@ impl Broker {
         }
     }
 
-    /// The session of `client_id` lost its connection.
-    fn detach_session(&mut self, now: Duration, client_id: &str, cause: CloseCause) {
+    /// A session just lost its connection: Session Expiry 0 ends it now (§3.1.2.11.2),
+    /// anything else but "never" starts its expiry timer.
+    fn start_session_expiry(&mut self, now: Duration, client_id: &str) {
         let Some(session) = self.sessions.get_mut(client_id) else {
             return;
         };
-        session.connection = None;
-        let mut due_now = None;
-        match std::mem::take(&mut session.will) {
-            WillState::Armed(will) if cause.keeps_will() => {
-                let due = will::due_time(now, &will, session.expiry_interval);
-                if due <= now {
-                    due_now = Some(will);
-                } else {
-                    info!(client_id, topic = %will.topic, %cause, delay = ?(due - now), "will pending");
-                    let timer = self
-                        .timers
-                        .schedule(due, Timer::WillDue(client_id.to_owned()));
-                    session.will = WillState::Pending { will, timer };
-                }
-            }
-            WillState::Armed(will) => {
-                // [MQTT-3.14.4-3] [MQTT-3.1.2-10] DISCONNECT 0x00 discards the will
-                info!(client_id, topic = %will.topic, "will discarded on normal DISCONNECT");
-            }
-            other => session.will = other,
-        }
         let expiry = session.expiry_interval;
         if expiry == 0 {
-            // §3.1.2.11.2: Session Expiry 0 ends the session when the connection closes
             self.end_session(now, client_id, "session expiry 0");
         } else if expiry != NEVER_EXPIRES {
             let due = now + Duration::from_secs(u64::from(expiry));
-            let timer = self
-                .timers
-                .schedule(due, Timer::SessionExpiry(client_id.to_owned()));
-            if let Some(session) = self.sessions.get_mut(client_id) {
-                session.expiry_timer = Some(timer);
-            }
-        }
-        if let Some(will) = due_now {
-            self.publish_will(now, client_id, will, &cause.to_string());
+            session.expiry_timer = Some(
+                self.timers
+                    .schedule(due, Timer::SessionExpiry(client_id.to_owned())),
+            );
         }
     }
 
-    /// The session ends ([MQTT-4.1.0-2]): a will still pending is published now, since the
-    /// session's end comes before its delay ([MQTT-3.1.2-8]).
+    /// The session ends ([MQTT-4.1.0-2]): its subscriptions and timers go with it, and a will
+    /// still pending in it is published now.
     fn end_session(&mut self, now: Duration, client_id: &str, why: &str) {
         let Some(session) = self.sessions.remove(client_id) else {
             return;
@@ -378,22 +342,7 @@ impl Broker {
         if let Some(timer) = session.expiry_timer {
             self.timers.cancel(timer);
         }
-        if let WillState::Pending { will, timer } = session.will {
-            self.timers.cancel(timer);
-            self.publish_will(now, client_id, will, why);
-        }
-    }
-
-    fn will_due(&mut self, now: Duration, client_id: &str, key: timer::TimerKey) {
-        let Some(session) = self.sessions.get_mut(client_id) else {
-            return;
-        };
-        if !matches!(&session.will, WillState::Pending { timer, .. } if *timer == key) {
-            return;
-        }
-        if let WillState::Pending { will, .. } = std::mem::take(&mut session.will) {
-            self.publish_will(now, client_id, will, "will delay elapsed");
-        }
+        self.will_at_session_end(now, client_id, session.will, why);
     }
 
     fn check_keep_alive(&mut self, now: Duration, id: ConnectionId, fired_at: Duration) {
@@ -412,7 +361,7 @@ impl Broker {
         // [MQTT-3.1.2-22] no packet within 1.5 x Keep Alive: close as if the network failed
         info!(connection = id, ?limit, "keep alive expired");
         connection.keep_alive_timer = None;
-        self.close_by_server(now, id, reason::KEEP_ALIVE_TIMEOUT);
+        self.close_by_server(now, id, ReasonCode::KEEP_ALIVE_TIMEOUT);
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::session::Message;
+use super::delivery::Message;
 use super::topic;
 
 /// One retained message per topic, in topic order so that delivery order is deterministic.
@@ -39,9 +39,5 @@ impl RetainedStore {
 
     pub fn len(&self) -> usize {
         self.messages.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
     }
 }

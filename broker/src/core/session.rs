@@ -2,14 +2,11 @@
 //! client (queued, or in flight awaiting acknowledgement).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-
-use crate::codec::{MessageProperties, Protocol, QoS};
+use crate::codec::{Protocol, QoS};
 
 use super::ConnectionId;
+use super::delivery::Delivery;
 use super::timer::TimerKey;
 use super::topic::ParsedFilter;
 use super::will::WillState;
@@ -17,64 +14,26 @@ use super::will::WillState;
 /// Session Expiry Interval meaning "never expires" (§3.1.2.11.2).
 pub const NEVER_EXPIRES: u32 = u32::MAX;
 
-/// An Application Message inside the broker, shared by every subscriber it goes to.
-#[derive(Debug)]
-pub struct Message {
-    pub topic: String,
-    pub payload: Bytes,
-    pub qos: QoS,
-    pub retain: bool,
-    /// Forwarded unaltered, except Message Expiry which is recomputed on each send.
-    pub properties: MessageProperties,
-    /// When the Message Expiry Interval runs out, counted from when the broker got (or, for
-    /// a will, published) the message.
-    pub expires_at: Option<Duration>,
-    /// Client id of the publisher (for No Local); a will counts as published by its client.
-    pub origin: Option<String>,
-}
-
-impl Message {
-    pub fn is_expired(&self, now: Duration) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
-    }
-
-    /// The Message Expiry Interval to send at `now`: what is left of it, rounded up so that
-    /// a message forwarded at once keeps its value ([MQTT-3.3.2-6]).
-    pub fn remaining_expiry(&self, now: Duration) -> Option<u32> {
-        self.expires_at.map(|at| {
-            let left = at.saturating_sub(now);
-            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-            u32::try_from(secs).unwrap_or(u32::MAX)
-        })
-    }
-}
-
-/// One message as it will go to one session.
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    pub message: Arc<Message>,
-    /// min(message QoS, granted QoS) ([MQTT-3.8.4-8]).
-    pub qos: QoS,
-    /// The RETAIN flag as sent ([MQTT-3.3.1-12], [MQTT-3.3.1-13]).
-    pub retain: bool,
-    pub subscription_ids: Vec<u32>,
-}
-
+/// What an in-flight message waits for from the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InflightState {
+#[expect(
+    clippy::enum_variant_names,
+    reason = "each variant is the packet awaited"
+)]
+pub enum Awaiting {
     /// QoS 1 PUBLISH sent.
-    AwaitPubAck,
+    PubAck,
     /// QoS 2 PUBLISH sent.
-    AwaitPubRec,
+    PubRec,
     /// QoS 2 PUBREL sent.
-    AwaitPubComp,
+    PubComp,
 }
 
 #[derive(Debug)]
 pub struct Inflight {
     pub packet_id: u16,
     pub delivery: Delivery,
-    pub state: InflightState,
+    pub awaiting: Awaiting,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +47,6 @@ pub struct Subscription {
 
 #[derive(Debug)]
 pub struct Session {
-    pub client_id: String,
     pub protocol: Protocol,
     pub connection: Option<ConnectionId>,
     /// Seconds the session outlives its connection; 0 ends it at close.
@@ -112,9 +70,8 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client_id: String, protocol: Protocol) -> Session {
+    pub fn new(protocol: Protocol) -> Session {
         Session {
-            client_id,
             protocol,
             connection: None,
             expiry_interval: 0,
@@ -150,11 +107,11 @@ impl Session {
         self.inflight.iter_mut().find(|f| f.packet_id == packet_id)
     }
 
-    pub fn remove_inflight(&mut self, packet_id: u16, state: InflightState) -> bool {
+    pub fn remove_inflight(&mut self, packet_id: u16, awaiting: Awaiting) -> bool {
         match self
             .inflight
             .iter()
-            .position(|f| f.packet_id == packet_id && f.state == state)
+            .position(|f| f.packet_id == packet_id && f.awaiting == awaiting)
         {
             Some(index) => {
                 self.inflight.remove(index);

@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use crate::codec::{
-    Packet, Protocol, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe, reason,
+    Packet, Protocol, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 
-use super::session::{Delivery, Subscription};
+use super::delivery::Delivery;
+use super::session::Subscription;
 use super::topic::{self, FilterError};
 use super::{Broker, ConnectionId};
 
@@ -20,7 +21,7 @@ impl Broker {
     ) {
         if subscribe.subscription_identifier.is_some() && !self.config.subscription_identifiers {
             // §3.8.2.1.2: a Subscription Identifier the server did not announce
-            self.close_by_server(now, id, reason::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED);
+            self.close_by_server(now, id, ReasonCode::SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED);
             return;
         }
         let protocol = self
@@ -34,27 +35,27 @@ impl Broker {
             let parsed = match topic::parse_filter(&request.filter) {
                 Ok(parsed) => parsed,
                 Err(FilterError::Invalid) => {
-                    codes.push(failure(protocol, reason::TOPIC_FILTER_INVALID));
+                    codes.push(failure(protocol, ReasonCode::TOPIC_FILTER_INVALID));
                     continue;
                 }
             };
             if parsed.share_group.is_some() && !self.config.shared_subscriptions {
                 codes.push(failure(
                     protocol,
-                    reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+                    ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
                 ));
                 continue;
             }
             if parsed.has_wildcards() && !self.config.wildcard_subscriptions {
                 codes.push(failure(
                     protocol,
-                    reason::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED,
+                    ReasonCode::WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED,
                 ));
                 continue;
             }
             if parsed.share_group.is_some() && request.no_local {
                 // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error
-                self.close_by_server(now, id, reason::PROTOCOL_ERROR);
+                self.close_by_server(now, id, ReasonCode::PROTOCOL_ERROR);
                 return;
             }
             // [MQTT-3.2.2-9] granted QoS never exceeds the broker's Maximum QoS
@@ -87,7 +88,7 @@ impl Broker {
             if send_retained {
                 retained_to_send.push(subscription);
             }
-            codes.push(granted.as_u8());
+            codes.push(ReasonCode::granted(granted));
         }
         self.send(
             id,
@@ -121,16 +122,16 @@ impl Broker {
         let Some(session) = self.sessions.get_mut(client_id) else {
             return;
         };
-        let codes: Vec<u8> = unsubscribe
+        let codes: Vec<ReasonCode> = unsubscribe
             .filters
             .iter()
             .map(|filter| match session.subscriptions.remove(filter) {
                 Some(removed) => {
                     self.subscribers
                         .remove(&removed.filter.filter, client_id, filter);
-                    reason::SUCCESS
+                    ReasonCode::SUCCESS
                 }
-                None => reason::NO_SUBSCRIPTION_EXISTED,
+                None => ReasonCode::NO_SUBSCRIPTION_EXISTED,
             })
             .collect();
         let protocol = self.connections.get(&id).and_then(|c| c.protocol);
@@ -150,9 +151,9 @@ impl Broker {
 }
 
 /// A SUBACK failure code: the v5 reason, or 0x80 in 3.1.1.
-fn failure(protocol: Protocol, v5_code: u8) -> u8 {
+fn failure(protocol: Protocol, v5_code: ReasonCode) -> ReasonCode {
     match protocol {
         Protocol::V5 => v5_code,
-        Protocol::V311 => reason::v311::SUBACK_FAILURE,
+        Protocol::V311 => SubAck::V311_FAILURE,
     }
 }

@@ -8,8 +8,9 @@ use bytes::Bytes;
 
 use super::{Broker, ConnectionId, Output};
 use crate::codec::{
-    Ack, ConnAck, Connect, DecodeError, DecodeErrorKind, Disconnect, LastWill, MessageProperties,
-    Packet, Protocol, Publish, QoS, RetainHandling, Subscribe, SubscriptionRequest, reason,
+    Ack, ConnAck, ConnAckCode, Connect, ConnectReturnCode, DecodeError, DecodeErrorKind,
+    Disconnect, LastWill, MessageProperties, Packet, Protocol, Publish, QoS, ReasonCode,
+    RetainHandling, Subscribe, SubscriptionRequest,
 };
 use crate::config::Config;
 
@@ -114,8 +115,10 @@ impl Rig {
 
     /// Connects and asserts success.
     fn online(&mut self, connect: Connect) -> ConnectionId {
+        let protocol = connect.protocol;
         let (id, connack) = self.connect(connect);
-        assert_eq!(connack.map(|c| c.code), Some(reason::SUCCESS), "CONNACK");
+        let accepted = ConnAckCode::success(protocol);
+        assert_eq!(connack.map(|c| c.code), Some(accepted), "CONNACK");
         id
     }
 
@@ -219,7 +222,7 @@ impl Rig {
         })
     }
 
-    fn server_disconnect(&self, id: ConnectionId) -> Option<u8> {
+    fn server_disconnect(&self, id: ConnectionId) -> Option<ReasonCode> {
         self.packets(id).into_iter().find_map(|p| match p {
             Packet::Disconnect(d) => Some(d.code),
             _ => None,
@@ -272,7 +275,10 @@ fn normal_disconnect_discards_the_will() {
             session_expiry_interval: delay.map(|_| 60),
             ..with_will(protocol, "device", w)
         });
-        rig.disconnect(device, Disconnect::with_code(reason::NORMAL_DISCONNECTION));
+        rig.disconnect(
+            device,
+            Disconnect::with_code(ReasonCode::NORMAL_DISCONNECTION),
+        );
         assert!(rig.closed_at(device).is_some());
         rig.advance(secs(120.0));
         assert!(rig.publishes(watcher).is_empty(), "{protocol} {delay:?}");
@@ -288,7 +294,7 @@ fn disconnect_with_will_message_publishes_it() {
     let device = rig.online(with_will(V5, "device", will("t/1", "bye")));
     rig.disconnect(
         device,
-        Disconnect::with_code(reason::DISCONNECT_WITH_WILL_MESSAGE),
+        Disconnect::with_code(ReasonCode::DISCONNECT_WITH_WILL_MESSAGE),
     );
     assert_eq!(rig.payloads(watcher), ["bye"]);
 }
@@ -302,7 +308,7 @@ fn every_client_reason_code_other_than_0x00_publishes_the_will() {
         let mut rig = Rig::new();
         let watcher = rig.subscriber(V5, "watcher", "t/1", QoS::AtMostOnce);
         let device = rig.online(with_will(V5, "device", will("t/1", "bye")));
-        rig.disconnect(device, Disconnect::with_code(code));
+        rig.disconnect(device, Disconnect::with_code(code.into()));
         assert_eq!(rig.payloads(watcher), ["bye"], "code 0x{code:02X}");
         assert_eq!(
             rig.server_disconnect(device),
@@ -319,10 +325,10 @@ fn disconnect_code_outside_table_3_10_is_malformed_and_publishes_the_will() {
         let mut rig = Rig::new();
         let watcher = rig.subscriber(V5, "watcher", "t/1", QoS::AtMostOnce);
         let device = rig.online(with_will(V5, "device", will("t/1", "bye")));
-        rig.disconnect(device, Disconnect::with_code(code));
+        rig.disconnect(device, Disconnect::with_code(code.into()));
         assert_eq!(
             rig.server_disconnect(device),
-            Some(reason::MALFORMED_PACKET)
+            Some(ReasonCode::MALFORMED_PACKET)
         );
         assert_eq!(rig.payloads(watcher), ["bye"], "code 0x{code:02X}");
     }
@@ -344,7 +350,7 @@ fn keep_alive_expiry_closes_at_one_and_a_half_times_and_publishes() {
         assert_eq!(rig.closed_at(device), None, "{protocol}: too early");
         rig.advance(secs(0.2));
         assert_eq!(rig.closed_at(device), Some(secs(4.0)), "{protocol}");
-        let expected = (protocol == V5).then_some(reason::KEEP_ALIVE_TIMEOUT);
+        let expected = (protocol == V5).then_some(ReasonCode::KEEP_ALIVE_TIMEOUT);
         assert_eq!(rig.server_disconnect(device), expected);
         assert_eq!(rig.publishes(watcher)[0].0, secs(4.0));
     }
@@ -386,7 +392,7 @@ fn protocol_error_after_connack_publishes_the_will() {
         let watcher = rig.subscriber(protocol, "watcher", "t/1", QoS::AtMostOnce);
         let device = rig.online(with_will(protocol, "device", will("t/1", "broken")));
         rig.packet(device, Packet::Connect(connect(protocol, "device")));
-        let expected = (protocol == V5).then_some(reason::PROTOCOL_ERROR);
+        let expected = (protocol == V5).then_some(ReasonCode::PROTOCOL_ERROR);
         assert_eq!(rig.server_disconnect(device), expected);
         assert!(rig.closed_at(device).is_some());
         assert_eq!(rig.payloads(watcher), ["broken"], "{protocol}");
@@ -408,7 +414,7 @@ fn malformed_packet_after_connack_publishes_the_will() {
     rig.drain();
     assert_eq!(
         rig.server_disconnect(device),
-        Some(reason::MALFORMED_PACKET)
+        Some(ReasonCode::MALFORMED_PACKET)
     );
     assert_eq!(rig.payloads(watcher), ["garbled"]);
 }
@@ -419,7 +425,10 @@ fn malformed_packet_after_connack_publishes_the_will() {
 fn malformed_connect_gets_connack_in_v5_and_bare_close_in_v311() {
     // [MQTT-3.1.4-1] [MQTT-3.2.2-6] [MQTT-3.2.2-7] [MQTT-3.14.0-1]
     for (protocol, expected) in [
-        (Some(V5), Some(reason::MALFORMED_PACKET)),
+        (
+            Some(V5),
+            Some(ConnAckCode::V5(ReasonCode::MALFORMED_PACKET)),
+        ),
         (Some(V311), None),
         (None, None),
     ] {
@@ -466,6 +475,7 @@ fn unsupported_protocol_level_is_refused_with_the_versions_code() {
         };
         rig.broker.decode_failed(rig.now, 1, &error);
         rig.drain();
+        let code = ConnAckCode::read(protocol, code);
         assert!(matches!(&rig.packets(1)[..], [Packet::ConnAck(c)] if c.code == code));
     }
 }
@@ -484,7 +494,7 @@ fn will_qos_above_maximum_qos_is_refused_with_0x9b() {
     let connack = connack.unwrap();
     assert_eq!(
         (connack.code, connack.session_present),
-        (reason::QOS_NOT_SUPPORTED, false)
+        (ConnAckCode::V5(ReasonCode::QOS_NOT_SUPPORTED), false)
     );
     assert!(rig.closed_at(device).is_some());
     rig.lose(device);
@@ -506,7 +516,10 @@ fn retained_will_without_retain_support_is_refused_with_0x9a() {
     let mut w = will("t/1", "x");
     w.retain = true;
     let (_, connack) = rig.connect(with_will(V5, "device", w.clone()));
-    assert_eq!(connack.unwrap().code, reason::RETAIN_NOT_SUPPORTED);
+    assert_eq!(
+        connack.unwrap().code,
+        ConnAckCode::V5(ReasonCode::RETAIN_NOT_SUPPORTED)
+    );
     w.retain = false;
     let (device, connack) = rig.connect(with_will(V5, "device", w));
     assert_eq!(connack.unwrap().properties.retain_available, Some(false));
@@ -532,7 +545,7 @@ fn refused_credentials_store_no_will() {
     let (device, connack) = rig.connect(with_will(V311, "device", will("t/1", "x")));
     assert_eq!(
         connack.unwrap().code,
-        reason::v311::BAD_USER_NAME_OR_PASSWORD
+        ConnAckCode::V311(ConnectReturnCode::BAD_USER_NAME_OR_PASSWORD)
     );
     rig.lose(device);
     assert!(rig.publishes(watcher).is_empty());
@@ -675,7 +688,7 @@ fn disconnect_can_shorten_or_lengthen_the_session() {
             device,
             Disconnect {
                 session_expiry_interval: Some(disconnect_sei),
-                ..Disconnect::with_code(reason::DISCONNECT_WITH_WILL_MESSAGE)
+                ..Disconnect::with_code(ReasonCode::DISCONNECT_WITH_WILL_MESSAGE)
             },
         );
         rig.advance(secs(100.0));
@@ -690,7 +703,7 @@ fn disconnect_can_shorten_or_lengthen_the_session() {
 
 #[test]
 fn disconnect_setting_expiry_after_zero_is_a_protocol_error_that_publishes() {
-    // {W5-DISC-SEI-PE} (A11): not a valid DISCONNECT, so not a 0x00 that discards the will
+    // {W5-DISC-SEI-PE} {A11}: not a valid DISCONNECT, so not a 0x00 that discards the will
     let mut rig = Rig::new();
     let watcher = rig.subscriber(V5, "watcher", "t/1", QoS::AtMostOnce);
     let device = rig.online(with_will(V5, "device", will("t/1", "x")));
@@ -698,10 +711,13 @@ fn disconnect_setting_expiry_after_zero_is_a_protocol_error_that_publishes() {
         device,
         Disconnect {
             session_expiry_interval: Some(60),
-            ..Disconnect::with_code(reason::NORMAL_DISCONNECTION)
+            ..Disconnect::with_code(ReasonCode::NORMAL_DISCONNECTION)
         },
     );
-    assert_eq!(rig.server_disconnect(device), Some(reason::PROTOCOL_ERROR));
+    assert_eq!(
+        rig.server_disconnect(device),
+        Some(ReasonCode::PROTOCOL_ERROR)
+    );
     assert_eq!(rig.payloads(watcher), ["x"]);
 }
 
@@ -765,7 +781,7 @@ fn takeover_cases_a_to_d() {
         });
         assert_eq!(
             rig.server_disconnect(old),
-            Some(reason::SESSION_TAKEN_OVER),
+            Some(ReasonCode::SESSION_TAKEN_OVER),
             "case {case}"
         );
         assert!(rig.closed_at(old).is_some());
@@ -831,7 +847,7 @@ fn will_properties_are_forwarded_unaltered_without_the_delay() {
     rig.lose(device);
     rig.advance(secs(5.0));
     let got = rig.publishes(watcher);
-    // Message Expiry counts from publication (A12), so it is still 30 at 2 s
+    // Message Expiry counts from publication {A12}, so it is still 30 at 2 s
     assert_eq!(got[0].1.properties, properties);
     assert_eq!(got[0].1.topic_alias, None);
 }
@@ -973,7 +989,7 @@ fn retained_will_expires() {
 
 #[test]
 fn offline_persistent_subscriber_gets_a_qos1_will_on_return() {
-    // [MQTT-4.5.0-1] [MQTT-3.1.2-5] (3.1.1 too); QoS 0 is not queued (A16)
+    // [MQTT-4.5.0-1] [MQTT-3.1.2-5] (3.1.1 too); QoS 0 is not queued {A16}
     for protocol in [V5, V311] {
         let mut rig = Rig::new();
         let persistent = Connect {
@@ -1146,7 +1162,7 @@ fn dollar_will_topic_is_hidden_from_leading_wildcards() {
 
 #[test]
 fn shutdown_publishes_every_stored_will_before_disconnecting() {
-    // {W5-SHUTDOWN}: our documented choice (A1)
+    // {W5-SHUTDOWN}: our documented choice {A1}
     let mut rig = Rig::new();
     let watcher = rig.subscriber(V5, "watcher", "status/#", QoS::AtMostOnce);
     let pending = rig.online(delayed(60, Some(600)));
@@ -1157,11 +1173,11 @@ fn shutdown_publishes_every_stored_will_before_disconnecting() {
     assert_eq!(rig.payloads(watcher), ["live", "offline"]);
     assert_eq!(
         rig.server_disconnect(watcher),
-        Some(reason::SERVER_SHUTTING_DOWN)
+        Some(ReasonCode::SERVER_SHUTTING_DOWN)
     );
     assert_eq!(
         rig.server_disconnect(live),
-        Some(reason::SERVER_SHUTTING_DOWN)
+        Some(ReasonCode::SERVER_SHUTTING_DOWN)
     );
     assert_eq!(rig.broker.next_deadline(), None);
 }
@@ -1190,5 +1206,8 @@ fn assigned_client_identifier_for_empty_v5_client_id() {
         clean_start: false,
         ..connect(V311, "")
     });
-    assert_eq!(connack.unwrap().code, reason::v311::IDENTIFIER_REJECTED);
+    assert_eq!(
+        connack.unwrap().code,
+        ConnAckCode::V311(ConnectReturnCode::IDENTIFIER_REJECTED)
+    );
 }

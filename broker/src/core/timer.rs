@@ -63,14 +63,6 @@ impl<T> TimerQueue<T> {
         }
         self.timers.pop_first()
     }
-
-    pub fn len(&self) -> usize {
-        self.timers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.timers.is_empty()
-    }
 }
 
 #[cfg(test)]

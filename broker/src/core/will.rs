@@ -1,4 +1,5 @@
-//! The Will lifecycle.
+//! The Will lifecycle: every transition of a session's will is a method of the `impl Broker`
+//! block below, and each one cites the statement it implements.
 //!
 //! ```text
 //!   CONNECT with Will Flag          connection closes without          due time reached,
@@ -9,13 +10,24 @@
 //! ```
 //!
 //! `due = min(close + Will Delay Interval, session end)` ([MQTT-3.1.2-8]); in 3.1.1 there is
-//! no delay, so a will is due the moment its connection closes.
+//! no delay, so a will is due the moment its connection closes. A will due at close skips
+//! Pending. Graceful shutdown makes every Armed and Pending will due at once ({A1}).
+//!
+//! The callers only say what happened: `handle_connect` calls [`Broker::attach_will`],
+//! `end_connection` calls [`Broker::detach_session`], the timer calls
+//! [`Broker::will_delay_elapsed`], `end_session` calls [`Broker::will_at_session_end`] and
+//! `shutdown` calls [`Broker::publish_every_will`].
 
+use std::mem;
 use std::time::Duration;
 
-use crate::codec::LastWill;
+use tracing::info;
 
+use crate::codec::{LastWill, Protocol, ReasonCode};
+
+use super::delivery::Message;
 use super::timer::TimerKey;
+use super::{Broker, Timer};
 
 #[derive(Debug, Default)]
 pub enum WillState {
@@ -23,19 +35,14 @@ pub enum WillState {
     None,
     /// Stored with the session while its connection is open ([MQTT-3.1.2-7]).
     Armed(LastWill),
-    /// The connection closed abnormally; the will waits for its due time.
+    /// The connection closed without DISCONNECT 0x00; the will waits for its due time.
     Pending { will: LastWill, timer: TimerKey },
-}
-
-impl WillState {
-    pub fn is_none(&self) -> bool {
-        matches!(self, WillState::None)
-    }
 }
 
 /// When a will whose connection closed at `closed_at` must be published: after its delay, or
 /// when the session ends, whichever is first ([MQTT-3.1.2-8], {W5-WDI-MIN}).
 pub fn due_time(closed_at: Duration, will: &LastWill, session_expiry: u32) -> Duration {
+    // {W5-WDI-DEFAULT} an absent Will Delay Interval is 0
     let delay = will.delay_interval.unwrap_or(0);
     closed_at + Duration::from_secs(u64::from(delay.min(session_expiry)))
 }
@@ -46,16 +53,35 @@ pub enum CloseCause {
     /// DISCONNECT with reason 0x00 (or any 3.1.1 DISCONNECT): the will is discarded
     /// ([MQTT-3.14.4-3]).
     NormalDisconnect,
-    /// DISCONNECT with another reason code, 0x04 included: the will is published.
-    DisconnectWithReason(u8),
-    /// I/O error, FIN or RST from the client ([MQTT-3.1.2-8]).
+    /// DISCONNECT with another reason code, 0x04 included: the will is published
+    /// ([MQTT-3.1.2-8]/d).
+    DisconnectWithReason(ReasonCode),
+    /// I/O error, FIN or RST from the client ([MQTT-3.1.2-8]/a, /b).
     ConnectionLost,
     /// The server closed the connection (keep-alive expiry, protocol error, takeover,
-    /// shutdown), naming the reason code it used.
-    ServerClosed(u8),
+    /// shutdown), naming the reason code it used ([MQTT-3.1.2-8]/c, /e, /f).
+    ServerClosed(ReasonCode),
 }
 
 impl CloseCause {
+    /// What a client's DISCONNECT with `code` means for its will; `None` for a v5 code a
+    /// client may not send (Table 3-10), which makes the packet malformed ([MQTT-3.14.2-1]).
+    pub fn of_disconnect(protocol: Protocol, code: ReasonCode) -> Option<CloseCause> {
+        match protocol {
+            // [MQTT-3.14.4-3] (3.1.1) any DISCONNECT discards the will
+            Protocol::V311 => Some(CloseCause::NormalDisconnect),
+            // [MQTT-3.14.4-3] only 0x00 discards it
+            Protocol::V5 if code == ReasonCode::NORMAL_DISCONNECTION => {
+                Some(CloseCause::NormalDisconnect)
+            }
+            // [MQTT-3.1.2-8]/d every other code leaves it to be published ({A4}, {A5})
+            Protocol::V5 if code.is_client_disconnect() => {
+                Some(CloseCause::DisconnectWithReason(code))
+            }
+            Protocol::V5 => None,
+        }
+    }
+
     pub fn keeps_will(self) -> bool {
         self != CloseCause::NormalDisconnect
     }
@@ -63,17 +89,158 @@ impl CloseCause {
 
 impl std::fmt::Display for CloseCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::codec::reason::name;
+        let name = |code: ReasonCode| code.name().unwrap_or("unknown");
         match *self {
             CloseCause::NormalDisconnect => f.write_str("normal DISCONNECT"),
             CloseCause::DisconnectWithReason(code) => {
-                write!(f, "client DISCONNECT 0x{code:02X} ({})", name(code))
+                write!(
+                    f,
+                    "client DISCONNECT 0x{:02X} ({})",
+                    u8::from(code),
+                    name(code)
+                )
             }
             CloseCause::ConnectionLost => f.write_str("connection lost"),
             CloseCause::ServerClosed(code) => {
-                write!(f, "server closed 0x{code:02X} ({})", name(code))
+                write!(f, "server closed 0x{:02X} ({})", u8::from(code), name(code))
             }
         }
+    }
+}
+
+impl Broker {
+    /// A CONNECT was accepted into the session of `client_id`.
+    pub(super) fn attach_will(&mut self, client_id: &str, will: Option<LastWill>) {
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        if let WillState::Pending { will, timer } = mem::take(&mut session.will) {
+            // Pending → cancelled: [MQTT-3.1.3-9] a new connection to the session before
+            // the will is due means it is never sent
+            self.timers.cancel(timer);
+            info!(client_id, topic = %will.topic, "pending will cancelled by reconnect");
+        }
+        if let Some(will) = will {
+            // → Armed: [MQTT-3.1.2-7] the will is stored with the session
+            session.will = WillState::Armed(will);
+        }
+    }
+
+    /// The session of `client_id` lost its connection for `cause`: this decides the will's
+    /// fate, then starts the session's expiry.
+    pub(super) fn detach_session(&mut self, now: Duration, client_id: &str, cause: CloseCause) {
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        session.connection = None;
+        let mut due_now = None;
+        match mem::take(&mut session.will) {
+            WillState::Armed(will) if cause.keeps_will() => {
+                // [MQTT-3.1.2-8] closed without DISCONNECT 0x00: published once due
+                let due = due_time(now, &will, session.expiry_interval);
+                if due <= now {
+                    due_now = Some(will);
+                } else {
+                    // Armed → Pending until close + Will Delay Interval ({W5-WDI-MIN})
+                    info!(client_id, topic = %will.topic, %cause, delay = ?(due - now), "will pending");
+                    let timer = self
+                        .timers
+                        .schedule(due, Timer::WillDue(client_id.to_owned()));
+                    session.will = WillState::Pending { will, timer };
+                }
+            }
+            WillState::Armed(will) => {
+                // Armed → discarded: [MQTT-3.14.4-3] [MQTT-3.1.2-10] DISCONNECT 0x00
+                info!(client_id, topic = %will.topic, "will discarded on normal DISCONNECT");
+            }
+            other => session.will = other,
+        }
+        self.start_session_expiry(now, client_id);
+        if let Some(will) = due_now {
+            // Armed → published at close: no delay ({W5-WDI-DEFAULT}, 3.1.1) or a session
+            // that ends at close ({W5-SEI-ABSENT}, {A2}). Published last, once the session's
+            // expiry is settled (expiry 0 has ended it already), as after a delay.
+            self.publish_will(now, client_id, will, &cause.to_string());
+        }
+    }
+
+    /// The timer of a pending will fired. `key` tells a stale timer (of a will since
+    /// cancelled or published) from the current one.
+    pub(super) fn will_delay_elapsed(&mut self, now: Duration, client_id: &str, key: TimerKey) {
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        if !matches!(&session.will, WillState::Pending { timer, .. } if *timer == key) {
+            return;
+        }
+        if let WillState::Pending { will, .. } = mem::take(&mut session.will) {
+            // Pending → published: [MQTT-3.1.2-8] the Will Delay Interval passed
+            self.publish_will(now, client_id, will, "will delay elapsed");
+        }
+    }
+
+    /// The session of `client_id` ended ([MQTT-4.1.0-2]) with `will` in it. An ended session
+    /// has no connection, so its will is pending or gone.
+    pub(super) fn will_at_session_end(
+        &mut self,
+        now: Duration,
+        client_id: &str,
+        will: WillState,
+        why: &str,
+    ) {
+        if let WillState::Pending { will, timer } = will {
+            // Pending → published: [MQTT-3.1.2-8]/g the session ended before the delay
+            // (expiry, or Clean Start from a new connection: {W5-WDI-CS1})
+            self.timers.cancel(timer);
+            self.publish_will(now, client_id, will, why);
+        }
+    }
+
+    /// Graceful shutdown ends every session, so by `due = min(close + delay, session end)`
+    /// every armed and pending will is due now ({W5-SHUTDOWN}, {A1}): the wills of live
+    /// connections first, in client id order, then pending ones in due order.
+    pub(super) fn publish_every_will(&mut self, now: Duration) {
+        let mut armed = Vec::new();
+        let mut pending = Vec::new();
+        for (client_id, session) in &mut self.sessions {
+            match mem::take(&mut session.will) {
+                WillState::Armed(will) => armed.push((client_id.clone(), will)),
+                WillState::Pending { will, timer } => {
+                    pending.push((timer, client_id.clone(), will))
+                }
+                WillState::None => {}
+            }
+        }
+        pending.sort_by_key(|(timer, _, _)| *timer);
+        let wills = armed.into_iter().chain(
+            pending
+                .into_iter()
+                .map(|(_, client_id, will)| (client_id, will)),
+        );
+        for (client_id, will) in wills.collect::<Vec<_>>() {
+            // Armed or Pending → published
+            self.publish_will(now, &client_id, will, "server shutting down");
+        }
+    }
+
+    /// Publishes a will as an ordinary Application Message from its client: topic, payload,
+    /// QoS and retain as given ([MQTT-3.1.2-14], [MQTT-3.1.2-15]), properties forwarded
+    /// unaltered ([MQTT-3.1.3-10], [MQTT-3.3.2-17]), Message Expiry counted from now ({A12}).
+    /// Every caller has taken the will out of the session first, so it is published at most
+    /// once ([MQTT-3.1.2-10], {A14}).
+    fn publish_will(&mut self, now: Duration, client_id: &str, will: LastWill, why: &str) {
+        info!(client_id, topic = %will.topic, qos = will.qos.as_u8(), retain = will.retain, why, "will published");
+        let LastWill {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties,
+            // not a PUBLISH property: never forwarded ({W5-NO-WDI-IN-PUBLISH})
+            delay_interval: _,
+        } = will;
+        let message = Message::new(now, client_id, topic, payload, qos, retain, properties);
+        self.route(now, &message);
     }
 }
 
@@ -104,5 +271,24 @@ mod tests {
         assert_eq!(due_time(t0, &will(Some(3)), u32::MAX), t0 + s(3));
         // {W5-WDI-DEFAULT}: absent delay is 0
         assert_eq!(due_time(t0, &will(None), u32::MAX), t0);
+    }
+
+    #[test]
+    fn only_a_v5_zero_or_any_v311_disconnect_discards_the_will() {
+        use CloseCause::*;
+        let v5 = |code: u8| CloseCause::of_disconnect(Protocol::V5, code.into());
+        assert_eq!(v5(0x00), Some(NormalDisconnect));
+        assert_eq!(
+            v5(0x04),
+            Some(DisconnectWithReason(
+                ReasonCode::DISCONNECT_WITH_WILL_MESSAGE
+            ))
+        );
+        assert_eq!(v5(0x98), Some(DisconnectWithReason(0x98.into())));
+        // server-only and out-of-table codes are malformed from a client
+        assert_eq!(v5(0x8E), None);
+        assert_eq!(v5(0x01), None);
+        let v311 = CloseCause::of_disconnect(Protocol::V311, ReasonCode::SUCCESS);
+        assert_eq!(v311, Some(NormalDisconnect));
     }
 }

@@ -3,7 +3,7 @@
 //! The driver does not care whether a byte stream is a real TCP socket or a simulated one: it
 //! only needs something that hands out new streams. [`Listener`] is that something. It is
 //! implemented for [`tokio::net::TcpListener`] (the real broker) and, with the crate feature
-//! `turmoil`, for [`turmoil::net::TcpListener`] (the deterministic simulator), so the very same
+//! `turmoil`, for `turmoil::net::TcpListener` (the deterministic simulator), so the very same
 //! driver code runs in production and under simulated time and faults.
 
 use std::future::Future;

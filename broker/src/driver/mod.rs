@@ -15,16 +15,16 @@
 //! ```
 //!
 //! - **One task owns the core.** [`Server::serve`] runs the loop that owns the [`Broker`]:
-//!   it accepts connections, receives [`connection::Event`]s from the connection tasks over
+//!   it accepts connections, receives `connection::Event`s from the connection tasks over
 //!   one bounded channel, and sleeps until [`Broker::next_deadline`]. Time is handed to the
 //!   core as `tokio::time::Instant::now() - start`, so under turmoil (or tokio's paused test
 //!   clock) the broker lives in virtual time without knowing it.
-//! - **One task per connection** ([`connection`]) reads, frames and decodes, and writes what
+//! - **One task per connection** (`connection`) reads, frames and decodes, and writes what
 //!   the core produced. Packets reach the core in the order they were read.
 //! - **One write per connection per wake-up.** After each wake-up (an accepted connection, a
 //!   burst of events, a timer) the core task drains [`Broker::poll_output`], encodes every
 //!   [`Output::Send`] with the protocol the core names, and concatenates all bytes for one
-//!   connection into a single [`connection::Outgoing`]: a will fanned out to a subscriber
+//!   connection into a single `connection::Outgoing`: a will fanned out to a subscriber
 //!   together with, say, a PUBACK is one `write` syscall (or one simulated segment).
 //!   [`Output::Close`] marks that batch as the last: the connection task writes it, shuts the
 //!   write side down and drops the stream.

@@ -81,7 +81,7 @@ pub async fn subscriber(addr: SocketAddr, client_id: &str, filter: &str) -> Clie
 pub async fn subscribed(addr: SocketAddr, connect: Connect, filter: &str) -> Client {
     let mut client = Client::connect(addr, Protocol::V5).await;
     client.send(Packet::Connect(connect)).await;
-    assert!(matches!(client.recv().await, Some(Packet::ConnAck(c)) if c.code == 0));
+    assert!(matches!(client.recv().await, Some(Packet::ConnAck(c)) if c.code.is_success()));
     client
         .send(Packet::Subscribe(Subscribe {
             packet_id: 1,

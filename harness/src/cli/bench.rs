@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
+use lastwill::runner::tcp::{DEFAULT_TOLERANCE, Endpoint};
 use lastwill::scenario::DropMode;
 use lastwill::storm::{self, Plan, Report};
-use lastwill::target::tcp::{DEFAULT_TOLERANCE, TcpTarget};
 use lastwill_broker::codec::{Protocol, QoS};
 use lastwill_broker::config::Config;
 use lastwill_broker::driver::Server;
@@ -174,11 +174,7 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 /// The broker at `url`, probed: it must answer MQTT and allow the plan's QoS.
-async fn external(
-    connection: &ConnectionArgs,
-    url: &str,
-    plan: &Plan,
-) -> Result<TcpTarget, String> {
+async fn external(connection: &ConnectionArgs, url: &str, plan: &Plan) -> Result<Endpoint, String> {
     let mut instances = connection.instances(url)?;
     if instances.len() != 1 {
         return Err(format!("target `{url}`: a storm needs exactly one broker"));
@@ -196,7 +192,7 @@ async fn external(
 }
 
 /// The reference broker, serving on a free loopback port for as long as the process runs.
-async fn embedded(plan: &Plan) -> Result<TcpTarget, String> {
+async fn embedded(plan: &Plan) -> Result<Endpoint, String> {
     let config = Config {
         max_connections: plan.clients + plan.subscribers + 16,
         ..Config::default()
@@ -209,7 +205,7 @@ async fn embedded(plan: &Plan) -> Result<TcpTarget, String> {
         .map_err(|e| format!("cannot start the reference broker: {e}"))?;
     tokio::spawn(Server::new(config).serve(listener, std::future::pending::<()>()));
     eprintln!("lastwill: storming the reference broker, in this process on {addr}");
-    Ok(TcpTarget {
+    Ok(Endpoint {
         host: addr.ip().to_string(),
         port: addr.port(),
         tls: None,

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use lastwill::runner::sim;
 use lastwill::scenario;
-use lastwill::target::sim;
 
 use super::usage_error;
 

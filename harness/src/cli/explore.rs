@@ -17,7 +17,7 @@ use lastwill::generate::explore::{self, Exploration, Finding, Report};
 use lastwill::generate::strategy;
 use lastwill::matrix::Profile;
 use lastwill::scenario;
-use lastwill::suite::Target;
+use lastwill::runner::Target;
 use proptest::strategy::Strategy;
 
 use super::target::{TargetArgs, parse_duration};

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use lastwill::matrix::{Column, Matrix, Profile};
-use lastwill::suite::{self, Target};
+use lastwill::runner::Target;
+use lastwill::suite;
 
 use super::run::load_all;
 use super::target::TargetArgs;

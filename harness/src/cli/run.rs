@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use lastwill::report;
+use lastwill::runner::Target;
 use lastwill::scenario::{self, Scenario};
-use lastwill::suite::{self, Target};
+use lastwill::suite;
 
 use super::target::TargetArgs;
 use super::usage_error;

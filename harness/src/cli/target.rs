@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lastwill::suite::Target;
-use lastwill::target::tcp::{DEFAULT_TOLERANCE, TcpTarget, tls_connector};
+use lastwill::runner::Target;
+use lastwill::runner::tcp::{DEFAULT_TOLERANCE, Endpoint, tls_connector};
 use lastwill::verdict::Tolerance;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -57,7 +57,7 @@ impl TargetArgs {
         if url == "sim" || url == "ref" {
             return Ok(Target::Simulator {
                 seed: self.seed,
-                tick: lastwill::target::sim::TICK,
+                tick: lastwill::runner::sim::TICK,
             });
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -98,7 +98,7 @@ impl TargetArgs {
 impl ConnectionArgs {
     /// The broker instances of `mqtt[s]://host[:port][,host:port...]` (several identically
     /// configured instances), not yet probed, with default tolerances and no restart command.
-    pub fn instances(&self, url: &str) -> Result<Vec<TcpTarget>, String> {
+    pub fn instances(&self, url: &str) -> Result<Vec<Endpoint>, String> {
         let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
             (true, rest)
         } else if let Some(rest) = url.strip_prefix("mqtt://") {
@@ -133,7 +133,7 @@ impl ConnectionArgs {
             if host.is_empty() {
                 return Err(format!("target `{url}`: no host"));
             }
-            instances.push(TcpTarget {
+            instances.push(Endpoint {
                 host,
                 port,
                 tls: tls.clone(),

@@ -23,11 +23,12 @@ use super::strategy::Size;
 use crate::oracle::{self, Prediction};
 use crate::report::{ScenarioResult, Status};
 use crate::scenario::{self, Action, Scenario, StepKind};
-use crate::suite::Target;
+use crate::runner::Target;
+use crate::suite;
 
 /// Virtual time steps of generated runs on the simulator: a simulated run costs time for
 /// every host and link at every step, and a generated history has up to 25 clients and a
-/// minute of virtual time; 10 ms steps make it eight times cheaper than [`crate::target::sim::TICK`]
+/// minute of virtual time; 10 ms steps make it eight times cheaper than [`crate::runner::sim::TICK`]
 /// with the same outcomes, well inside the simulator's tolerance.
 pub const TICK: Duration = Duration::from_millis(10);
 
@@ -230,7 +231,7 @@ impl Exploration<'_> {
                 }
                 let mut predicted = prediction.scenario.clone();
                 predicted.file = format!("case-{case}.yaml");
-                let mut result = self.target.run(&predicted, run, worker);
+                let mut result = suite::run_one(self.target, &predicted, run, worker);
                 if let Some(prefix) = self.target.prefix(run) {
                     // what the broker saw, in the scenario's own names
                     let strip = |text: &mut String| {
@@ -423,7 +424,7 @@ fn short_name(scenario: &Scenario) -> String {
         let word = match action {
             Action::Drop(mode) => format!("drop-{mode:?}").to_lowercase(),
             Action::Vanish => "vanish".into(),
-            Action::Disconnect(d) if mark.contains("-gone") => match d.code {
+            Action::Disconnect(d) if mark.contains("-gone") => match u8::from(d.code) {
                 0 => "disconnect".into(),
                 code => format!("disconnect-0x{code:02x}"),
             },

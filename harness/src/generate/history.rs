@@ -399,7 +399,7 @@ impl History {
                     Ending::Vanish => Action::Vanish,
                     Ending::Disconnect { code, session } => Action::Disconnect(match protocol {
                         Protocol::V5 => Disconnect {
-                            code,
+                            code: code.into(),
                             session_expiry_interval: session.and_then(SessionExpiry::interval),
                             ..Disconnect::default()
                         },

@@ -217,6 +217,16 @@ pub enum DropMode {
     Fin,
 }
 
+impl DropMode {
+    /// As written in a scenario (`drop: rst`) and in storm reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropMode::Rst => "rst",
+            DropMode::Fin => "fin",
+        }
+    }
+}
+
 /// `subscribe:` one SUBSCRIBE packet; the runner assigns its packet id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscribeSpec {

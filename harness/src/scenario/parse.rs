@@ -642,7 +642,7 @@ fn action(client: &ClientSpec, node: &Node) -> R<Action> {
         "disconnect" => {
             v5_only(DISCONNECT_KEYS)?;
             Action::Disconnect(Disconnect {
-                code: f.opt("reason", reason_code)?.unwrap_or(0),
+                code: f.opt("reason", reason_code)?.unwrap_or(0).into(),
                 session_expiry_interval: f.opt("session_expiry", seconds)?,
                 reason_string: f.opt("reason_string", Node::string)?,
                 server_reference: f.opt("server_reference", Node::string)?,

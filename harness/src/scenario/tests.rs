@@ -365,7 +365,7 @@ fn client_actions() {
     let Action::Disconnect(d) = action(&s, 3) else {
         panic!()
     };
-    assert_eq!((d.code, d.session_expiry_interval), (4, Some(0)));
+    assert_eq!((u8::from(d.code), d.session_expiry_interval), (4, Some(0)));
     assert_eq!(action(&s, 4), &Action::Drop(DropMode::Fin));
     assert_eq!(action(&s, 5), &Action::Vanish);
     assert_eq!(action(&s, 6), &Action::Ack);

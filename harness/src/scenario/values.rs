@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use lastwill_broker::codec::{Protocol, QoS, UserProperty, reason};
+use lastwill_broker::codec::{Protocol, QoS, ReasonCode, UserProperty};
 
 use super::model::{Level, PropertyCheck, Range, TimeRef};
 use super::yaml::{Fields, Node, R, Value, did_you_mean, parse_uint};
@@ -124,9 +124,9 @@ pub fn reason_code(node: &Node) -> R<u8> {
             ))
         });
     }
-    let names = || (0..=255u8).map(reason::name).filter(|&n| n != "unknown");
-    (0..=255u8)
-        .find(|&c| reason::name(c) == text)
+    let names = || ReasonCode::ALL.iter().filter_map(|code| code.name());
+    ReasonCode::from_name(text)
+        .map(u8::from)
         .or((text == "normal-disconnection").then_some(0))
         .ok_or_else(|| {
             node.err(format!(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use lastwill_broker::codec::{
     Connect, Disconnect, LastWill, MessageProperties, Protocol, QoS, RetainHandling,
-    SubscriptionRequest, UserProperty, reason,
+    ReasonCode, SubscriptionRequest, UserProperty,
 };
 
 use super::model::*;
@@ -486,11 +486,12 @@ fn disconnect(d: &Disconnect) -> Y {
         .opt("server_reference", &d.server_reference, |t| string(t))
         .user_properties(&d.user_properties);
     // a code a client may not send is written in hex: its name belongs to another packet
-    let code = match reason::is_client_disconnect_code(d.code) {
-        true => reason_code(d.code),
-        false => raw(format!("0x{:02X}", d.code)),
+    let value = u8::from(d.code);
+    let code = match d.code.is_client_disconnect() {
+        true => reason_code(value),
+        false => raw(format!("0x{value:02X}")),
     };
-    named("disconnect", (d.code != 0).then_some(code), e)
+    named("disconnect", (value != 0).then_some(code), e)
 }
 
 fn step_expectation(x: &StepExpectation, v311: bool) -> Y {
@@ -659,12 +660,9 @@ fn level(l: Level) -> Y {
 
 /// A reason code by its name when the name reads back as this code, else in hex.
 fn reason_code(code: u8) -> Y {
-    let name = reason::name(code);
-    let first_named = (0..=255u8).find(|&c| reason::name(c) == name);
-    if name != "unknown" && first_named == Some(code) {
-        raw(name)
-    } else {
-        raw(format!("0x{code:02X}"))
+    match ReasonCode::from(code).name() {
+        Some(name) if ReasonCode::from_name(name).map(u8::from) == Some(code) => raw(name),
+        _ => raw(format!("0x{code:02X}")),
     }
 }
 

@@ -1,71 +1,24 @@
-//! The scripted MQTT client.
-//!
-//! One [`Agent`] per scenario client. It owns at most one connection at a time over any
-//! stream its [`Network`] opens, sends structured packets or raw bytes as the steps say,
-//! answers the broker (acknowledgements, keep-alive pings) unless told to stay silent, and
-//! records every packet in and out, with its time, into the transcript.
-//!
-//! The agent runs as its own task (in the simulator: on its own host) and takes one
-//! [`Command`] at a time; a command's reply is the [`Outcome`] of that step.
+//! The [`Agent`]: one scenario client, its connection, and its answers to the broker.
 
 use std::collections::VecDeque;
-use std::io;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use lastwill_broker::codec::{
-    self, Ack, ConnAck, Disconnect, Packet, Protocol, Publish, QoS, SubAck, Subscribe, UnsubAck,
-    Unsubscribe, reason,
+    Ack, ConnAckCode, Disconnect, Packet, Protocol, Publish, QoS, Subscribe, Unsubscribe,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::{Command, Network, Outcome, StepError, Wait};
+use crate::link::{Ended, Link};
 use crate::scenario::{Action, ClientSpec, DropMode};
-use crate::target::Network;
-use crate::transcript::{EventKind, Recorder};
+use crate::transcript::{EventKind, Fault, Recorder};
 
-/// One step for an agent, and where to send its outcome.
-pub struct Command {
-    pub action: Action,
-    pub wait: Wait,
-    pub reply: oneshot::Sender<Outcome>,
-}
-
-/// What a step waits for after its action, beyond the action's own response.
-#[derive(Clone, Copy, Debug)]
-pub struct Wait {
-    /// Until the peer closes the connection.
-    pub close: bool,
-    /// Until the server sends DISCONNECT (or closes).
-    pub disconnect: bool,
-    /// The longest the step waits for anything.
-    pub within: Duration,
-}
-
-/// What happened during one step.
-#[derive(Clone, Debug, Default)]
-pub struct Outcome {
-    pub connack: Option<ConnAck>,
-    pub suback: Option<SubAck>,
-    pub unsuback: Option<UnsubAck>,
-    /// Reason code of the PUBACK or PUBREC answering this step's PUBLISH.
-    pub publish_ack: Option<u8>,
-    pub disconnect: Option<Disconnect>,
-    /// A PINGRESP answered this step's PINGREQ.
-    pub pong: bool,
-    /// The connection was closed by the peer (or was never open) when the step ended.
-    pub closed: bool,
-    /// Why the step could not do what it was asked (not connected, connect refused, ...).
-    pub error: Option<String>,
-    /// The step's response did not come within its time.
-    pub timed_out: bool,
-}
-
-struct Link<S> {
-    stream: S,
-    protocol: Protocol,
-    buf: BytesMut,
+/// The agent's connection: its packet link and what the agent tracks about it.
+struct Connection<S> {
+    link: Link<S>,
     /// Seconds; the server's keep alive replaces the client's ([MQTT-3.2.2-21]).
     keep_alive: u16,
     last_sent: Instant,
@@ -74,17 +27,14 @@ struct Link<S> {
 }
 
 /// What reading the connection produced.
-enum Incoming {
-    Packet(Box<Packet>),
-    Closed,
-    Undecodable(String),
-}
+type Incoming = Result<Packet, Ended>;
 
+/// One scenario client: its spec, the network its runner gives it, and its connection.
 pub struct Agent<N: Network> {
     spec: ClientSpec,
     network: N,
     recorder: Recorder,
-    link: Option<Link<N::Stream>>,
+    connection: Option<Connection<N::Stream>>,
     /// Sends nothing (acks and pings included) until the next command.
     silenced: bool,
     /// QoS 1/2 packets received and not yet acknowledged (with `auto_ack: false`).
@@ -102,7 +52,7 @@ impl<N: Network> Agent<N> {
             spec,
             network,
             recorder,
-            link: None,
+            connection: None,
             silenced: false,
             unacked: VecDeque::new(),
             idle_disconnect: None,
@@ -122,7 +72,7 @@ impl<N: Network> Agent<N> {
             let next = tokio::select! {
                 biased;
                 command = commands.recv() => Next::Command(command),
-                incoming = read_packet(&mut self.link), if self.link.is_some() => Next::Incoming(incoming),
+                incoming = next_incoming(&mut self.connection), if self.connection.is_some() => Next::Incoming(incoming),
                 _ = sleep_until(ping_at), if ping_at.is_some() => Next::Ping,
             };
             match next {
@@ -146,11 +96,11 @@ impl<N: Network> Agent<N> {
     }
 
     fn ping_due(&self) -> Option<Instant> {
-        let link = self.link.as_ref()?;
-        if self.silenced || !self.spec.keep_alive_pings || link.keep_alive == 0 {
+        let connection = self.connection.as_ref()?;
+        if self.silenced || !self.spec.keep_alive_pings || connection.keep_alive == 0 {
             return None;
         }
-        Some(link.last_sent + Duration::from_secs(u64::from(link.keep_alive)))
+        Some(connection.last_sent + Duration::from_secs(u64::from(connection.keep_alive)))
     }
 
     /// Handles what arrived while no step was running.
@@ -165,10 +115,10 @@ impl<N: Network> Agent<N> {
     async fn execute(&mut self, action: Action, wait: Wait) -> Outcome {
         // First take in whatever has already arrived (a close after a broker restart, say),
         // so that the step acts on the connection as it really is now.
-        while self.link.is_some() {
+        while self.connection.is_some() {
             let ready = tokio::select! {
                 biased;
-                incoming = read_packet(&mut self.link) => Some(incoming),
+                incoming = next_incoming(&mut self.connection) => Some(incoming),
                 () = std::future::ready(()) => None,
             };
             match ready {
@@ -184,9 +134,9 @@ impl<N: Network> Agent<N> {
         self.silenced = false;
         match action {
             Action::Connect(connect) => {
-                if self.ensure_link(connect.protocol, &mut outcome).await {
-                    if let Some(link) = &mut self.link {
-                        link.keep_alive = connect.keep_alive;
+                if self.ensure_connection(connect.protocol, &mut outcome).await {
+                    if let Some(connection) = &mut self.connection {
+                        connection.keep_alive = connect.keep_alive;
                     }
                     self.send(Packet::Connect(*connect)).await;
                     self.await_until(&mut outcome, deadline, |o| o.connack.is_some())
@@ -250,35 +200,28 @@ impl<N: Network> Agent<N> {
                     .send_connected(Packet::Disconnect(disconnect), &mut outcome)
                     .await
                 {
-                    self.close_link().await;
+                    self.close().await;
                 }
             }
             Action::Drop(mode) => {
-                let what = match mode {
-                    DropMode::Rst => "drop rst",
-                    DropMode::Fin => "drop fin",
-                };
-                self.record(EventKind::Fault(what.into()));
-                if let Some(link) = self.link.take() {
+                self.record(EventKind::Fault(Fault::Drop(mode)));
+                if let Some(connection) = self.connection.take() {
                     match mode {
-                        DropMode::Rst => self.network.reset(link.stream),
-                        DropMode::Fin => {
-                            let mut stream = link.stream;
-                            let _ = stream.shutdown().await;
-                        }
+                        DropMode::Rst => self.network.reset(connection.link.into_stream()),
+                        DropMode::Fin => connection.link.close().await,
                     }
                 }
             }
             Action::Silence => {
-                self.record(EventKind::Fault("silence".into()));
+                self.record(EventKind::Fault(Fault::Silence));
                 self.silenced = true;
             }
             Action::Vanish => {
-                self.record(EventKind::Fault("vanish".into()));
+                self.record(EventKind::Fault(Fault::Vanish));
                 self.network.vanish(&self.spec.name);
                 // the socket is forgotten without a word: nothing it would send gets through
-                if let Some(link) = self.link.take() {
-                    self.network.forget(link.stream);
+                if let Some(connection) = self.connection.take() {
+                    self.network.forget(connection.link.into_stream());
                 }
             }
             Action::Ack => {
@@ -287,7 +230,10 @@ impl<N: Network> Agent<N> {
                 }
             }
             Action::Send(bytes) => {
-                if self.ensure_link(self.spec.protocol, &mut outcome).await {
+                if self
+                    .ensure_connection(self.spec.protocol, &mut outcome)
+                    .await
+                {
                     self.send_raw(bytes.clone()).await;
                     // a raw CONNECT waits for its CONNACK like a structured one
                     if bytes.first().is_some_and(|b| b >> 4 == 1) {
@@ -304,7 +250,7 @@ impl<N: Network> Agent<N> {
             })
             .await;
         }
-        outcome.closed = self.link.is_none();
+        outcome.closed = self.connection.is_none();
         outcome
     }
 
@@ -315,10 +261,10 @@ impl<N: Network> Agent<N> {
         deadline: Instant,
         done: impl Fn(&Outcome) -> bool,
     ) {
-        while !done(outcome) && self.link.is_some() {
+        while !done(outcome) && self.connection.is_some() {
             let incoming = tokio::select! {
                 biased;
-                incoming = read_packet(&mut self.link) => incoming,
+                incoming = next_incoming(&mut self.connection) => incoming,
                 _ = tokio::time::sleep_until(deadline) => {
                     outcome.timed_out = true;
                     return;
@@ -330,15 +276,15 @@ impl<N: Network> Agent<N> {
 
     async fn on_incoming(&mut self, incoming: Incoming, outcome: &mut Outcome) {
         let packet = match incoming {
-            Incoming::Packet(packet) => *packet,
-            Incoming::Closed => {
+            Ok(packet) => packet,
+            Err(Ended::Closed) => {
                 self.record(EventKind::Closed);
-                self.link = None;
+                self.connection = None;
                 return;
             }
-            Incoming::Undecodable(why) => {
-                self.record(EventKind::Undecodable(why));
-                self.close_link().await;
+            Err(Ended::Undecodable(error)) => {
+                self.record(EventKind::Undecodable(error));
+                self.close().await;
                 return;
             }
         };
@@ -347,25 +293,25 @@ impl<N: Network> Agent<N> {
         let auto = self.spec.auto_ack && !self.silenced;
         match packet {
             Packet::ConnAck(connack) => {
-                if let (Some(link), Some(server)) =
-                    (&mut self.link, connack.properties.server_keep_alive)
+                if let (Some(connection), Some(server)) =
+                    (&mut self.connection, connack.properties.server_keep_alive)
                 {
-                    link.keep_alive = server;
+                    connection.keep_alive = server;
                 }
                 outcome.connack = Some(connack);
             }
             Packet::SubAck(suback) => outcome.suback = Some(suback),
             Packet::UnsubAck(unsuback) => outcome.unsuback = Some(unsuback),
-            Packet::PubAck(ack) => outcome.publish_ack = Some(ack.code),
+            Packet::PubAck(ack) => outcome.publish_ack = Some(ack.code.into()),
             Packet::PubRec(ack) => {
-                if ack.code < 0x80 {
+                if !ack.code.is_failure() {
                     self.reply(Packet::PubRel(Ack::success(ack.packet_id)), !self.silenced)
                         .await;
                 } else {
-                    outcome.publish_ack = Some(ack.code);
+                    outcome.publish_ack = Some(ack.code.into());
                 }
             }
-            Packet::PubComp(ack) => outcome.publish_ack = Some(ack.code),
+            Packet::PubComp(ack) => outcome.publish_ack = Some(ack.code.into()),
             Packet::Publish(_) | Packet::PubRel(_) => {
                 if let Some(ack) = packet.receiver_ack() {
                     self.reply(ack, auto).await
@@ -379,35 +325,34 @@ impl<N: Network> Agent<N> {
 
     /// Records what breaks a rule every server must keep, whatever the scenario expects.
     fn check_rules(&mut self, packet: &Packet) {
-        let Some(link) = &mut self.link else {
+        let Some(connection) = &mut self.connection else {
             return;
         };
-        let v5 = link.protocol == Protocol::V5;
+        let v5 = connection.link.protocol() == Protocol::V5;
         let mut violations = Vec::new();
         match packet {
             Packet::ConnAck(connack) => {
-                if link.connack {
+                if connection.connack {
                     violations.push("[MQTT-3.2.0-2] a second CONNACK on one connection".to_owned());
                 }
-                link.connack = true;
-                let (known, refused_present) = if v5 {
-                    (reason::is_connack_code(connack.code), "[MQTT-3.2.2-6]")
-                } else {
-                    (connack.code <= 5, "[MQTT-3.2.2-4]")
+                connection.connack = true;
+                let (known, refused_present) = match connack.code {
+                    ConnAckCode::V5(code) => (code.is_connack(), "[MQTT-3.2.2-6]"),
+                    ConnAckCode::V311(code) => (code.name().is_some(), "[MQTT-3.2.2-4]"),
                 };
                 if !known {
                     violations.push(format!(
                         "[MQTT-3.2.2-8] CONNACK code 0x{:02X} is not in the CONNACK table",
-                        connack.code
+                        u8::from(connack.code)
                     ));
                 }
-                if connack.code != 0 && connack.session_present {
+                if !connack.code.is_success() && connack.session_present {
                     violations.push(format!(
                         "{refused_present} a refusing CONNACK has Session Present 1"
                     ));
                 }
             }
-            Packet::Disconnect(_) if !link.connack => {
+            Packet::Disconnect(_) if !connection.connack => {
                 violations
                     .push("[MQTT-3.14.0-1] DISCONNECT before a successful CONNACK".to_owned());
             }
@@ -431,17 +376,15 @@ impl<N: Network> Agent<N> {
         }
     }
 
-    async fn ensure_link(&mut self, protocol: Protocol, outcome: &mut Outcome) -> bool {
-        if self.link.is_some() {
+    async fn ensure_connection(&mut self, protocol: Protocol, outcome: &mut Outcome) -> bool {
+        if self.connection.is_some() {
             return true;
         }
         self.network.reappear(&self.spec.name);
         match self.network.connect(&self.spec.name).await {
             Ok(stream) => {
-                self.link = Some(Link {
-                    stream,
-                    protocol,
-                    buf: BytesMut::with_capacity(4096),
+                self.connection = Some(Connection {
+                    link: Link::new(stream, protocol),
                     keep_alive: 0,
                     last_sent: Instant::now(),
                     connack: false,
@@ -453,15 +396,17 @@ impl<N: Network> Agent<N> {
             Err(err) => {
                 let why = err.to_string();
                 self.record(EventKind::ConnectFailed(why.clone()));
-                outcome.error = Some(format!("connect failed: {why}"));
+                outcome.error = Some(StepError::ConnectFailed(why));
                 false
             }
         }
     }
 
     async fn send_connected(&mut self, packet: Packet, outcome: &mut Outcome) -> bool {
-        if self.link.is_none() {
-            outcome.error = Some(format!("cannot send {}: not connected", packet.name()));
+        if self.connection.is_none() {
+            outcome.error = Some(StepError::NotConnected {
+                packet: packet.name(),
+            });
             return false;
         }
         self.send(packet).await;
@@ -469,16 +414,18 @@ impl<N: Network> Agent<N> {
     }
 
     async fn send(&mut self, packet: Packet) {
-        let Some(link) = &mut self.link else {
+        let Some(connection) = &self.connection else {
             return;
         };
-        let mut buf = BytesMut::new();
-        if let Err(err) = codec::encode(&packet, link.protocol, &mut buf) {
-            self.record(EventKind::Check(format!("cannot encode: {err}")));
-            return;
-        }
+        let bytes = match connection.link.encode(std::slice::from_ref(&packet)) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                self.record(EventKind::Check(format!("cannot encode: {err}")));
+                return;
+            }
+        };
         self.record(EventKind::Sent(packet));
-        self.write(buf.freeze()).await;
+        self.write(bytes).await;
     }
 
     async fn send_raw(&mut self, bytes: Bytes) {
@@ -487,20 +434,20 @@ impl<N: Network> Agent<N> {
     }
 
     async fn write(&mut self, bytes: Bytes) {
-        let Some(link) = &mut self.link else {
+        let Some(connection) = &mut self.connection else {
             return;
         };
-        link.last_sent = Instant::now();
-        if write_all(&mut link.stream, &bytes).await.is_err() {
+        connection.last_sent = Instant::now();
+        if connection.link.write(&bytes).await.is_err() {
             self.record(EventKind::Closed);
-            self.link = None;
+            self.connection = None;
         }
     }
 
     /// Closes our side in order (FIN) after a DISCONNECT.
-    async fn close_link(&mut self) {
-        if let Some(mut link) = self.link.take() {
-            let _ = link.stream.shutdown().await;
+    async fn close(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            connection.link.close().await;
         }
     }
 
@@ -510,29 +457,13 @@ impl<N: Network> Agent<N> {
     }
 }
 
-async fn write_all<S: tokio::io::AsyncWrite + Unpin>(
-    stream: &mut S,
-    bytes: &[u8],
-) -> io::Result<()> {
-    stream.write_all(bytes).await?;
-    stream.flush().await
-}
-
-/// Reads until one whole packet decodes. Cancel-safe: bytes read stay in the link's buffer.
-async fn read_packet<S: tokio::io::AsyncRead + Unpin>(link: &mut Option<Link<S>>) -> Incoming {
-    let Some(link) = link else {
-        return std::future::pending().await;
-    };
-    loop {
-        match codec::decode(&mut link.buf, Some(link.protocol), u32::MAX) {
-            Ok(Some(packet)) => return Incoming::Packet(Box::new(packet)),
-            Ok(None) => {}
-            Err(err) => return Incoming::Undecodable(err.to_string()),
-        }
-        match link.stream.read_buf(&mut link.buf).await {
-            Ok(0) | Err(_) => return Incoming::Closed,
-            Ok(_) => {}
-        }
+/// The next packet on the connection, if there is one; never, if there is none.
+async fn next_incoming<S: AsyncRead + AsyncWrite + Unpin>(
+    connection: &mut Option<Connection<S>>,
+) -> Incoming {
+    match connection {
+        Some(connection) => connection.link.recv().await,
+        None => std::future::pending().await,
     }
 }
 

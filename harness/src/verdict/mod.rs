@@ -8,14 +8,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use lastwill_broker::codec::{ConnAck, MessageProperties, Packet, Publish};
+use lastwill_broker::codec::{ConnAck, MessageProperties, Packet, Publish, ReasonCode};
 
 use crate::client::Outcome;
 use crate::scenario::{
     ClientExpectation, ConnAckExpectation, EndState, Level, Location, MessageMatcher,
     PropertiesMatcher, PropertyCheck, Receives, Scenario, Step, StepExpectation, TimeRef, Window,
 };
-use crate::transcript::{EventKind, Transcript, code_name, quoted, seconds};
+use crate::transcript::{EventKind, Fault, Transcript, code_name, quoted, seconds};
 
 /// How far a time window is widened: a message may come `early` before its window opens
 /// and `late` after it closes.
@@ -31,6 +31,16 @@ impl Tolerance {
         early: Duration::from_millis(100),
         late: Duration::from_millis(500),
     };
+
+    /// How far a remaining Message Expiry Interval may stray from the scenario's range, in
+    /// whole seconds. The broker counts it down from its own publication of the message
+    /// ([MQTT-3.3.2-6]), so it moves with the same lateness the time windows allow: a broker
+    /// that notices a dropped connection late publishes its will late, and the will then waits
+    /// less before its subscriber returns. Whole seconds of `late` only, so the simulator's
+    /// sub-second tolerance keeps the range exact.
+    pub fn expiry_slack(&self) -> u32 {
+        u32::try_from(self.late.as_secs()).unwrap_or(u32::MAX)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,7 +131,7 @@ pub fn step_checks(step: &Step, outcome: &Outcome, default_level: Level) -> Vec<
             level: default_level,
             passed: false,
             expected: "the step can be carried out".into(),
-            observed: error.clone(),
+            observed: error.to_string(),
             location: step.location,
         });
     }
@@ -146,9 +156,9 @@ fn check_step(
     outcome: &Outcome,
     push: &mut impl FnMut(String, Option<String>),
 ) {
-    let connack_code = outcome.connack.as_ref().map(|c| c.code);
+    let connack_code = outcome.connack.as_ref().map(|c| u8::from(c.code));
     let shown_connack = || match &outcome.connack {
-        Some(c) => format!("CONNACK {}", code_name(c.code)),
+        Some(c) => format!("CONNACK {}", c.code),
         None if outcome.closed => "closed without CONNACK".into(),
         None => "no CONNACK".into(),
     };
@@ -205,7 +215,7 @@ fn check_step(
         check_connack_properties(&e.connack, outcome.connack.as_ref(), push);
     }
     if let Some(granted) = &e.granted {
-        let got = outcome.suback.as_ref().map(|s| s.codes.clone());
+        let got = outcome.suback.as_ref().map(|s| bytes_of(&s.codes));
         push(
             format!("SUBACK codes {}", hex_codes(granted)),
             (got.as_ref() != Some(granted)).then(|| match got {
@@ -215,7 +225,7 @@ fn check_step(
         );
     }
     if let Some(codes) = &e.codes {
-        let got = outcome.unsuback.as_ref().map(|s| s.codes.clone());
+        let got = outcome.unsuback.as_ref().map(|s| bytes_of(&s.codes));
         push(
             format!("UNSUBACK codes {}", hex_codes(codes)),
             (got.as_ref() != Some(codes)).then(|| match got {
@@ -243,7 +253,7 @@ fn check_step(
         );
     }
     if let Some(disconnect) = &e.disconnect {
-        let got = outcome.disconnect.as_ref().map(|d| d.code);
+        let got = outcome.disconnect.as_ref().map(|d| u8::from(d.code));
         let ok = match disconnect.reason {
             Some(code) => got == Some(code),
             None => got.is_some(),
@@ -388,6 +398,11 @@ fn property_holds<E, V>(
     }
 }
 
+/// SUBACK or UNSUBACK codes as the bytes a scenario lists.
+fn bytes_of(codes: &[ReasonCode]) -> Vec<u8> {
+    codes.iter().copied().map(u8::from).collect()
+}
+
 fn hex_codes(codes: &[u8]) -> String {
     let items: Vec<String> = codes.iter().map(|c| format!("0x{c:02X}")).collect();
     format!("[{}]", items.join(", "))
@@ -467,7 +482,9 @@ fn check_client(
                 let hits: Vec<usize> = received
                     .iter()
                     .enumerate()
-                    .filter(|(_, (at, p))| matches(matcher, p) && in_window(*window, *at))
+                    .filter(|(_, (at, p))| {
+                        matches(matcher, p, tolerance) && in_window(*window, *at)
+                    })
                     .map(|(i, _)| i)
                     .collect();
                 // A copy outside this matcher's window that no other matcher expects then is
@@ -476,10 +493,12 @@ fn check_client(
                     .iter()
                     .filter(|(at, p)| {
                         window.is_some()
-                            && matches(matcher, p)
+                            && matches(matcher, p, tolerance)
                             && !in_window(*window, *at)
                             && !matchers.iter().zip(&windows).any(|(other, w)| {
-                                other.window.is_some() && matches(other, p) && in_window(*w, *at)
+                                other.window.is_some()
+                                    && matches(other, p, tolerance)
+                                    && in_window(*w, *at)
                             })
                     })
                     .map(|(at, _)| format!("{}s", seconds(*at)))
@@ -524,7 +543,7 @@ fn check_client(
             if block.only {
                 let stray: Vec<String> = received
                     .iter()
-                    .filter(|(_, p)| !matchers.iter().any(|m| matches(m, p)))
+                    .filter(|(_, p)| !matchers.iter().any(|m| matches(m, p, tolerance)))
                     .map(|(at, p)| describe_received(*at, p))
                     .collect();
                 checks.push(Check {
@@ -562,9 +581,9 @@ fn is_connected_at_end(transcript: &Transcript, client: &str) -> bool {
     let mut connected = false;
     for event in transcript.events.iter().filter(|e| e.client == client) {
         match &event.kind {
-            EventKind::Received(Packet::ConnAck(c)) => connected = c.code == 0,
+            EventKind::Received(Packet::ConnAck(c)) => connected = c.code.is_success(),
             // silence leaves the connection open
-            EventKind::Fault(f) if f == "silence" => {}
+            EventKind::Fault(Fault::Silence) => {}
             EventKind::Sent(Packet::Disconnect(_))
             | EventKind::Closed
             | EventKind::Undecodable(_)
@@ -656,16 +675,16 @@ fn describe_received(at: Duration, p: &Publish) -> String {
 }
 
 /// Does a received PUBLISH satisfy a matcher (window aside)?
-pub fn matches(m: &MessageMatcher, p: &Publish) -> bool {
+pub fn matches(m: &MessageMatcher, p: &Publish, tolerance: Tolerance) -> bool {
     m.topic.as_ref().is_none_or(|t| *t == p.topic)
         && m.payload.as_ref().is_none_or(|b| *b == p.payload)
         && m.qos.is_none_or(|q| q == p.qos)
         && m.retain.is_none_or(|r| r == p.retain)
         && m.dup.is_none_or(|d| d == p.dup)
-        && properties_match(&m.properties, p)
+        && properties_match(&m.properties, p, tolerance)
 }
 
-fn properties_match(m: &PropertiesMatcher, p: &Publish) -> bool {
+fn properties_match(m: &PropertiesMatcher, p: &Publish, tolerance: Tolerance) -> bool {
     let props: &MessageProperties = &p.properties;
     let holds = |check: &Option<PropertyCheck<_>>, value: Option<&_>| -> bool {
         check
@@ -677,7 +696,8 @@ fn properties_match(m: &PropertiesMatcher, p: &Publish) -> bool {
         .is_none_or(|c| property_holds(c, props.payload_format_indicator.as_ref(), |a, b| a == b))
         && m.message_expiry.as_ref().is_none_or(|c| {
             property_holds(c, props.message_expiry_interval.as_ref(), |range, v| {
-                range.contains(*v)
+                let slack = tolerance.expiry_slack();
+                (range.min.saturating_sub(slack)..=range.max.saturating_add(slack)).contains(v)
             })
         })
         && holds(&m.content_type, props.content_type.as_ref())
@@ -695,3 +715,6 @@ fn properties_match(m: &PropertiesMatcher, p: &Publish) -> bool {
             .as_ref()
             .is_none_or(|c| property_holds(c, p.topic_alias.as_ref(), |a, b| a == b))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,4 @@
-//! The simulator target: the reference broker and every scenario client in one turmoil
+//! The simulator runner: the reference broker and every scenario client in one turmoil
 //! simulation, in virtual time.
 //!
 //! The broker is the host `broker`; each client is the host `client-NAME`, so faults are real
@@ -19,40 +19,15 @@ use lastwill_broker::config::{Config, Credential};
 use lastwill_broker::driver::Server;
 use tokio::sync::{Notify, mpsc};
 
-use super::{Control, Network, direct};
-use crate::client::Agent;
+use super::Run;
+use super::director::{Control, direct};
+use crate::client::{Agent, Network};
 use crate::scenario::{BrokerConfig, NetAction, Scenario};
-use crate::transcript::{Recorder, Transcript};
-use crate::verdict::{self, Check, Tolerance, Verdict};
+use crate::transcript::Recorder;
+use crate::verdict::Tolerance;
 
 const BROKER: &str = "broker";
 const PORT: u16 = 1883;
-
-/// The result of one scenario run.
-#[derive(Debug)]
-pub struct Run {
-    pub transcript: Transcript,
-    pub checks: Vec<Check>,
-    pub verdict: Verdict,
-}
-
-impl Run {
-    /// The transcript followed by the verdict and every failed check: what a snapshot holds
-    /// and what a failing test prints.
-    pub fn render(&self) -> String {
-        let mut out = self.transcript.render();
-        let passed = self.checks.iter().filter(|c| c.passed).count();
-        out.push_str(&format!(
-            "verdict: {} ({passed}/{} checks passed)\n",
-            self.verdict.as_str(),
-            self.checks.len()
-        ));
-        for check in self.checks.iter().filter(|c| !c.passed) {
-            out.push_str(&format!("{check}\n"));
-        }
-        out
-    }
-}
 
 /// The reference broker's configuration for a scenario's `broker:` section.
 pub fn broker_config(requested: &BrokerConfig) -> Config {
@@ -195,18 +170,12 @@ pub fn run_with_tick(scenario: &Scenario, seed: u64, tick: Duration) -> Result<R
         .take()
         .ok_or("the director did not finish")?;
     let transcript = recorder.transcript();
-    let mut checks = direction.checks;
-    checks.extend(verdict::final_checks(
+    Ok(Run::judged(
         scenario,
-        &transcript,
-        &direction.marks,
-        Tolerance::SIMULATOR,
-    ));
-    Ok(Run {
-        verdict: Verdict::of(&checks),
+        direction,
         transcript,
-        checks,
-    })
+        Tolerance::SIMULATOR,
+    ))
 }
 
 /// Link latency changes asked for by `net: {latency: ...}` (for some clients, or all), which

@@ -1,57 +1,23 @@
-//! Targets: where a scenario runs.
-//!
-//! - [`sim`]: the reference broker under the turmoil simulator, in virtual time.
-//! - [`tcp`]: any running broker over real TCP (or TLS), in real time.
-//!
-//! A target supplies a [`Network`] (how a client opens a connection and applies faults to
-//! itself, and what time it is) and a [`Control`] (scenario-level steps: broker restart,
-//! network faults). The [`direct`] function is the same everywhere: it walks the steps in
-//! order, hands client actions to their agents, waits, marks, and checks each step's inline
-//! expectations against its outcome.
-
-pub mod sim;
-pub mod tcp;
+//! The director: walks a scenario's steps in order, hands client actions to their agents,
+//! waits, marks, and checks each step's inline expectations against its outcome. It is the
+//! same on every runner; a runner supplies a [`Control`] for the scenario-level steps (broker
+//! restart, network faults) and a [`Network`](crate::client::Network) for its clients.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::client::{Command, Outcome, Wait};
+use crate::client::{Command, Outcome, StepError, Wait};
 use crate::scenario::{Action, NetAction, Scenario, StepKind};
 use crate::transcript::{EventKind, Recorder};
 use crate::verdict::{self, Check, Marks};
 
 /// How long a step waits for its response unless it says `within:`.
-pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The client side of a target's network.
-pub trait Network: Clone + 'static {
-    type Stream: AsyncRead + AsyncWrite + Unpin + 'static;
-
-    /// Time since the run started.
-    fn now(&self) -> Duration;
-
-    /// Opens a connection to the broker for `client`.
-    fn connect(&self, client: &str) -> impl Future<Output = io::Result<Self::Stream>>;
-
-    /// Closes abortively (RST) where the network can; otherwise closes.
-    fn reset(&self, stream: Self::Stream);
-
-    /// Gets rid of a vanished client's stream without anything reaching the broker.
-    fn forget(&self, stream: Self::Stream);
-
-    /// Cuts `client` off from the broker: nothing in or out, no FIN or RST.
-    fn vanish(&self, client: &str);
-
-    /// Undoes [`Network::vanish`] before the client connects again.
-    fn reappear(&self, client: &str);
-}
-
-/// Scenario-level steps a target may or may not be able to perform.
+/// Scenario-level steps a runner may or may not be able to perform.
 pub trait Control {
     fn now(&self) -> Duration;
 
@@ -172,7 +138,9 @@ async fn run_action(
     match (sent, outcome.await) {
         (true, Ok(outcome)) => outcome,
         _ => Outcome {
-            error: Some(format!("client {client} is not running")),
+            error: Some(StepError::NotRunning {
+                client: client.to_owned(),
+            }),
             ..Outcome::default()
         },
     }
