@@ -24,6 +24,7 @@ pub mod coverage;
 pub mod generate;
 pub mod link;
 pub mod matrix;
+pub mod oracle;
 pub mod report;
 pub mod runner;
 pub mod scenario;
