@@ -15,6 +15,8 @@
 //! - [`suite`]: many scenarios on one target, in parallel.
 //! - [`coverage`]: which spec statements the catalogue covers.
 //! - [`matrix`]: several targets side by side, and broker profiles of known divergences.
+//! - [`oracle`]: what the spec requires of a scenario's wills, modelled independently of the
+//!   reference broker.
 //! - [`generate`]: generated will histories (proptest strategies) as scenarios, and
 //!   exploring a broker with them.
 //! - [`storm`]: a will storm against a broker over TCP, for `lastwill bench`.

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use lastwill::oracle::{self, Kind, Prediction};
+use lastwill::runner::sim;
 use lastwill::scenario::{self, Scenario};
-use lastwill::target::sim;
 use lastwill::verdict::Verdict;
 
 const SEED: u64 = 1;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use lastwill::generate::explore::{Exploration, Report, TICK};
 use lastwill::generate::strategy;
-use lastwill::scenario;
 use lastwill::runner::Target;
+use lastwill::scenario;
 use proptest::strategy::Strategy;
 
 const SEED: u64 = 0x1A57_3111;

@@ -253,7 +253,7 @@ mod arbitrary {
             )
                 .prop_map(move |(code, se, rs, sr, up)| Action::Disconnect(if v5 {
                     Disconnect {
-                        code,
+                        code: code.into(),
                         session_expiry_interval: se,
                         reason_string: rs,
                         server_reference: sr,

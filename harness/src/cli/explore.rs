@@ -16,8 +16,8 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use lastwill::generate::explore::{self, Exploration, Finding, Report};
 use lastwill::generate::strategy;
 use lastwill::matrix::Profile;
-use lastwill::scenario;
 use lastwill::runner::Target;
+use lastwill::scenario;
 use proptest::strategy::Strategy;
 
 use super::target::{TargetArgs, parse_duration};

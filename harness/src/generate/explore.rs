@@ -22,8 +22,8 @@ use super::History;
 use super::strategy::Size;
 use crate::oracle::{self, Prediction};
 use crate::report::{ScenarioResult, Status};
-use crate::scenario::{self, Action, Scenario, StepKind};
 use crate::runner::Target;
+use crate::scenario::{self, Action, Scenario, StepKind};
 use crate::suite;
 
 /// Virtual time steps of generated runs on the simulator: a simulated run costs time for

@@ -582,7 +582,7 @@ impl<'s> Model<'s> {
             let within = expect
                 .iter()
                 .find_map(|e| e.within)
-                .unwrap_or(crate::target::STEP_TIMEOUT);
+                .unwrap_or(crate::runner::STEP_TIMEOUT);
             (within, within)
         }
     }
@@ -908,7 +908,7 @@ impl<'s> Model<'s> {
             Action::Publish(spec) => self.plan_publish(name, spec)?,
             Action::Ping => Effect::Ping,
             Action::Disconnect(d) => Effect::Ends(Ending::Disconnect {
-                code: d.code,
+                code: d.code.into(),
                 session_expiry: d.session_expiry_interval,
             }),
             Action::Drop(DropMode::Rst) => Effect::Ends(Ending::Lost(

@@ -9,6 +9,7 @@
 //! run produced.
 
 mod director;
+pub(crate) use director::STEP_TIMEOUT;
 pub mod sim;
 pub mod tcp;
 
@@ -23,7 +24,10 @@ use tcp::{Capabilities, Endpoint, Skip};
 pub enum Target {
     /// The reference broker in the simulator, virtual time advancing `tick` at a time
     /// ([`sim::TICK`] unless a run needs it coarser).
-    Simulator { seed: u64, tick: std::time::Duration },
+    Simulator {
+        seed: u64,
+        tick: std::time::Duration,
+    },
     /// A running broker over TCP, with the capabilities its CONNACK announced: one instance,
     /// or several identically configured ones, over which scenarios are spread (scenarios
     /// that need a broker to themselves then run on different instances at the same time).

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lastwill_broker::codec::{
-    Connect, Disconnect, LastWill, MessageProperties, Protocol, QoS, RetainHandling,
-    ReasonCode, SubscriptionRequest, UserProperty,
+    Connect, Disconnect, LastWill, MessageProperties, Protocol, QoS, ReasonCode, RetainHandling,
+    SubscriptionRequest, UserProperty,
 };
 
 use super::model::*;
