@@ -98,6 +98,9 @@ fn the_oracle_says_what_the_catalogue_says_about_wills() {
         conflicts, 0,
         "the oracle and the catalogue disagree (see above)"
     );
+    // most of the catalogue speaks about wills in ways the oracle models: a drop here means
+    // the oracle stopped modelling something
+    assert!(compared >= 130, "only {compared} scenarios compared");
 }
 
 #[test]

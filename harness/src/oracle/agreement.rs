@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::time::Duration;
 
 use super::time::{Instant, Timeline};
 use crate::scenario::{
@@ -301,6 +302,10 @@ fn content(m: &MessageMatcher, o: &MessageMatcher) -> Option<bool> {
     }
 }
 
+/// How far two instants may differ and still be the same instant of a scenario: the
+/// simulator's early tolerance, well above what the steps between two neighbouring marks cost.
+const SLACK: Duration = Duration::from_millis(100);
+
 struct Windows<'a> {
     timeline: &'a Timeline,
     original: &'a Scenario,
@@ -326,10 +331,15 @@ impl Windows<'_> {
     fn relation(&self, scenario: Option<&Window>, oracle: Option<&Window>) -> Relation {
         let (s_lo, s_hi) = self.bounds(self.original, scenario);
         let (o_lo, o_hi) = self.bounds(self.predicted, oracle);
-        if (s_lo, s_hi) == (o_lo, o_hi) {
+        let t = self.timeline;
+        // marks of neighbouring steps name the same instant but for the steps' slack
+        let same = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => t.same(a, b, SLACK),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if same(s_lo, o_lo) && same(s_hi, o_hi) {
             return Relation::Same;
         }
-        let t = self.timeline;
         // `a` certainly before `b`; a missing bound is open
         let before = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
             (Some(a), Some(b)) => t.between(a, b).min > 0,
@@ -342,12 +352,12 @@ impl Windows<'_> {
         let lower = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
             (None, _) => true,
             (Some(_), None) => false,
-            (Some(a), Some(b)) => t.no_later(a, b),
+            (Some(a), Some(b)) => t.no_later_than(a, b, SLACK),
         };
         let upper = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
             (_, None) => true,
             (None, Some(_)) => false,
-            (Some(a), Some(b)) => t.no_later(a, b),
+            (Some(a), Some(b)) => t.no_later_than(a, b, SLACK),
         };
         if lower(s_lo, o_lo) && upper(o_hi, s_hi) {
             Relation::Wider

@@ -19,7 +19,7 @@ use lastwill_broker::codec::{
 
 use super::Unsupported;
 use super::raw::{self, RawPacket};
-use super::time::{Bounds, Instant, Order, ROUND_TRIP, Timeline, When};
+use super::time::{Bounds, Instant, Order, ROUND_TRIP, TICK, Timeline, When};
 use super::topic::{self, Filter};
 use crate::scenario::{
     Action, BrokerConfig, ClientSpec, DropMode, Level, PropertiesMatcher, PropertyCheck,
@@ -95,8 +95,6 @@ pub struct Delivery {
     pub arrival: Arrival,
     pub level: Level,
     pub count: Range,
-    /// Whether the message is a will (rather than a client's PUBLISH).
-    pub is_will: bool,
 }
 
 /// An Application Message on its way through the server: a will or a PUBLISH.
@@ -490,7 +488,7 @@ impl<'s> Model<'s> {
         })?;
         match &step.kind {
             StepKind::Wait(d) => {
-                self.timeline.push_step(start, *d, *d);
+                self.timeline.push_step(start, *d, *d + TICK);
                 Ok(())
             }
             StepKind::Mark => {
@@ -510,7 +508,9 @@ impl<'s> Model<'s> {
                 self.fire_timers_before(start)?;
                 let effect = self.plan(client, action, start, index)?;
                 let (min, max) = self.duration(client, action, &effect, &step.expect);
-                let end = self.timeline.push_step(start, min, max);
+                // every client step costs a tick, and one more to wake at its `at:`
+                let slack = if step.at.is_some() { TICK * 2 } else { TICK };
+                let end = self.timeline.push_step(start, min, max + slack);
                 let span = When {
                     earliest: start,
                     latest: end,
@@ -518,6 +518,7 @@ impl<'s> Model<'s> {
                 // a step that waits for a response has had its effect when the response comes;
                 // a fire-and-forget one reaches the server a moment after it
                 self.step_effect = Some(if max.is_zero() {
+                    // fire and forget
                     When {
                         earliest: start,
                         latest: start.plus(ROUND_TRIP),
@@ -908,7 +909,7 @@ impl<'s> Model<'s> {
             Action::Publish(spec) => self.plan_publish(name, spec)?,
             Action::Ping => Effect::Ping,
             Action::Disconnect(d) => Effect::Ends(Ending::Disconnect {
-                code: d.code.into(),
+                code: u8::from(d.code),
                 session_expiry: d.session_expiry_interval,
             }),
             Action::Drop(DropMode::Rst) => Effect::Ends(Ending::Lost(
@@ -1195,12 +1196,8 @@ impl<'s> Model<'s> {
                 {
                     c.view = View::ClosedByServer(span);
                 }
-                // a close by the server is seen when the step ends; the client's own at once
-                let at = match ending {
-                    Ending::Server(_) | Ending::Unclear(_) => span.latest,
-                    _ => span.earliest,
-                };
-                let (when, arrival) = (When::exactly(at), Arrival::At(at));
+                // what a step sets off is timed from its own end (its mark)
+                let (when, arrival) = (When::exactly(span.latest), arrival);
                 if let Some(c) = self.clients.get_mut(name)
                     && c.view == View::Open
                 {
@@ -1232,7 +1229,19 @@ impl<'s> Model<'s> {
                 };
                 self.publish(message, span, arrival, None)
             }
-            Effect::Quiet(quiet) => self.go_quiet(name, quiet, step),
+            Effect::Quiet(quiet) => {
+                // timed from the step's mark, unless the step lasts until the server closes
+                let since = if waits_for_close(&step.expect) {
+                    span.earliest
+                } else {
+                    span.latest
+                };
+                let quiet = match quiet {
+                    Quiet::Silent(_) => Quiet::Silent(since),
+                    Quiet::Vanished(_) => Quiet::Vanished(since),
+                };
+                self.go_quiet(name, quiet, step)
+            }
             Effect::Ping => Ok(()),
         }
     }
@@ -2240,7 +2249,6 @@ impl<'s> Model<'s> {
             arrival,
             level,
             count,
-            is_will: message.is_will,
         });
         Ok(())
     }

@@ -12,7 +12,6 @@
 //! least [`MARGIN`] apart; closer than that, the oracle does not guess.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use crate::scenario::{Scenario, TimeRef};
@@ -23,6 +22,10 @@ pub const MARGIN: Duration = Duration::from_millis(500);
 /// The longest the oracle assumes one request/response exchange takes, on the simulator's
 /// links (at most 5 ms each way) or a local network.
 pub const ROUND_TRIP: Duration = Duration::from_millis(50);
+
+/// What a step may cost beyond its exchanges: a simulation tick (the property tests and
+/// `explore` run at 10 ms ticks), and a `wait:` or `at:` wakes at the next tick.
+pub const TICK: Duration = Duration::from_millis(10);
 
 /// The instant an uncertain amount of time is measured from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -159,10 +162,6 @@ impl Timeline {
         self.steps.len()
     }
 
-    pub fn start(&self, step: usize) -> Option<Instant> {
-        self.steps.get(step).map(|s| s.0)
-    }
-
     pub fn end(&self, step: usize) -> Option<Instant> {
         self.steps.get(step).map(|s| s.1)
     }
@@ -249,14 +248,20 @@ impl Timeline {
         self.between(timer.latest, step.earliest).min >= millis(MARGIN)
     }
 
+    /// `a` and `b` are the same instant but for the runners' slack: they differ by less
+    /// than `slack` whatever the steps between them cost.
+    pub fn same(&self, a: Instant, b: Instant, slack: Duration) -> bool {
+        let d = self.between(a, b);
+        a == b || (d.min >= -millis(slack) && d.max <= millis(slack))
+    }
+
+    /// `a` is no later than `b`, give or take `slack`.
+    pub fn no_later_than(&self, a: Instant, b: Instant, slack: Duration) -> bool {
+        a == b || self.between(a, b).min >= -millis(slack)
+    }
+
     /// `a` is certainly no later than `b` (any margin).
     pub fn no_later(&self, a: Instant, b: Instant) -> bool {
         a == b || self.between(a, b).min >= 0
-    }
-}
-
-impl fmt::Display for Bounds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{} ms, {} ms]", self.min, self.max)
     }
 }

@@ -9,7 +9,6 @@
 //! run produced.
 
 mod director;
-pub(crate) use director::STEP_TIMEOUT;
 pub mod sim;
 pub mod tcp;
 
@@ -17,6 +16,7 @@ use crate::scenario::Scenario;
 use crate::transcript::Transcript;
 use crate::verdict::{self, Check, Tolerance, Verdict};
 use director::Direction;
+pub(crate) use director::STEP_TIMEOUT;
 use tcp::{Capabilities, Endpoint, Skip};
 
 /// Where a scenario runs.
