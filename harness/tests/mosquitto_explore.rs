@@ -51,8 +51,19 @@ fn explore_finds_shrunk_divergences_in_mosquitto() {
     let save = found.display().to_string();
     let explored = lastwill(
         &[
-            "explore", "--target", &target, "--cases", CASES, "--seed", SEED, "--jobs", CASES,
-            "--shrink-time", "3m", "--save", &save,
+            "explore",
+            "--target",
+            &target,
+            "--cases",
+            CASES,
+            "--seed",
+            SEED,
+            "--jobs",
+            CASES,
+            "--shrink-time",
+            "3m",
+            "--save",
+            &save,
         ],
         &dir,
     );

@@ -225,7 +225,8 @@ fn session() -> impl Strategy<Value = SessionExpiry> {
     ]
 }
 
-/// Waits: mostly short (0–2 s in quarter seconds), sometimes long enough to pass a will delay.
+/// Waits: mostly short (0.25–2 s in quarter seconds), sometimes long enough to pass a will
+/// delay.
 fn wait() -> impl Strategy<Value = Duration> {
     prop_oneof![
         6 => short_wait(),
@@ -233,8 +234,10 @@ fn wait() -> impl Strategy<Value = Duration> {
     ]
 }
 
+/// A quarter second to two seconds: never zero, so that two events of different clients,
+/// whose packets travel on different connections, happen in a known order.
 fn short_wait() -> impl Strategy<Value = Duration> {
-    (0u64..=8).prop_map(|quarters| Duration::from_millis(quarters * 250))
+    (1u64..=8).prop_map(|quarters| Duration::from_millis(quarters * 250))
 }
 
 fn payload() -> impl Strategy<Value = Payload> {
