@@ -127,7 +127,7 @@ impl Finding {
             .find(|c| !c.passed)
             .map(|c| c.expected.clone())
             .unwrap_or_else(|| result.first_problem());
-        s.name = format!("generated: {first}");
+        s.name = format!("generated: {}", without_properties(&first));
         let mut text = format!(
             "Found by {found_by} (case {}, {} case(s) shrank to this history; shrunk in {} \
              runs{}).\n\nWhat the spec requires (the oracle's reasoning):\n",
@@ -379,6 +379,24 @@ fn tally(report: &mut Report, judged: &Judged) {
             }
         }
     }
+}
+
+/// A check's text without its `, properties=PropertiesMatcher { ... }` part: short enough
+/// for a scenario's one-line name (the description keeps it).
+fn without_properties(text: &str) -> String {
+    let Some(start) = text.find(", properties=") else {
+        return text.to_owned();
+    };
+    let mut depth = 0;
+    for (i, c) in text[start..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 1 => return format!("{}{}", &text[..start], &text[start + i + 1..]),
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    text.to_owned()
 }
 
 /// One finding per shape, counting the cases that shrank to it, in case order.
