@@ -727,9 +727,11 @@ fn user_properties(list: &[UserProperty]) -> Y {
     )
 }
 
-/// Hex bytes, always quoted, as the catalogue writes them: `"0d ff"`.
+/// Hex bytes, always quoted, as the catalogue writes them: `"0d ff"` (read back by
+/// `values::hex`).
 fn hex(bytes: &[u8]) -> Y {
-    Y::Raw(double_quoted(&crate::transcript::hex(bytes)))
+    let pairs: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Y::Raw(double_quoted(&pairs.join(" ")))
 }
 
 fn is_filler(bytes: &[u8]) -> bool {
