@@ -44,6 +44,7 @@ mod arbitrary {
         Connect, Disconnect, LastWill, MessageProperties, Protocol, QoS, RetainHandling,
         SubscriptionRequest, UserProperty,
     };
+    use lastwill_broker::config::{self, Credential, Overrides, SETTINGS, Value};
     use proptest::collection::vec;
     use proptest::option::of;
     use proptest::prelude::*;
@@ -642,49 +643,43 @@ mod arbitrary {
         .boxed()
     }
 
-    fn broker() -> impl Strategy<Value = BrokerConfig> {
-        let credentials = of(vec((text(), text()), 0..2).prop_map(|list| {
-            list.into_iter()
-                .map(|(username, password)| Credential { username, password })
-                .collect()
-        }));
-        (
-            (
-                of(qos()),
-                of(any::<bool>()),
-                of(any::<u32>()),
-                of(any::<u16>()),
-            ),
-            (
-                of(any::<u16>()),
-                of(any::<u16>()),
-                of(any::<u32>()),
-                of(any::<bool>()),
-            ),
-            (
-                of(any::<bool>()),
-                of(any::<bool>()),
-                of(any::<u32>()),
-                of(any::<u32>()),
-            ),
-            (of(any::<u16>()), credentials),
-        )
-            .prop_map(|(a, b, c, d)| BrokerConfig {
-                max_qos: a.0,
-                retain_available: a.1,
-                max_packet_size: a.2,
-                server_keep_alive: a.3,
-                topic_alias_maximum: b.0,
-                receive_maximum: b.1,
-                max_session_expiry: b.2,
-                wildcard_subscriptions: b.3,
-                subscription_identifiers: c.0,
-                shared_subscriptions: c.1,
-                max_queued_messages: c.2.map(|n| n as usize),
-                max_connections: c.3.map(|n| n as usize),
-                connect_timeout: d.0,
-                credentials: d.1,
+    /// Any overrides: each setting of the broker's table left out or set to a value of its
+    /// kind within its range.
+    fn broker() -> impl Strategy<Value = Overrides> {
+        let values: Vec<BoxedStrategy<Option<Value>>> = SETTINGS
+            .iter()
+            .map(|setting| {
+                let (min, max) = setting.range;
+                let value: BoxedStrategy<Value> = match setting.kind {
+                    config::Kind::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
+                    config::Kind::Qos => qos().prop_map(Value::Qos).boxed(),
+                    config::Kind::Seconds | config::Kind::Bytes | config::Kind::Count => {
+                        (min..=max).prop_map(Value::Number).boxed()
+                    }
+                    config::Kind::Credentials => vec((text(), text()), 0..2)
+                        .prop_map(|list| {
+                            Value::Credentials(
+                                list.into_iter()
+                                    .map(|(username, password)| Credential { username, password })
+                                    .collect(),
+                            )
+                        })
+                        .boxed(),
+                };
+                of(value).boxed()
             })
+            .collect();
+        values.prop_map(|values| {
+            let mut overrides = Overrides::default();
+            for (setting, value) in SETTINGS.iter().zip(values) {
+                if let Some(value) = value {
+                    setting
+                        .set(&mut overrides, value)
+                        .expect("a value within range");
+                }
+            }
+            overrides
+        })
     }
 
     pub fn scenario() -> impl Strategy<Value = Scenario> {

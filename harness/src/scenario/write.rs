@@ -14,6 +14,8 @@ use lastwill_broker::codec::{
     SubscriptionRequest, UserProperty,
 };
 
+use lastwill_broker::config::{Overrides, SETTINGS, Value};
+
 use super::model::*;
 use super::parse::imply_outcome;
 
@@ -158,7 +160,7 @@ fn top(s: &Scenario) -> Vec<(String, Y)> {
     }
     e.opt("seed", &s.seed, raw);
     e.opt("duration", &s.duration, |d| duration(*d));
-    if s.broker != BrokerConfig::default() {
+    if s.broker != Overrides::default() {
         e.put("broker", broker(&s.broker));
     }
     e.put(
@@ -182,33 +184,32 @@ fn top(s: &Scenario) -> Vec<(String, Y)> {
     e.0
 }
 
-fn broker(b: &BrokerConfig) -> Y {
+/// The settings the scenario sets, in the settings table's order.
+fn broker(overrides: &Overrides) -> Y {
     let mut e = Entries::default();
-    e.opt("max_qos", &b.max_qos, |q| qos(*q))
-        .opt("retain_available", &b.retain_available, raw)
-        .opt("max_packet_size", &b.max_packet_size, raw)
-        .opt("server_keep_alive", &b.server_keep_alive, raw)
-        .opt("topic_alias_maximum", &b.topic_alias_maximum, raw)
-        .opt("receive_maximum", &b.receive_maximum, raw)
-        .opt("max_session_expiry", &b.max_session_expiry, raw)
-        .opt("wildcard_subscriptions", &b.wildcard_subscriptions, raw)
-        .opt("subscription_identifiers", &b.subscription_identifiers, raw)
-        .opt("shared_subscriptions", &b.shared_subscriptions, raw)
-        .opt("max_queued_messages", &b.max_queued_messages, raw)
-        .opt("max_connections", &b.max_connections, raw)
-        .opt("connect_timeout", &b.connect_timeout, raw)
-        .opt("credentials", &b.credentials, |list| {
-            Y::Seq(
-                list.iter()
-                    .map(|c| {
-                        map(vec![
-                            ("username", string(&c.username)),
-                            ("password", string(&c.password)),
-                        ])
-                    })
-                    .collect(),
-            )
-        });
+    for setting in SETTINGS {
+        let Some(value) = setting.get(overrides) else {
+            continue;
+        };
+        e.put(
+            setting.key,
+            match value {
+                Value::Bool(b) => raw(b),
+                Value::Qos(q) => qos(q),
+                Value::Number(n) => raw(n),
+                Value::Credentials(list) => Y::Seq(
+                    list.iter()
+                        .map(|c| {
+                            map(vec![
+                                ("username", string(&c.username)),
+                                ("password", string(&c.password)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            },
+        );
+    }
     e.map()
 }
 
