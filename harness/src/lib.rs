@@ -20,11 +20,14 @@
 //! - [`suite`]: many scenarios on one target, in parallel.
 //! - [`coverage`]: which spec statements the catalogue covers.
 //! - [`matrix`]: several targets side by side, and broker profiles of known divergences.
+//! - [`generate`]: generated will histories (proptest strategies) as scenarios, and
+//!   exploring a broker with them.
 //! - [`storm`]: a will storm against a broker over TCP, for `lastwill bench`.
 
 pub mod broker_process;
 pub mod client;
 pub mod coverage;
+pub mod generate;
 pub mod io_error;
 pub mod link;
 pub mod matrix;

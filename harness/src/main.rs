@@ -19,5 +19,6 @@ fn main() -> ExitCode {
         Command::Coverage(args) => cli::coverage::run(args),
         Command::Matrix(args) => cli::matrix::run(args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Explore(args) => cli::explore::run(args),
     }
 }

@@ -81,7 +81,10 @@ fn reference_broker_over_tcp_passes_what_passes_in_the_simulator() {
         .collect();
     let dir = std::env::temp_dir().join(format!("lastwill-tcp-reference-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let simulator = Target::Simulator { seed: 1 };
+    let simulator = Target::Simulator {
+        seed: 1,
+        tick: lastwill::runner::sim::TICK,
+    };
     let next = AtomicUsize::new(0);
     let problems = Mutex::new(Vec::new());
     let skipped = Mutex::new(Vec::new());

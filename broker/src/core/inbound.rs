@@ -80,6 +80,14 @@ impl Broker {
         let Some(protocol) = self.connections.get(&id).and_then(|c| c.protocol) else {
             return;
         };
+        let Some(cause) = CloseCause::of_disconnect(protocol, disconnect.code) else {
+            // [MQTT-3.14.2-1] a code outside Table 3-10 is malformed: not a 0x00, so the will
+            // is published; nothing else in the packet (its Session Expiry) is acted on
+            let code = u8::from(disconnect.code);
+            info!(client_id, code, "malformed DISCONNECT reason code");
+            self.close_by_server(now, id, ReasonCode::MALFORMED_PACKET);
+            return;
+        };
         if protocol == Protocol::V5
             && let Some(expiry) = disconnect.session_expiry_interval
         {
@@ -105,16 +113,7 @@ impl Broker {
                 session.expiry_interval = capped;
             }
         }
-        match CloseCause::of_disconnect(protocol, disconnect.code) {
-            Some(cause) => self.end_connection(now, id, cause),
-            None => {
-                // [MQTT-3.14.2-1] a code outside Table 3-10 is malformed: not a 0x00, so the
-                // will is published
-                let code = u8::from(disconnect.code);
-                info!(client_id, code, "malformed DISCONNECT reason code");
-                self.close_by_server(now, id, ReasonCode::MALFORMED_PACKET);
-            }
-        }
+        self.end_connection(now, id, cause);
     }
 
     fn handle_publish(

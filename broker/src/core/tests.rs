@@ -702,6 +702,30 @@ fn disconnect_can_shorten_or_lengthen_the_session() {
 }
 
 #[test]
+fn malformed_disconnect_does_not_change_the_session_expiry() {
+    // [MQTT-3.14.2-1]: a DISCONNECT with a code outside Table 3-10 is malformed, so its
+    // Session Expiry 0 is not acted on: the session still lasts 60 s, and the will waits for
+    // its 5 s delay (found by the generated-history property, harness/tests/properties.rs)
+    let mut rig = Rig::new();
+    let watcher = rig.subscriber(V5, "watcher", "status/#", QoS::AtMostOnce);
+    let device = rig.online(delayed(5, Some(60)));
+    rig.disconnect(
+        device,
+        Disconnect {
+            session_expiry_interval: Some(0),
+            ..Disconnect::with_code(0x01.into())
+        },
+    );
+    rig.advance(secs(100.0));
+    let times: Vec<_> = rig
+        .publishes(watcher)
+        .into_iter()
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(times, [secs(5.0)]);
+}
+
+#[test]
 fn disconnect_setting_expiry_after_zero_is_a_protocol_error_that_publishes() {
     // {W5-DISC-SEI-PE} {A11}: not a valid DISCONNECT, so not a 0x00 that discards the will
     let mut rig = Rig::new();

@@ -14,6 +14,7 @@ pub mod bench;
 pub mod broker;
 pub mod coverage;
 pub mod explain;
+pub mod explore;
 pub mod list;
 pub mod matrix;
 pub mod output;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Measure will dispatch: many clients with wills die at once (default: the reference
     /// broker, in this process).
     Bench(bench::Args),
+    /// Generated will histories against a broker, judged by the oracle; divergences are
+    /// shrunk and saved as scenarios.
+    Explore(explore::Args),
 }
 
 /// Exit code for bad flags, unreadable or invalid configuration.

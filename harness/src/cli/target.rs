@@ -57,7 +57,10 @@ impl TargetArgs {
     /// each broker instance's capabilities. Errors are one line.
     pub fn target(&self, url: &str) -> Result<Target, String> {
         if url == "sim" || url == "ref" {
-            return Ok(Target::Simulator { seed: self.seed });
+            return Ok(Target::Simulator {
+                seed: self.seed,
+                tick: lastwill::runner::sim::TICK,
+            });
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -22,8 +22,8 @@ use super::raw::{self, RawPacket};
 use super::time::{Bounds, Instant, Order, ROUND_TRIP, TICK, Timeline, When};
 use super::topic::{self, Filter};
 use crate::scenario::{
-    Action, ClientSpec, DropMode, Level, Overrides, PropertiesMatcher, PropertyCheck, PublishSpec,
-    Range, Scenario, Step, StepExpectation, StepKind, SubscribeSpec,
+    Action, ClientSpec, DropMode, Level, PropertiesMatcher, PropertyCheck, PublishSpec, Range,
+    Scenario, Step, StepExpectation, StepKind, SubscribeSpec,
 };
 
 type Outcome<T = ()> = Result<T, Unsupported>;
@@ -333,7 +333,8 @@ struct Limits {
 }
 
 impl Limits {
-    fn of(b: &Overrides) -> Outcome<Limits> {
+    fn of(scenario: &Scenario) -> Outcome<Limits> {
+        let b = &scenario.broker;
         let bounded = b.max_queued_messages.is_some()
             || b.max_connections.is_some()
             || b.max_queued_bytes.is_some()
@@ -444,7 +445,7 @@ impl<'s> Model<'s> {
             .collect();
         Ok(Model {
             scenario,
-            limits: Limits::of(&scenario.broker)?,
+            limits: Limits::of(scenario)?,
             timeline: Timeline::default(),
             clients,
             sessions: BTreeMap::new(),

@@ -23,8 +23,12 @@ use tcp::{Capabilities, Endpoint, Liveness, Skip, Unfinished};
 /// Where a scenario runs.
 #[derive(Clone, Debug)]
 pub enum Target {
-    /// The reference broker in the simulator.
-    Simulator { seed: u64 },
+    /// The reference broker in the simulator, virtual time advancing `tick` at a time
+    /// ([`sim::TICK`] unless a run needs it coarser).
+    Simulator {
+        seed: u64,
+        tick: std::time::Duration,
+    },
     /// A running broker over TCP, with the capabilities its CONNACK announced: one instance,
     /// or several identically configured ones, over which scenarios are spread (scenarios
     /// that need a broker to themselves then run on different instances at the same time).
@@ -86,16 +90,27 @@ impl Target {
         }
     }
 
+    /// The isolation prefix of run `index` on a broker (`lw<run id>s<index>`), under which
+    /// its client ids and topics live; none in the simulator.
+    pub fn prefix(&self, index: usize) -> Option<String> {
+        match self {
+            Target::Simulator { .. } => None,
+            Target::Tcp { run_id, .. } => Some(format!("lw{run_id}s{index}")),
+        }
+    }
+
     /// Runs one scenario on broker instance `instance` (modulo the number of instances);
     /// `index` keeps prefixes of one run apart.
     pub fn run(&self, scenario: &Scenario, index: usize, instance: usize) -> Result<Run, NotRun> {
         match self {
-            Target::Simulator { seed } => sim::run(scenario, *seed).map_err(NotRun::Failed),
+            Target::Simulator { seed, tick } => {
+                sim::run_with_tick(scenario, *seed, *tick).map_err(NotRun::Failed)
+            }
             Target::Tcp {
                 instances,
                 capabilities,
-                run_id,
                 liveness,
+                ..
             } => {
                 if let Some(why) = liveness.lost() {
                     return Err(NotRun::Lost(why));
@@ -104,7 +119,7 @@ impl Target {
                 if let Some(why) = endpoint.skip_reason(scenario, capabilities) {
                     return Err(NotRun::Skipped(why));
                 }
-                let prefix = format!("lw{run_id}s{index}");
+                let prefix = self.prefix(index).unwrap_or_default();
                 let exclusive = tcp::needs_exclusive_run(scenario);
                 let prefix = (!exclusive).then_some(prefix.as_str());
                 tcp::run(scenario, endpoint, prefix, liveness).map_err(|end| match end {

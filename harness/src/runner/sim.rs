@@ -36,8 +36,18 @@ pub fn broker_config(requested: &Overrides) -> Config {
     config
 }
 
+/// How far virtual time moves in one simulation step: fine enough for millisecond
+/// transcripts. Every step costs time for every host and link, so long runs with many clients
+/// (generated histories) may take coarser steps.
+pub const TICK: Duration = Duration::from_millis(1);
+
 /// Runs one scenario on the simulator with `seed` (the scenario's own `seed:` wins).
 pub fn run(scenario: &Scenario, seed: u64) -> Result<Run, String> {
+    run_with_tick(scenario, seed, TICK)
+}
+
+/// [`run`], with virtual time advancing `tick` at a time.
+pub fn run_with_tick(scenario: &Scenario, seed: u64, tick: Duration) -> Result<Run, String> {
     let seed = scenario.seed.unwrap_or(seed);
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
@@ -48,6 +58,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Run, String> {
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(5))
         .tcp_capacity(4096)
+        .tick_duration(tick)
         .build();
 
     let config = broker_config(&scenario.broker);

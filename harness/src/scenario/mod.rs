@@ -3,13 +3,15 @@
 //! [`load`] or [`parse`] turn a file into a [`Scenario`]: a typed, fully checked model with
 //! every default resolved, ready for a runner. Every error is one line,
 //! `FILE:LINE:COLUMN: message`, saying what was expected there. The grammar is documented in
-//! `docs/scenario-language.md`.
+//! `docs/scenario-language.md`. [`write`] turns a model back into a file that parses to it.
 
 mod model;
 mod parse;
 mod values;
+mod write;
 
 pub use values::{MAX_TOPIC_BYTES, human_duration, parse_duration};
+pub use write::write;
 pub(crate) mod yaml;
 
 #[cfg(test)]

@@ -847,6 +847,13 @@ fn step_expectations(action: &Action, expect: Option<&Entry>) -> R<Vec<StepExpec
             .list(|n| step_expectation(&Fields::of(n, what, &allowed)?))?,
         None => Vec::new(),
     };
+    imply_outcome(action, &mut out);
+    Ok(out)
+}
+
+/// A connect step that states no outcome (`reason`, `refused`, `no_connack`) expects CONNACK
+/// success: `reason: success` joins its first expectation without a level, or comes first.
+pub(super) fn imply_outcome(action: &Action, out: &mut Vec<StepExpectation>) {
     let states_outcome = out
         .iter()
         .any(|e| e.reason.is_some() || e.refused.is_some() || e.no_connack.is_some());
@@ -862,7 +869,6 @@ fn step_expectations(action: &Action, expect: Option<&Entry>) -> R<Vec<StepExpec
             ),
         }
     }
-    Ok(out)
 }
 
 fn step_expectation(f: &Fields) -> R<StepExpectation> {
