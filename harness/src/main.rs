@@ -18,5 +18,7 @@ fn main() -> ExitCode {
         Command::Coverage(args) => cli::coverage::run(args),
         Command::Matrix(args) => cli::matrix::run(args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Completions(args) => cli::completions::run(args),
+        Command::Man(args) => cli::man::run(args),
     }
 }

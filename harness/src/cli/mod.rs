@@ -9,8 +9,10 @@
 
 pub mod bench;
 pub mod broker;
+pub mod completions;
 pub mod coverage;
 pub mod explain;
+pub mod man;
 pub mod matrix;
 pub mod run;
 pub mod target;
@@ -43,6 +45,10 @@ pub enum Command {
     /// Measure will dispatch: many clients with wills die at once (default: the reference
     /// broker, in this process).
     Bench(bench::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the manual page (roff), or write one page per subcommand with --dir.
+    Man(man::Args),
 }
 
 /// Exit code for bad flags, unreadable or invalid configuration.
