@@ -18,11 +18,12 @@ mod cleanup;
 mod connection;
 mod control;
 mod isolation;
+mod tls;
 
 pub use capabilities::{Capabilities, Skip};
 pub(crate) use connection::Stream;
-pub use connection::tls_connector;
 pub use isolation::needs_exclusive_run;
+pub use tls::tls_connector;
 
 use std::collections::BTreeMap;
 use std::io;
