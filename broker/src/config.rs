@@ -49,6 +49,29 @@ pub struct Config {
     pub connect_timeout: u16,
     /// Accepted users; empty means anonymous access.
     pub credentials: Vec<Credential>,
+
+    // Limits that keep hostile and heavy clients from stalling the broker or growing its
+    // memory (the README's "The broker's limits" says what a client gets at each).
+    /// Unacknowledged QoS 1/2 PUBLISH sent to one client at once: a v5 client's lower
+    /// Receive Maximum wins; 3.1.1 clients, which cannot say, get this.
+    pub max_inflight: u16,
+    /// Bytes that may wait for one client, counted twice over: the payload and topic bytes
+    /// of its session's queued and in-flight QoS 1/2 messages (past it the oldest queued is
+    /// dropped), and the encoded bytes waiting to be written to its connection (past it the
+    /// oldest QoS 0 PUBLISH are dropped; QoS 1/2 and acks are kept). Drops are counted.
+    pub max_queued_bytes: usize,
+    /// Bytes all connections together may hold in read buffers and waiting writes. Past it
+    /// new connections are refused (v5 CONNACK 0x97, 3.1.1 0x03) and QoS 0 messages for
+    /// clients that are behind are dropped.
+    pub memory_budget: usize,
+    /// Seconds a client may take to finish a packet it has started sending; then the
+    /// connection is closed as lost (its will is published).
+    pub frame_timeout: u16,
+    /// Seconds one write to a client may wait for it to read; then the connection is closed
+    /// as lost (its will is published).
+    pub write_timeout: u16,
+    /// Seconds shutdown waits for clients to receive what was published to them.
+    pub shutdown_grace: u16,
 }
 
 impl Default for Config {
@@ -69,6 +92,12 @@ impl Default for Config {
             max_connections: 100_000,
             connect_timeout: 10,
             credentials: Vec::new(),
+            max_inflight: 32,
+            max_queued_bytes: 64 * 1024 * 1024,
+            memory_budget: 256 * 1024 * 1024,
+            frame_timeout: 30,
+            write_timeout: 30,
+            shutdown_grace: 5,
         }
     }
 }

@@ -6,6 +6,7 @@
 //!   lifecycle, driven by packets and time passed in.
 //! - [`driver`]: runs the core on tokio over any [`driver::Listener`] (tokio TCP or turmoil).
 //! - [`config`]: the broker's configuration (TOML file and flags).
+//! - [`log_limit`]: warnings that would repeat per message, logged as counts.
 //!
 //! # Driving the core by hand
 //!
@@ -86,3 +87,4 @@ pub mod codec;
 pub mod config;
 pub mod core;
 pub mod driver;
+pub mod log_limit;

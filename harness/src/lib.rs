@@ -3,6 +3,7 @@
 //! Modules, each using only those listed before it (`tests/module_graph.rs` checks that the
 //! imports between modules form no cycle):
 //!
+//! - [`broker_process`]: a broker started as a child process, and its CPU time and memory.
 //! - [`scenario`]: the YAML scenario language, parsed strictly into a typed model.
 //! - [`transcript`]: what happened in a run, rendered as stable text.
 //! - [`link`]: whole MQTT packets in and out over any byte stream.
@@ -17,6 +18,7 @@
 //! - [`matrix`]: several targets side by side, and broker profiles of known divergences.
 //! - [`storm`]: a will storm against a broker over TCP, for `lastwill bench`.
 
+pub mod broker_process;
 pub mod client;
 pub mod coverage;
 pub mod link;

@@ -28,6 +28,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::broker_process::{BrokerProcess, Usage};
 use crate::link::{Ended, Link};
 use crate::runner::tcp::{Endpoint, Stream};
 use crate::scenario::DropMode;
@@ -96,6 +97,26 @@ pub struct Report {
     pub wills_per_s: Option<f64>,
     /// From each client's close (plus its will delay) to each delivery of its will.
     pub latency_ms: Option<Percentiles>,
+    /// What the broker process itself spent, when the bench started it (`--spawn`).
+    pub broker: Option<BrokerCost>,
+}
+
+/// The broker's own CPU time and memory over a storm, read from its process, so that they do
+/// not depend on how busy the load generator was.
+#[derive(Clone, Debug, Serialize)]
+pub struct BrokerCost {
+    /// Broker CPU per will client, from before the subscribers connected to the last will
+    /// received: a whole client lifecycle (connect, CONNECT, will stored, connection lost,
+    /// will published and delivered).
+    pub cpu_us_per_will: f64,
+    /// Broker CPU per will client while they connected (the idle connections' share).
+    pub connect_cpu_us_per_client: f64,
+    /// Resident memory with every will client connected and idle.
+    pub idle_rss_bytes: u64,
+    /// What each idle connection adds to the resident memory of the broker with no clients.
+    pub idle_bytes_per_connection: f64,
+    /// The most the broker's resident memory has been (since it started).
+    pub peak_rss_bytes: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -134,6 +155,23 @@ impl Report {
             last_will_ms: median(&|r| r.last_will_ms),
             drain_ms: median(&|r| r.drain_ms),
             wills_per_s: median(&|r| r.wills_per_s),
+            broker: rounds.iter().all(|r| r.broker.is_some()).then(|| {
+                let cost = |pick: fn(&BrokerCost) -> f64| {
+                    median(&|r| r.broker.as_ref().map(pick)).unwrap_or(0.0)
+                };
+                BrokerCost {
+                    cpu_us_per_will: cost(|b| b.cpu_us_per_will),
+                    connect_cpu_us_per_client: cost(|b| b.connect_cpu_us_per_client),
+                    idle_rss_bytes: cost(|b| b.idle_rss_bytes as f64) as u64,
+                    idle_bytes_per_connection: cost(|b| b.idle_bytes_per_connection),
+                    peak_rss_bytes: rounds
+                        .iter()
+                        .filter_map(|r| r.broker.as_ref())
+                        .map(|b| b.peak_rss_bytes)
+                        .max()
+                        .unwrap_or(0),
+                }
+            }),
             latency_ms: rounds
                 .iter()
                 .any(|r| r.latency_ms.is_some())
@@ -184,8 +222,17 @@ struct Delivery {
 }
 
 /// Runs `plan` against `target`; `progress` counts connected will clients, then wills
-/// received. Errors (the broker refused a connection, closed a subscriber) are one line.
-pub async fn run(target: &Endpoint, plan: &Plan, progress: &ProgressBar) -> Result<Report, String> {
+/// received. With `broker`, the broker process serving `target`, the report says what the
+/// broker itself spent. Errors (the broker refused a connection, closed a subscriber) are one
+/// line.
+pub async fn run(
+    target: &Endpoint,
+    plan: &Plan,
+    progress: &ProgressBar,
+    broker: Option<&BrokerProcess>,
+) -> Result<Report, String> {
+    let usage = || broker.map(BrokerProcess::usage).transpose();
+    let before = usage()?;
     let (stop, stopped) = watch::channel(false);
     let mut subscribers = JoinSet::new();
     for s in 0..plan.subscribers {
@@ -203,6 +250,7 @@ pub async fn run(target: &Endpoint, plan: &Plan, progress: &ProgressBar) -> Resu
     let started = Instant::now();
     let mut links = connect_will_clients(target, plan, progress).await?;
     let connect_s = started.elapsed().as_secs_f64();
+    let idle = usage()?;
 
     progress.reset();
     progress.set_length((plan.clients * plan.subscribers) as u64);
@@ -236,9 +284,39 @@ pub async fn run(target: &Endpoint, plan: &Plan, progress: &ProgressBar) -> Resu
         received.push(result.map_err(|e| format!("subscriber task: {e}"))??);
     }
     progress.finish_and_clear();
-    Ok(measure(
-        target, plan, connect_s, &closed_at, last_close, &received,
-    ))
+    let after = usage()?;
+    let mut report = measure(target, plan, connect_s, &closed_at, last_close, &received);
+    if let (Some(broker), Some(before), Some(idle), Some(after)) = (broker, before, idle, after) {
+        report.broker = Some(broker_cost(
+            plan.clients,
+            broker.at_start,
+            before,
+            idle,
+            after,
+        ));
+    }
+    Ok(report)
+}
+
+/// The broker's cost from its usage with no clients at all, before the storm, with every
+/// will client connected, and after the last will.
+fn broker_cost(
+    clients: usize,
+    at_start: Usage,
+    before: Usage,
+    idle: Usage,
+    after: Usage,
+) -> BrokerCost {
+    let per_client = |cpu: Duration| cpu.as_secs_f64() * 1e6 / clients as f64;
+    BrokerCost {
+        cpu_us_per_will: per_client(after.cpu.saturating_sub(before.cpu)),
+        connect_cpu_us_per_client: per_client(idle.cpu.saturating_sub(before.cpu)),
+        idle_rss_bytes: idle.rss_bytes,
+        // against the fresh process: a later round reuses memory an earlier one freed
+        idle_bytes_per_connection: idle.rss_bytes.saturating_sub(at_start.rss_bytes) as f64
+            / clients as f64,
+        peak_rss_bytes: after.peak_rss_bytes,
+    }
 }
 
 /// A subscriber on the storm's topics, its SUBACK read.
@@ -465,6 +543,7 @@ fn measure(
             p99: percentile(0.99),
             max: percentile(1.0),
         }),
+        broker: None,
     }
 }
 

@@ -19,6 +19,19 @@ const WILL_RETAIN: u8 = 0x20;
 const PASSWORD: u8 = 0x40;
 const USERNAME: u8 = 0x80;
 
+/// Bytes of a CONNECT body up to and including the protocol level.
+pub const PROTOCOL_PREFIX_LEN: usize = 7;
+
+/// The protocol a CONNECT body announces, read from its first [`PROTOCOL_PREFIX_LEN`] bytes
+/// alone: enough to answer a CONNECT that is refused before it is read whole (too large).
+pub fn peek_protocol(body: &[u8]) -> Option<Protocol> {
+    match body.get(..PROTOCOL_PREFIX_LEN)? {
+        [0, 4, b'M', b'Q', b'T', b'T', 4] => Some(Protocol::V311),
+        [0, 4, b'M', b'Q', b'T', b'T', 5] => Some(Protocol::V5),
+        _ => None,
+    }
+}
+
 /// Decodes a CONNECT body. Every error after the protocol level was read carries that level,
 /// so the broker knows whether to answer with a v5 CONNACK or close ([MQTT-3.1.4-1]).
 pub fn decode_connect(body: Bytes) -> Result<Connect, DecodeError> {

@@ -123,10 +123,20 @@ pub fn decode(
     };
     let frame_len = header.frame_len();
     if frame_len > max_packet_size as usize {
-        return Err(wire::error(
+        let mut error = wire::error(
             DecodeErrorKind::PacketTooLarge,
             format!("{frame_len}-byte packet exceeds the maximum of {max_packet_size} bytes"),
-        ));
+        );
+        if protocol.is_none() && header.packet_type == PacketType::Connect {
+            // [MQTT-3.1.4-1] a v5 server MAY answer CONNACK 0x95 first: wait for the few
+            // bytes that say which protocol the CONNECT speaks
+            let body = &buf[header.header_len..];
+            if body.len() < connect::PROTOCOL_PREFIX_LEN {
+                return Ok(None);
+            }
+            error.protocol = connect::peek_protocol(body);
+        }
+        return Err(error);
     }
     if buf.len() < frame_len {
         return Ok(None);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tracing::info;
+use tracing::debug;
 
 use crate::codec::{
     ConnAck, ConnAckCode, ConnAckProperties, Connect, ConnectReturnCode, Packet, Protocol, QoS,
@@ -12,6 +12,7 @@ use crate::codec::{
 
 use super::connection::ConnectionState;
 use super::session::{NEVER_EXPIRES, Session};
+use super::topic;
 use super::{Broker, ConnectionId, Timer};
 
 impl Broker {
@@ -21,7 +22,7 @@ impl Broker {
             connection.protocol = Some(protocol);
         }
         if let Err((v5_code, v311_code)) = self.admit(&connect) {
-            info!(connection = id, client_id = %connect.client_id, code = u8::from(v5_code), "CONNECT refused");
+            debug!(connection = id, client_id = %connect.client_id, code = u8::from(v5_code), "CONNECT refused");
             let code = match protocol {
                 Protocol::V5 => Some(ConnAckCode::V5(v5_code)),
                 Protocol::V311 => v311_code.map(ConnAckCode::V311),
@@ -43,7 +44,7 @@ impl Broker {
         // [MQTT-3.1.4-3] a connection already using this client id is taken over: it gets
         // DISCONNECT 0x8E and is closed, and its will follows the ordinary rules.
         if let Some(old) = self.sessions.get(&client_id).and_then(|s| s.connection) {
-            info!(
+            debug!(
                 client_id,
                 old_connection = old,
                 new_connection = id,
@@ -73,7 +74,12 @@ impl Broker {
         session.protocol = protocol;
         session.connection = Some(id);
         session.expiry_interval = session_expiry;
-        session.receive_maximum = connect.receive_maximum.unwrap_or(u16::MAX);
+        // [MQTT-3.3.4-9] never more in flight than the client's Receive Maximum (65,535 when
+        // absent), and never more than the broker's own window, which 3.1.1 clients get
+        session.receive_maximum = connect
+            .receive_maximum
+            .unwrap_or(u16::MAX)
+            .min(self.config.max_inflight);
         session.maximum_packet_size = connect.maximum_packet_size;
         self.attach_will(&client_id, connect.will.take());
 
@@ -90,6 +96,7 @@ impl Broker {
         connection.state = ConnectionState::Active {
             client_id: client_id.clone(),
         };
+        self.active_connections += 1;
         connection.connected_with_zero_expiry = connect.session_expiry_interval.unwrap_or(0) == 0;
         if keep_alive > 0 {
             let limit = Duration::from_millis(u64::from(keep_alive) * 1500);
@@ -104,7 +111,7 @@ impl Broker {
             }
             Protocol::V311 => ConnAckProperties::default(),
         };
-        info!(client_id, connection = id, %protocol, session_present, "client connected");
+        debug!(client_id, connection = id, %protocol, session_present, "client connected");
         self.send(
             id,
             Packet::ConnAck(ConnAck {
@@ -121,12 +128,7 @@ impl Broker {
     /// Checks a CONNECT against credentials, limits and capabilities. On refusal, returns the
     /// v5 reason code and the 3.1.1 return code (`None`: close without CONNACK).
     fn admit(&self, connect: &Connect) -> Result<(), (ReasonCode, Option<ConnectReturnCode>)> {
-        let active = self
-            .connections
-            .values()
-            .filter(|c| matches!(c.state, ConnectionState::Active { .. }))
-            .count();
-        if active >= self.config.max_connections {
+        if self.active_connections >= self.config.max_connections {
             return Err((
                 ReasonCode::QUOTA_EXCEEDED,
                 Some(ConnectReturnCode::SERVER_UNAVAILABLE),
@@ -168,6 +170,13 @@ impl Broker {
             // [MQTT-3.2.2-13] a retained will on a broker without retain is refused
             if will.retain && !self.config.retain_available {
                 return Err((ReasonCode::RETAIN_NOT_SUPPORTED, None));
+            }
+            // `$SYS` belongs to the broker (as for PUBLISH, see `inbound`)
+            if topic::is_broker_topic(&will.topic) {
+                return Err((
+                    ReasonCode::NOT_AUTHORIZED,
+                    Some(ConnectReturnCode::NOT_AUTHORIZED),
+                ));
             }
         }
         Ok(())

@@ -29,6 +29,8 @@ pub struct Connection {
     pub topic_aliases: BTreeMap<u16, String>,
     /// Whether CONNECT set Session Expiry 0: then a DISCONNECT may not set a non-zero one.
     pub connected_with_zero_expiry: bool,
+    /// Whether this connection already tried to PUBLISH under `$SYS` (logged once).
+    pub wrote_to_broker_topic: bool,
 }
 
 impl Connection {
@@ -43,6 +45,7 @@ impl Connection {
             keep_alive_timer: None,
             topic_aliases: BTreeMap::new(),
             connected_with_zero_expiry: true,
+            wrote_to_broker_topic: false,
         }
     }
 

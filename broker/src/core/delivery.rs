@@ -9,9 +9,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::warn;
 
+use crate::log_limit::DropLog;
+
 use crate::codec::{Ack, MessageProperties, Packet, Protocol, Publish, QoS, encoded_len};
 
-use super::session::{Awaiting, Inflight};
+use super::session::Awaiting;
 use super::topic;
 use super::{Broker, ConnectionId};
 
@@ -81,6 +83,63 @@ pub struct Delivery {
     /// The RETAIN flag as sent ([MQTT-3.3.1-12], [MQTT-3.3.1-13]).
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
+}
+
+impl Delivery {
+    /// What it counts against `max_queued_bytes`: its payload and topic.
+    pub fn size(&self) -> usize {
+        self.message.payload.len() + self.message.topic.len()
+    }
+}
+
+/// The bytes all sessions hold in their queues and windows, and what was dropped to keep
+/// each within `max_queued_messages` and `max_queued_bytes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Payload and topic bytes of every queued and in-flight QoS 1/2 message.
+    pub queued_bytes: usize,
+    /// The most one session ever held.
+    pub peak_session_bytes: usize,
+    /// QoS 1/2 messages dropped from a full session.
+    pub dropped_messages: u64,
+}
+
+/// [`QueueStats`] kept up to date, and the drops logged as counts.
+#[derive(Debug)]
+pub(super) struct QueueAccounting {
+    pub stats: QueueStats,
+    log: DropLog,
+}
+
+impl Default for QueueAccounting {
+    fn default() -> Self {
+        QueueAccounting {
+            stats: QueueStats::default(),
+            log: DropLog::new(
+                "QoS 1/2 messages dropped from full session queues (max_queued_messages or max_queued_bytes)",
+            ),
+        }
+    }
+}
+
+impl QueueAccounting {
+    /// `size` bytes joined a session that now holds `session_bytes`.
+    fn queued(&mut self, size: usize, session_bytes: usize) {
+        self.stats.queued_bytes += size;
+        self.stats.peak_session_bytes = self.stats.peak_session_bytes.max(session_bytes);
+    }
+
+    /// `size` bytes left a session (delivered, expired, or the session ended).
+    pub fn released(&mut self, size: usize) {
+        self.stats.queued_bytes -= size;
+    }
+
+    /// A message of `size` queued bytes (0: it was never queued) was dropped.
+    fn dropped(&mut self, now: Duration, size: usize) {
+        self.released(size);
+        self.stats.dropped_messages += 1;
+        self.log.dropped(now);
+    }
 }
 
 /// A member of a shared subscription group that could take a message: its client id, the
@@ -169,8 +228,13 @@ impl Broker {
     /// Hands one delivery to a session: QoS 0 goes out now or nowhere (QoS 0 is not queued
     /// for offline sessions, {A16}); QoS 1/2 wait in the session queue for the connection and
     /// for room in the client's Receive Maximum window ([MQTT-3.3.4-9], [MQTT-4.5.0-1]).
+    ///
+    /// The queue holds at most `max_queued_messages`, and queue plus window at most
+    /// `max_queued_bytes`: to make room the oldest waiting message is dropped; when the
+    /// messages in flight alone fill the bytes, the new one is. Either way it is counted.
     pub(super) fn deliver(&mut self, now: Duration, client_id: &str, delivery: Delivery) {
-        let max_queued = self.config.max_queued_messages;
+        let max_messages = self.config.max_queued_messages;
+        let max_bytes = self.config.max_queued_bytes;
         let Some(session) = self.sessions.get_mut(client_id) else {
             return;
         };
@@ -180,16 +244,23 @@ impl Broker {
             }
             return;
         }
-        if session.queue.len() >= max_queued {
-            let dropped = session.queue.pop_front();
-            warn!(
-                client_id,
-                topic = dropped.as_ref().map(|d| d.message.topic.as_str()),
-                max_queued,
-                "session queue full: dropped its oldest message"
-            );
+        let size = delivery.size();
+        while session.queue.len() >= max_messages
+            || (session.queued_bytes + size > max_bytes && !session.queue.is_empty())
+        {
+            let Some(dropped) = session.queue.pop_front() else {
+                break;
+            };
+            session.queued_bytes -= dropped.size();
+            self.queues.dropped(now, dropped.size());
+        }
+        if session.queue.len() >= max_messages || session.queued_bytes + size > max_bytes {
+            self.queues.dropped(now, 0);
+            return;
         }
         session.queue.push_back(delivery);
+        session.queued_bytes += size;
+        self.queues.queued(size, session.queued_bytes);
         self.pump(now, client_id);
     }
 
@@ -210,33 +281,40 @@ impl Broker {
             };
             // [MQTT-3.3.2-5] an expired message whose delivery has not started is dropped
             if delivery.message.is_expired(now) {
+                session.queued_bytes -= delivery.size();
+                self.queues.released(delivery.size());
                 continue;
             }
-            let packet_id = session.next_packet_id();
             let awaiting = match delivery.qos {
                 QoS::ExactlyOnce => Awaiting::PubRec,
                 _ => Awaiting::PubAck,
             };
-            if self.send_publish(
-                now,
-                id,
-                client_id,
-                delivery.clone(),
-                Some((packet_id, false)),
-            ) {
-                if let Some(session) = self.sessions.get_mut(client_id) {
-                    session.inflight.push_back(Inflight {
-                        packet_id,
-                        delivery,
-                        awaiting,
-                    });
-                }
+            let Some(packet_id) = session.inflight.push(delivery.clone(), awaiting) else {
+                // all 65,535 ids in flight (only with max_inflight 65,535): wait for an ack
+                session.queue.push_front(delivery);
+                return;
+            };
+            if !self.send_publish(now, id, client_id, delivery, Some((packet_id, false))) {
+                self.acknowledged(client_id, packet_id, awaiting);
             }
         }
     }
 
+    /// The client is done with the message in flight under `packet_id` (acked it, refused
+    /// it, or it was never sendable): it leaves the window and its bytes are released.
+    pub(super) fn acknowledged(&mut self, client_id: &str, packet_id: u16, awaiting: Awaiting) {
+        let Some(session) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        if let Some(done) = session.inflight.remove(packet_id, awaiting) {
+            session.queued_bytes -= done.delivery.size();
+            self.queues.released(done.delivery.size());
+        }
+    }
+
     /// On a resumed session: resend unacknowledged PUBLISH with DUP=1 and their original
-    /// packet ids, and PUBREL for released ones ([MQTT-4.4.0-1]), then queued messages.
+    /// packet ids, and PUBREL for released ones, in the order first sent ([MQTT-4.4.0-1],
+    /// [MQTT-4.6.0-1]), then queued messages.
     pub(super) fn resume_deliveries(&mut self, now: Duration, client_id: &str) {
         let Some(session) = self.sessions.get(client_id) else {
             return;
@@ -246,7 +324,8 @@ impl Broker {
         };
         let resends: Vec<_> = session
             .inflight
-            .iter()
+            .in_send_order()
+            .into_iter()
             .map(|f| (f.packet_id, f.awaiting, f.delivery.clone()))
             .collect();
         for (packet_id, awaiting, delivery) in resends {

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::codec::{Ack, Disconnect, Packet, Protocol, Publish, QoS, ReasonCode};
 
 use super::delivery::Message;
 use super::session::Awaiting;
+use super::topic;
 use super::will::CloseCause;
 use super::{Broker, ConnectionId};
 
@@ -23,9 +24,7 @@ impl Broker {
         match packet {
             Packet::Publish(publish) => self.handle_publish(now, id, client_id, publish),
             Packet::PubAck(ack) => {
-                if let Some(session) = self.sessions.get_mut(client_id) {
-                    session.remove_inflight(ack.packet_id, Awaiting::PubAck);
-                }
+                self.acknowledged(client_id, ack.packet_id, Awaiting::PubAck);
                 self.pump(now, client_id);
             }
             Packet::PubRec(ack) => self.handle_pubrec(now, id, client_id, ack),
@@ -48,9 +47,7 @@ impl Broker {
                 );
             }
             Packet::PubComp(ack) => {
-                if let Some(session) = self.sessions.get_mut(client_id) {
-                    session.remove_inflight(ack.packet_id, Awaiting::PubComp);
-                }
+                self.acknowledged(client_id, ack.packet_id, Awaiting::PubComp);
                 self.pump(now, client_id);
             }
             Packet::Subscribe(subscribe) => self.handle_subscribe(now, id, client_id, subscribe),
@@ -141,6 +138,10 @@ impl Broker {
             self.close_by_server(now, id, code);
             return;
         }
+        if topic::is_broker_topic(&publish.topic) {
+            self.refuse_broker_topic(id, client_id, &publish);
+            return;
+        }
         let (qos, packet_id) = (publish.qos, publish.packet_id);
         let message = Message::new(
             now,
@@ -214,11 +215,11 @@ impl Broker {
         };
         if ack.code.is_failure() {
             // the receiver refused the message: the flow ends here (§4.3.3)
-            session.remove_inflight(ack.packet_id, Awaiting::PubRec);
+            self.acknowledged(client_id, ack.packet_id, Awaiting::PubRec);
             self.pump(now, client_id);
             return;
         }
-        match session.inflight_mut(ack.packet_id) {
+        match session.inflight.get_mut(ack.packet_id) {
             Some(inflight) if inflight.awaiting == Awaiting::PubRec => {
                 inflight.awaiting = Awaiting::PubComp;
                 self.send(id, Packet::PubRel(Ack::success(ack.packet_id)));
@@ -227,6 +228,35 @@ impl Broker {
                 self.send(id, Packet::PubRel(Ack::success(ack.packet_id)));
             }
             _ => {}
+        }
+    }
+
+    /// `$SYS/…` belongs to the broker: a client's PUBLISH there is not delivered or
+    /// retained. v5 says why in the PUBACK/PUBREC (0x87 Not authorized, [MQTT-3.3.4-1] still
+    /// answers it); 3.1.1 has no negative acks, so it gets the usual one and the message is
+    /// dropped, with one log line per connection.
+    fn refuse_broker_topic(&mut self, id: ConnectionId, client_id: &str, publish: &Publish) {
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        let v5 = connection.protocol == Some(Protocol::V5);
+        if !std::mem::replace(&mut connection.wrote_to_broker_topic, true) {
+            warn!(client_id, topic = %publish.topic, "PUBLISH to a $SYS topic dropped (logged once per connection)");
+        }
+        let code = if v5 {
+            ReasonCode::NOT_AUTHORIZED
+        } else {
+            ReasonCode::SUCCESS
+        };
+        let Some(packet_id) = publish.packet_id else {
+            return;
+        };
+        let ack = Ack { packet_id, code };
+        match publish.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(id, Packet::PubAck(ack)),
+            // 3.1.1: a PUBREC 0x00 promises delivery; the flow completes and nothing is sent
+            QoS::ExactlyOnce => self.send(id, Packet::PubRec(ack)),
         }
     }
 }

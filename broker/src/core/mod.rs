@@ -13,7 +13,7 @@
 //! CONNECT, `inbound` the other packets from clients, `subscriptions` SUBSCRIBE and
 //! UNSUBSCRIBE, and `delivery` the way a message reaches each matching session. `session`,
 //! `connection`, `timer`, `topic`, `retained` and `subscription_index` are the state they
-//! share. Only [`Broker`], [`Output`] and [`ConnectionId`] are public.
+//! share. Only [`Broker`], [`Output`], [`ConnectionId`] and [`QueueStats`] are public.
 
 mod connect;
 mod connection;
@@ -38,7 +38,10 @@ use crate::codec::{
 };
 use crate::config::Config;
 
+pub use delivery::QueueStats;
+
 use connection::{Connection, ConnectionState};
+use delivery::QueueAccounting;
 use retained::RetainedStore;
 use session::{NEVER_EXPIRES, Session};
 use subscription_index::SubscriptionIndex;
@@ -91,6 +94,9 @@ pub struct Broker {
     assigned_ids: u64,
     /// Round-robin position for shared subscription groups.
     shared_turn: u64,
+    /// Connections past CONNACK 0x00, held against `max_connections`.
+    active_connections: usize,
+    queues: QueueAccounting,
 }
 
 impl Broker {
@@ -105,6 +111,8 @@ impl Broker {
             outputs: VecDeque::new(),
             assigned_ids: 0,
             shared_turn: 0,
+            active_connections: 0,
+            queues: QueueAccounting::default(),
         }
     }
 
@@ -145,7 +153,7 @@ impl Broker {
         let Some(connection) = self.connections.get_mut(&id) else {
             return;
         };
-        info!(connection = id, %error, "closing connection on undecodable input");
+        debug!(connection = id, %error, "closing connection on undecodable input");
         if let ConnectionState::AwaitingConnect { .. } = connection.state {
             connection.protocol = error.protocol;
             let code = match (error.kind, error.protocol) {
@@ -184,7 +192,7 @@ impl Broker {
                     if let Some(connection) = self.connections.get(&id)
                         && matches!(connection.state, ConnectionState::AwaitingConnect { .. })
                     {
-                        info!(connection = id, "no CONNECT in time, closing");
+                        debug!(connection = id, "no CONNECT in time, closing");
                         self.close(id);
                     }
                 }
@@ -216,15 +224,48 @@ impl Broker {
     /// (no call to this method) publishes nothing: the spec lets a failed server defer wills,
     /// and ours has nothing to defer them with ({A1}).
     pub fn shutdown(&mut self, now: Duration) {
-        info!("shutting down: publishing every stored will");
-        self.publish_every_will(now);
+        self.begin_shutdown(now);
+        self.finish_shutdown(now);
+    }
+
+    /// The first half of [`Broker::shutdown`]: publishes every stored and pending will and
+    /// returns how many. Connections stay open, so that a driver can let the subscribers
+    /// receive (and ack) what is now queued for them, within their Receive Maximum, until
+    /// [`Broker::undelivered`] is 0 or its patience runs out.
+    pub fn begin_shutdown(&mut self, now: Duration) -> usize {
+        let published = self.publish_every_will(now);
+        info!(
+            wills = published,
+            "shutting down: every stored will published"
+        );
+        published
+    }
+
+    /// The second half of [`Broker::shutdown`]: DISCONNECT 0x8B to every client, a close,
+    /// and every session ended.
+    pub fn finish_shutdown(&mut self, now: Duration) {
         let live: Vec<ConnectionId> = self.connections.keys().copied().collect();
         for id in live {
             self.close_by_server(now, id, ReasonCode::SERVER_SHUTTING_DOWN);
         }
         self.sessions.clear();
+        self.queues.stats.queued_bytes = 0;
         self.subscribers = SubscriptionIndex::default();
         self.timers = TimerQueue::default();
+    }
+
+    /// QoS 1/2 messages queued for, or in flight to, connected clients.
+    pub fn undelivered(&self) -> usize {
+        self.sessions
+            .values()
+            .filter(|session| session.connection.is_some())
+            .map(|session| session.queue.len() + session.inflight.len())
+            .sum()
+    }
+
+    /// What the sessions hold in queues and windows, and what they dropped.
+    pub fn queue_stats(&self) -> QueueStats {
+        self.queues.stats
     }
 
     /// Number of sessions, connected or not.
@@ -292,6 +333,9 @@ impl Broker {
     /// connections that never got a session).
     fn close(&mut self, id: ConnectionId) {
         if let Some(connection) = self.connections.remove(&id) {
+            if matches!(connection.state, ConnectionState::Active { .. }) {
+                self.active_connections -= 1;
+            }
             connection.cancel_timers(&mut self.timers);
             self.outputs.push_back(Output::Close { connection: id });
         }
@@ -335,6 +379,7 @@ impl Broker {
             return;
         };
         debug!(client_id, why, "session ended");
+        self.queues.released(session.queued_bytes);
         for (key, subscription) in &session.subscriptions {
             self.subscribers
                 .remove(&subscription.filter.filter, client_id, key);
@@ -359,7 +404,7 @@ impl Broker {
             return;
         }
         // [MQTT-3.1.2-22] no packet within 1.5 x Keep Alive: close as if the network failed
-        info!(connection = id, ?limit, "keep alive expired");
+        debug!(connection = id, ?limit, "keep alive expired");
         connection.keep_alive_timer = None;
         self.close_by_server(now, id, ReasonCode::KEEP_ALIVE_TIMEOUT);
     }

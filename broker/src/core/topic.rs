@@ -62,6 +62,12 @@ fn validate_filter(filter: &str) -> Result<(), FilterError> {
     Ok(())
 }
 
+/// Whether `topic` is under `$SYS`, the broker's own: clients may not publish there or set a
+/// will there (§4.7.2 reserves `$` topics for the server's use).
+pub fn is_broker_topic(topic: &str) -> bool {
+    topic == "$SYS" || topic.starts_with("$SYS/")
+}
+
 /// Does `filter` (already validated) match the topic name `topic`?
 pub fn matches(filter: &str, topic: &str) -> bool {
     // [MQTT-4.7.2-1] filters starting with a wildcard do not match `$` topics

@@ -21,7 +21,7 @@
 use std::mem;
 use std::time::Duration;
 
-use tracing::info;
+use tracing::debug;
 
 use crate::codec::{LastWill, Protocol, ReasonCode};
 
@@ -118,7 +118,7 @@ impl Broker {
             // Pending → cancelled: [MQTT-3.1.3-9] a new connection to the session before
             // the will is due means it is never sent
             self.timers.cancel(timer);
-            info!(client_id, topic = %will.topic, "pending will cancelled by reconnect");
+            debug!(client_id, topic = %will.topic, "pending will cancelled by reconnect");
         }
         if let Some(will) = will {
             // → Armed: [MQTT-3.1.2-7] the will is stored with the session
@@ -142,7 +142,7 @@ impl Broker {
                     due_now = Some(will);
                 } else {
                     // Armed → Pending until close + Will Delay Interval ({W5-WDI-MIN})
-                    info!(client_id, topic = %will.topic, %cause, delay = ?(due - now), "will pending");
+                    debug!(client_id, topic = %will.topic, %cause, delay = ?(due - now), "will pending");
                     let timer = self
                         .timers
                         .schedule(due, Timer::WillDue(client_id.to_owned()));
@@ -151,7 +151,7 @@ impl Broker {
             }
             WillState::Armed(will) => {
                 // Armed → discarded: [MQTT-3.14.4-3] [MQTT-3.1.2-10] DISCONNECT 0x00
-                info!(client_id, topic = %will.topic, "will discarded on normal DISCONNECT");
+                debug!(client_id, topic = %will.topic, "will discarded on normal DISCONNECT");
             }
             other => session.will = other,
         }
@@ -199,7 +199,8 @@ impl Broker {
     /// Graceful shutdown ends every session, so by `due = min(close + delay, session end)`
     /// every armed and pending will is due now ({W5-SHUTDOWN}, {A1}): the wills of live
     /// connections first, in client id order, then pending ones in due order.
-    pub(super) fn publish_every_will(&mut self, now: Duration) {
+    /// Returns how many wills were published.
+    pub(super) fn publish_every_will(&mut self, now: Duration) -> usize {
         let mut armed = Vec::new();
         let mut pending = Vec::new();
         for (client_id, session) in &mut self.sessions {
@@ -217,10 +218,13 @@ impl Broker {
                 .into_iter()
                 .map(|(_, client_id, will)| (client_id, will)),
         );
-        for (client_id, will) in wills.collect::<Vec<_>>() {
+        let wills: Vec<_> = wills.collect();
+        let published = wills.len();
+        for (client_id, will) in wills {
             // Armed or Pending → published
             self.publish_will(now, &client_id, will, "server shutting down");
         }
+        published
     }
 
     /// Publishes a will as an ordinary Application Message from its client: topic, payload,
@@ -229,7 +233,7 @@ impl Broker {
     /// Every caller has taken the will out of the session first, so it is published at most
     /// once ([MQTT-3.1.2-10], {A14}).
     fn publish_will(&mut self, now: Duration, client_id: &str, will: LastWill, why: &str) {
-        info!(client_id, topic = %will.topic, qos = will.qos.as_u8(), retain = will.retain, why, "will published");
+        debug!(client_id, topic = %will.topic, qos = will.qos.as_u8(), retain = will.retain, why, "will published");
         let LastWill {
             topic,
             payload,

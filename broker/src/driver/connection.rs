@@ -9,10 +9,14 @@
 //!   that cannot be decoded is reported once, and then the task stops reading: the core decides
 //!   how to close (CONNACK or DISCONNECT with a reason code, or a bare close). End of stream or
 //!   a read error is reported once as [`Event::Lost`].
-//! - **Writing.** The core task sends [`Outgoing`] batches: every byte produced for this
-//!   connection in one wake-up of the core, already encoded. Batches that queued up while the
-//!   task was writing are gathered into one `write_all`. The queue is bounded by the bytes
-//!   waiting in it ([`WRITE_BACKLOG_LIMIT`]): past that the peer is too slow and is dropped.
+//!   The read buffer grows with the bytes that actually arrive, not with the length a frame
+//!   announces, and shrinks back once a large packet has gone through. A frame started and
+//!   not finished within `frame_timeout` ends the connection as lost: a client cannot hold a
+//!   buffer forever by never sending a packet's last byte.
+//! - **Writing.** The core task sends [`Outgoing`] batches through the connection's
+//!   [`super::outbox`], already encoded, at most a window's worth at a time. Batches that
+//!   queued up while the task was writing are gathered into one `write_all`. A write that
+//!   waits longer than `write_timeout` for the peer to read ends the connection as lost.
 //!   A batch marked `close` is written, then the write side is shut down (a FIN) and the
 //!   stream dropped.
 //!
@@ -22,26 +26,24 @@
 //! the core that the connection is gone, so its will is not forgotten.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tokio::time::Instant;
+use tracing::debug;
 
 use crate::codec::{self, DecodeError, Packet, Protocol};
 use crate::core::ConnectionId;
 
-/// How long one write may take before the peer is considered gone. A client that stops
-/// reading must not pin a task and its buffers forever.
-pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+use super::metrics::Metrics;
+use super::outbox::{Outgoing, WriteQueueReceiver};
+use super::sleep_until_or_never;
 
-/// Bytes gathered from queued batches into one write, at most (plus the last batch).
-const GATHER_LIMIT: usize = 256 * 1024;
-
-/// How many bytes one read asks for (the buffer grows as needed for bigger packets).
-const READ_CHUNK: usize = 8 * 1024;
+/// What one read asks for at first; it doubles while reads fill it, up to [`MAX_READ`].
+const MIN_READ: usize = 1024;
+const MAX_READ: usize = 64 * 1024;
 
 /// What a connection task tells the core task.
 // Nearly every event is a packet: boxing it would add an allocation to the common case and
@@ -53,100 +55,76 @@ pub(crate) enum Event {
     Packet(ConnectionId, Packet),
     /// The bytes could not be decoded; the task has stopped reading.
     DecodeFailed(ConnectionId, DecodeError),
-    /// End of stream, a read or write error, or the task ended unexpectedly.
+    /// End of stream, a read or write error, a frame or write time limit, or the task ended
+    /// unexpectedly.
     Lost(ConnectionId),
 }
 
-/// What the core task sends a connection task: bytes to write, then perhaps close.
-#[derive(Debug)]
-pub(crate) struct Outgoing {
-    pub bytes: Bytes,
-    pub close: bool,
+/// The limits one connection task enforces (from [`crate::config::Config`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    pub max_packet_size: u32,
+    pub frame_timeout: Duration,
+    pub write_timeout: Duration,
 }
 
-/// How many bytes may wait for one connection, queued by the core task and not yet written,
-/// before the broker drops it as too slow. A client that stops reading must not hold the
-/// broker's memory, but the backlog of a healthy subscriber that a burst of wills briefly
-/// outruns (10,000 small wills are about half a megabyte) must fit.
-pub(crate) const WRITE_BACKLOG_LIMIT: usize = 8 * 1024 * 1024;
-
-/// Creates a connection's write queue: the core task's end and the connection task's end.
-pub(crate) fn write_queue() -> (WriteQueue, WriteQueueReceiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let backlog = Arc::new(AtomicUsize::new(0));
-    (
-        WriteQueue {
-            tx,
-            backlog: Arc::clone(&backlog),
-        },
-        WriteQueueReceiver { rx, backlog },
-    )
+/// A read buffer whose capacity is counted in [`Metrics`].
+struct ReadBuffer {
+    buf: BytesMut,
+    /// How much the next read asks for.
+    chunk: usize,
+    counted: usize,
+    metrics: Arc<Metrics>,
 }
 
-/// The core task's end of a connection's write queue. It is bounded by the bytes waiting in
-/// it ([`WRITE_BACKLOG_LIMIT`]), not by how many wake-ups of the core produced them.
-#[derive(Debug)]
-pub(crate) struct WriteQueue {
-    tx: mpsc::UnboundedSender<Outgoing>,
-    backlog: Arc<AtomicUsize>,
-}
-
-impl WriteQueue {
-    /// Queues `batch`. Fails when the backlog would pass the limit (the peer does not read
-    /// fast enough) or the connection task is gone.
-    pub(crate) fn push(&self, batch: Outgoing) -> Result<(), Outgoing> {
-        let len = batch.bytes.len();
-        if self.backlog.fetch_add(len, Ordering::AcqRel) + len > WRITE_BACKLOG_LIMIT {
-            self.backlog.fetch_sub(len, Ordering::AcqRel);
-            return Err(batch);
+impl ReadBuffer {
+    fn new(metrics: Arc<Metrics>) -> ReadBuffer {
+        ReadBuffer {
+            buf: BytesMut::new(),
+            chunk: MIN_READ,
+            counted: 0,
+            metrics,
         }
-        self.tx.send(batch).map_err(|unsent| unsent.0)
+    }
+
+    /// Makes room for the next read.
+    fn prepare(&mut self) {
+        if self.buf.capacity() - self.buf.len() < self.chunk / 2 {
+            self.buf.reserve(self.chunk);
+        }
+        self.count();
+    }
+
+    /// After a read of `n` bytes and decoding what it completed.
+    fn after_read(&mut self, n: usize, spare_before: usize) {
+        if n == spare_before {
+            // the read filled what it asked for: more is coming, ask for more next time
+            self.chunk = (self.chunk * 2).min(MAX_READ);
+        }
+        if self.buf.is_empty() && self.buf.capacity() > 2 * MAX_READ {
+            // a large packet went through: do not keep its buffer while idle
+            self.buf = BytesMut::new();
+        }
+        self.count();
+    }
+
+    fn release(&mut self) {
+        self.buf = BytesMut::new();
+        self.count();
+    }
+
+    fn count(&mut self) {
+        let capacity = self.buf.capacity();
+        if capacity != self.counted {
+            self.metrics.read_buffer_resized(self.counted, capacity);
+            self.counted = capacity;
+        }
     }
 }
 
-/// The connection task's end of its write queue.
-pub(crate) struct WriteQueueReceiver {
-    rx: mpsc::UnboundedReceiver<Outgoing>,
-    backlog: Arc<AtomicUsize>,
-}
-
-impl WriteQueueReceiver {
-    /// The next batch and the batches already waiting behind it (up to a close, or
-    /// [`GATHER_LIMIT`] bytes) as one: a subscriber flooded with wills gets them in a few
-    /// large writes instead of one write per wake-up of the core, and keeps up with it.
-    /// `None` once the core task has dropped its end.
-    async fn recv(&mut self) -> Option<Outgoing> {
-        let first = self.rx.recv().await?;
-        if first.close {
-            return Some(first);
-        }
-        let Ok(mut next) = self.rx.try_recv() else {
-            return Some(first);
-        };
-        let mut bytes = BytesMut::with_capacity(first.bytes.len() + next.bytes.len());
-        bytes.extend_from_slice(&first.bytes);
-        loop {
-            bytes.extend_from_slice(&next.bytes);
-            if next.close || bytes.len() >= GATHER_LIMIT {
-                break;
-            }
-            match self.rx.try_recv() {
-                Ok(batch) => next = batch,
-                Err(_) => {
-                    next.close = false;
-                    break;
-                }
-            }
-        }
-        Some(Outgoing {
-            bytes: bytes.freeze(),
-            close: next.close,
-        })
-    }
-
-    /// `len` bytes taken from the queue were written (or will never be).
-    fn written(&self, len: usize) {
-        self.backlog.fetch_sub(len, Ordering::AcqRel);
+impl Drop for ReadBuffer {
+    fn drop(&mut self) {
+        self.metrics.read_buffer_resized(self.counted, 0);
     }
 }
 
@@ -181,7 +159,8 @@ impl Drop for LostGuard {
 pub(crate) async fn run<S>(
     id: ConnectionId,
     mut stream: S,
-    max_packet_size: u32,
+    limits: Limits,
+    metrics: Arc<Metrics>,
     events: mpsc::Sender<Event>,
     mut outgoing: WriteQueueReceiver,
 ) where
@@ -192,11 +171,17 @@ pub(crate) async fn run<S>(
         events: events.clone(),
         settled: false,
     };
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut read = ReadBuffer::new(Arc::clone(&metrics));
     let mut protocol: Option<Protocol> = None;
     let mut reading = true;
     let mut writable = true;
+    // when the frame at the front of the read buffer must be complete
+    let mut frame_deadline: Option<Instant> = None;
     loop {
+        if reading {
+            read.prepare();
+        }
+        let spare = read.buf.capacity() - read.buf.len();
         tokio::select! {
             biased;
             message = outgoing.recv() => {
@@ -206,7 +191,8 @@ pub(crate) async fn run<S>(
                     return;
                 };
                 if writable && !bytes.is_empty() {
-                    let written = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&bytes)).await;
+                    let written =
+                        tokio::time::timeout(limits.write_timeout, stream.write_all(&bytes)).await;
                     if !matches!(written, Ok(Ok(()))) {
                         debug!(connection = id, ?written, "write failed");
                         writable = false;
@@ -219,52 +205,94 @@ pub(crate) async fn run<S>(
                     let reported_lost = guard.settled;
                     guard.settled = true;
                     if writable {
-                        let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.shutdown()).await;
+                        let _ = tokio::time::timeout(limits.write_timeout, stream.shutdown()).await;
+                        if !reported_lost {
+                            linger(&mut stream).await;
+                        }
                     }
                     if reported_lost {
                         debug!(connection = id, "connection released");
                     } else {
-                        info!(connection = id, "connection closed by the broker");
+                        debug!(connection = id, "connection closed by the broker");
                     }
                     return;
                 }
             }
-            read = stream.read_buf(&mut buf), if reading => {
-                match read {
+            result = stream.read_buf(&mut read.buf), if reading => {
+                match result {
                     Ok(0) | Err(_) => {
-                        match read {
-                            Ok(_) => info!(connection = id, "connection closed by the peer"),
-                            Err(error) => info!(connection = id, %error, "connection failed"),
+                        match result {
+                            Ok(_) => debug!(connection = id, "connection closed by the peer"),
+                            Err(error) => debug!(connection = id, %error, "connection failed"),
                         }
                         reading = false;
+                        read.release();
                         guard.report().await;
                     }
-                    Ok(_) => {
-                        if !decode_all(id, &mut buf, &mut protocol, max_packet_size, &events).await {
-                            reading = false;
-                        }
-                        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-                            buf.reserve(READ_CHUNK);
-                        }
+                    Ok(n) => {
+                        let max = limits.max_packet_size;
+                        let decoded = decode_all(id, &mut read.buf, &mut protocol, max, &events).await;
+                        read.after_read(n, spare);
+                        // the clock runs from the first byte of the frame now at the front
+                        frame_deadline = match (decoded, frame_deadline) {
+                            (None, _) => {
+                                reading = false;
+                                None
+                            }
+                            _ if read.buf.is_empty() => None,
+                            (Some(0), Some(deadline)) => Some(deadline),
+                            (Some(_), _) => Some(Instant::now() + limits.frame_timeout),
+                        };
                     }
                 }
+            }
+            () = sleep_until_or_never(frame_deadline), if reading => {
+                debug!(connection = id, "a packet was not finished in time");
+                metrics.unfinished_frame();
+                reading = false;
+                frame_deadline = None;
+                read.release();
+                guard.report().await;
             }
         }
     }
 }
 
-/// Forwards every whole packet in `buf` to the core. Returns `false` when reading must stop
-/// (the bytes were undecodable, or the core task is gone).
+/// How long, and for how many bytes, a closing connection is still read from.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// After the last bytes and a FIN: reads and discards what the peer still sends, until it
+/// closes too, for a bounded time and amount. Closing a socket with unread bytes makes the
+/// kernel send RST, and a RST can make the peer lose what was written just before it: the
+/// CONNACK 0x95 for an oversized CONNECT ([MQTT-3.1.4-1]), a DISCONNECT with its reason.
+async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
+    let mut discard = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 {
+            match stream.read(&mut discard).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
+/// Forwards every whole packet in `buf` to the core and says how many there were. `None`
+/// when reading must stop (the bytes were undecodable, or the core task is gone).
 async fn decode_all(
     id: ConnectionId,
     buf: &mut BytesMut,
     protocol: &mut Option<Protocol>,
     max_packet_size: u32,
     events: &mpsc::Sender<Event>,
-) -> bool {
+) -> Option<usize> {
+    let mut decoded = 0;
     loop {
         let event = match codec::decode(buf, *protocol, max_packet_size) {
-            Ok(None) => return true,
+            Ok(None) => return Some(decoded),
             Ok(Some(packet)) => {
                 if let Packet::Connect(connect) = &packet {
                     *protocol = Some(connect.protocol);
@@ -275,11 +303,12 @@ async fn decode_all(
                 debug!(connection = id, %error, "undecodable input");
                 // Whatever follows a bad frame is meaningless; the core will close.
                 let _ = events.send(Event::DecodeFailed(id, error)).await;
-                return false;
+                return None;
             }
         };
         if events.send(event).await.is_err() {
-            return false;
+            return None;
         }
+        decoded += 1;
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -11,7 +12,7 @@ use lastwill_broker::codec::{
     self, Connect, Packet, Protocol, QoS, Subscribe, SubscriptionRequest,
 };
 use lastwill_broker::config::Config;
-use lastwill_broker::driver::Server;
+use lastwill_broker::driver::{Metrics, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -19,15 +20,39 @@ use tokio::sync::oneshot;
 /// A broker serving on 127.0.0.1; it stops when dropped.
 pub struct TestBroker {
     pub addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
+    /// The broker's own accounting of queued bytes, read buffers and drops.
+    pub metrics: Arc<Metrics>,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestBroker {
+    /// Shuts the broker down gracefully and waits until it has stopped.
+    pub async fn shut_down(mut self) {
+        drop(self.stop.take());
+        if let Some(served) = self.served.take() {
+            served.await.unwrap();
+        }
+    }
 }
 
 pub async fn start_broker() -> TestBroker {
+    start_broker_with(Config::default()).await
+}
+
+pub async fn start_broker_with(config: Config) -> TestBroker {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(Server::new(Config::default()).serve(listener, stopped));
-    TestBroker { addr, _stop: stop }
+    let server = Server::new(config);
+    let metrics = server.metrics();
+    let served = tokio::spawn(server.serve(listener, stopped));
+    TestBroker {
+        addr,
+        metrics,
+        stop: Some(stop),
+        served: Some(served),
+    }
 }
 
 /// Whole packets in, whole packets out.
@@ -54,7 +79,12 @@ impl Client {
 
     /// The next packet, or `None` when the connection closes or nothing comes within 5 s.
     pub async fn recv(&mut self) -> Option<Packet> {
-        tokio::time::timeout(Duration::from_secs(5), async {
+        self.recv_within(Duration::from_secs(5)).await
+    }
+
+    /// The next packet, or `None` when the connection closes or nothing comes in `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Packet> {
+        tokio::time::timeout(wait, async {
             loop {
                 if let Some(packet) =
                     codec::decode(&mut self.buf, Some(self.protocol), u32::MAX).unwrap()

@@ -1,8 +1,11 @@
 //! `lastwill bench`: a will storm (see [`lastwill::storm`]) against a broker over real TCP.
 //!
 //! Without `--target` the reference broker is started in this process on a free loopback
-//! port, so the command measures something on a fresh machine. Exit code 1 when the broker
-//! lost, duplicated or hurried wills, 2 for bad flags or an unreachable broker.
+//! port, so the command measures something on a fresh machine. With `--spawn COMMAND` the
+//! bench starts the broker under test as a child process and reports, beside the wall-clock
+//! figures, what that process spent (CPU per will, memory of idle connections, peak RSS).
+//! Exit code 1 when the broker lost, duplicated or hurried wills, 2 for bad flags or an
+//! unreachable broker.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +13,7 @@ use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
+use lastwill::broker_process::BrokerProcess;
 use lastwill::runner::tcp::{DEFAULT_TOLERANCE, Endpoint};
 use lastwill::scenario::DropMode;
 use lastwill::storm::{self, Plan, Report};
@@ -42,12 +46,20 @@ pub enum Close {
     Fin,
 }
 
+/// How long a spawned broker may take to accept connections.
+const SPAWN_LIMIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Broker to storm, mqtt://HOST:PORT or mqtts://HOST:PORT [default: the reference broker,
     /// started in this process on a free loopback port].
-    #[arg(long, value_name = "TARGET")]
+    #[arg(long, value_name = "TARGET", conflicts_with = "spawn")]
     pub target: Option<String>,
+    /// Start the broker to storm as a child process: COMMAND runs as `sh -c 'exec COMMAND'`,
+    /// `{port}` in it becomes a free loopback port (else the port is read from a
+    /// `listening on ADDR` line on its stdout). Its CPU time and memory are reported.
+    #[arg(long, value_name = "COMMAND")]
+    pub spawn: Option<String>,
     /// Clients holding a will; every one of them dies.
     #[arg(long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -128,9 +140,17 @@ pub fn run(args: Args) -> ExitCode {
         Err(error) => return usage_error(format!("cannot start the runtime: {error}")),
     };
     let report = runtime.block_on(async {
-        let target = match &args.target {
-            Some(url) => external(&args.connection, url, &plan).await?,
-            None => embedded(&plan).await?,
+        let mut process = None;
+        let target = match (&args.target, &args.spawn) {
+            (Some(url), _) => external(&args.connection, url, &plan).await?,
+            (None, Some(command)) => {
+                let spawned = BrokerProcess::spawn(command, SPAWN_LIMIT).await?;
+                let url = format!("mqtt://{}", spawned.addr);
+                eprintln!("lastwill: storming `{command}` (process {url})");
+                process = Some(spawned);
+                external(&args.connection, &url, &plan).await?
+            }
+            (None, None) => embedded(&plan).await?,
         };
         let mut rounds = Vec::new();
         for round in 1..=args.rounds {
@@ -144,7 +164,10 @@ pub fn run(args: Args) -> ExitCode {
                 prefix: format!("{}r{round}", plan.prefix),
                 ..plan.clone()
             };
-            rounds.push(storm::run(&target, &plan, &progress).await?);
+            rounds.push(storm::run(&target, &plan, &progress, process.as_ref()).await?);
+        }
+        if let Some(process) = process {
+            process.stop().await;
         }
         Ok::<_, String>(Report::combine(&rounds).expect("at least one round"))
     });
@@ -276,6 +299,25 @@ fn table(report: &Report) -> String {
             format!(
                 "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
                 l.p50, l.p90, l.p99, l.max
+            ),
+        ));
+    }
+    if let Some(b) = &report.broker {
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        rows.push((
+            "broker CPU",
+            format!(
+                "{:.1} µs per will (client lifecycle), {:.1} µs per connect",
+                b.cpu_us_per_will, b.connect_cpu_us_per_client
+            ),
+        ));
+        rows.push((
+            "broker memory",
+            format!(
+                "peak RSS {:.1} MiB; {:.1} MiB with every will client idle ({:.0} B per connection)",
+                mib(b.peak_rss_bytes),
+                mib(b.idle_rss_bytes),
+                b.idle_bytes_per_connection
             ),
         ));
     }

@@ -31,6 +31,16 @@ impl Tolerance {
         early: Duration::from_millis(100),
         late: Duration::from_millis(500),
     };
+
+    /// How far a remaining Message Expiry Interval may stray from the scenario's range, in
+    /// whole seconds. The broker counts it down from its own publication of the message
+    /// ([MQTT-3.3.2-6]), so it moves with the same lateness the time windows allow: a broker
+    /// that notices a dropped connection late publishes its will late, and the will then waits
+    /// less before its subscriber returns. Whole seconds of `late` only, so the simulator's
+    /// sub-second tolerance keeps the range exact.
+    pub fn expiry_slack(&self) -> u32 {
+        u32::try_from(self.late.as_secs()).unwrap_or(u32::MAX)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -472,7 +482,9 @@ fn check_client(
                 let hits: Vec<usize> = received
                     .iter()
                     .enumerate()
-                    .filter(|(_, (at, p))| matches(matcher, p) && in_window(*window, *at))
+                    .filter(|(_, (at, p))| {
+                        matches(matcher, p, tolerance) && in_window(*window, *at)
+                    })
                     .map(|(i, _)| i)
                     .collect();
                 // A copy outside this matcher's window that no other matcher expects then is
@@ -481,10 +493,12 @@ fn check_client(
                     .iter()
                     .filter(|(at, p)| {
                         window.is_some()
-                            && matches(matcher, p)
+                            && matches(matcher, p, tolerance)
                             && !in_window(*window, *at)
                             && !matchers.iter().zip(&windows).any(|(other, w)| {
-                                other.window.is_some() && matches(other, p) && in_window(*w, *at)
+                                other.window.is_some()
+                                    && matches(other, p, tolerance)
+                                    && in_window(*w, *at)
                             })
                     })
                     .map(|(at, _)| format!("{}s", seconds(*at)))
@@ -529,7 +543,7 @@ fn check_client(
             if block.only {
                 let stray: Vec<String> = received
                     .iter()
-                    .filter(|(_, p)| !matchers.iter().any(|m| matches(m, p)))
+                    .filter(|(_, p)| !matchers.iter().any(|m| matches(m, p, tolerance)))
                     .map(|(at, p)| describe_received(*at, p))
                     .collect();
                 checks.push(Check {
@@ -661,16 +675,16 @@ fn describe_received(at: Duration, p: &Publish) -> String {
 }
 
 /// Does a received PUBLISH satisfy a matcher (window aside)?
-pub fn matches(m: &MessageMatcher, p: &Publish) -> bool {
+pub fn matches(m: &MessageMatcher, p: &Publish, tolerance: Tolerance) -> bool {
     m.topic.as_ref().is_none_or(|t| *t == p.topic)
         && m.payload.as_ref().is_none_or(|b| *b == p.payload)
         && m.qos.is_none_or(|q| q == p.qos)
         && m.retain.is_none_or(|r| r == p.retain)
         && m.dup.is_none_or(|d| d == p.dup)
-        && properties_match(&m.properties, p)
+        && properties_match(&m.properties, p, tolerance)
 }
 
-fn properties_match(m: &PropertiesMatcher, p: &Publish) -> bool {
+fn properties_match(m: &PropertiesMatcher, p: &Publish, tolerance: Tolerance) -> bool {
     let props: &MessageProperties = &p.properties;
     let holds = |check: &Option<PropertyCheck<_>>, value: Option<&_>| -> bool {
         check
@@ -682,7 +696,8 @@ fn properties_match(m: &PropertiesMatcher, p: &Publish) -> bool {
         .is_none_or(|c| property_holds(c, props.payload_format_indicator.as_ref(), |a, b| a == b))
         && m.message_expiry.as_ref().is_none_or(|c| {
             property_holds(c, props.message_expiry_interval.as_ref(), |range, v| {
-                range.contains(*v)
+                let slack = tolerance.expiry_slack();
+                (range.min.saturating_sub(slack)..=range.max.saturating_add(slack)).contains(v)
             })
         })
         && holds(&m.content_type, props.content_type.as_ref())

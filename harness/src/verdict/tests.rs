@@ -692,3 +692,36 @@ fn a_block_level_applies_to_its_messages_unless_one_says_otherwise() {
     );
     assert_eq!(Verdict::of(&checks), Verdict::Warn);
 }
+
+#[test]
+fn remaining_message_expiry_strays_by_whole_seconds_of_lateness_only() {
+    let expect =
+        "expect:\n  watcher:\n    receives:\n      - {topic: will/device, message_expiry: 24..25}";
+    let expected = "watcher receives exactly once";
+    let with_expiry = |seconds| {
+        let mut publish = will("offline");
+        publish.properties.message_expiry_interval = Some(seconds);
+        vec![received(6_000, publish)]
+    };
+    let passes = |seconds, tolerance| {
+        let checks = final_of(expect, with_expiry(seconds), tolerance);
+        let check = checks
+            .iter()
+            .find(|c| c.expected.starts_with(expected))
+            .expect("the matcher's check");
+        check.passed
+    };
+    // The simulator's sub-second tolerance keeps the range exact.
+    assert!(passes(25, Tolerance::SIMULATOR));
+    assert!(!passes(26, Tolerance::SIMULATOR));
+    assert!(!passes(23, Tolerance::SIMULATOR));
+    // A TCP run that allows 1.5 s of lateness allows one second either side, no more.
+    let tcp = Tolerance {
+        early: ms(500),
+        late: ms(1_500),
+    };
+    assert!(passes(26, tcp));
+    assert!(passes(23, tcp));
+    assert!(!passes(27, tcp));
+    assert!(!passes(22, tcp));
+}
