@@ -22,7 +22,7 @@ impl Endpoint {
         match &self.tls {
             None => Ok(Stream::Plain(tcp)),
             Some(connector) => {
-                let name = rustls_pki_types::ServerName::try_from(self.host.clone())
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                 let tls = connector.connect(name, tcp).await.map_err(tls::in_words)?;
                 Ok(Stream::Tls(Box::new(tls)))
