@@ -9,14 +9,10 @@
 //! mosquitto-clients`). Without them a test says so loudly and passes, unless
 //! `LASTWILL_REQUIRE_PEERS=1` (as `.ci/run` sets), which turns the skip into a failure.
 
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mosquitto::Mosquitto;
+use crate::mosquitto::Mosquitto;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 const SCENARIOS: &[&str] = &[
@@ -73,7 +69,7 @@ fn lastwill(root: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn scenarios_and_storms_run_over_tls() {
-    if !mosquitto::available("scenarios_and_storms_run_over_tls") {
+    if !crate::mosquitto::available("scenarios_and_storms_run_over_tls") {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -139,7 +135,7 @@ fn scenarios_and_storms_run_over_tls() {
 /// stops at the start with one line.
 #[test]
 fn self_signed_server_and_client_certificates() {
-    if !support::peers_available(
+    if !crate::support::peers_available(
         "self_signed_server_and_client_certificates",
         &["mosquitto", "mosquitto_pub"],
         "apt-get install mosquitto mosquitto-clients",
