@@ -1,6 +1,6 @@
 //! Trust decisions of `--ca-file`, and the errors of every TLS file, without a network: the
 //! verifier is asked directly about certificates made with rcgen. (Handshakes against
-//! mosquitto, and mutual TLS, are in `harness/tests/mosquitto_tls.rs`.)
+//! mosquitto, and mutual TLS, are in `harness/tests/it/mosquitto_tls.rs`.)
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
