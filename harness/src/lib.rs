@@ -12,6 +12,8 @@
 //! - [`verdict`]: expectations checked against step outcomes and the transcript.
 //! - [`runner`]: where a scenario runs ([`runner::Target`]): the reference broker in the
 //!   simulator ([`runner::sim`]) or any broker over TCP ([`runner::tcp`]).
+//! - [`oracle`]: what the spec requires of a scenario's wills, predicted from the statements
+//!   by a model that shares no code with the broker.
 //! - [`report`]: tables, JSON and JUnit XML over many scenarios.
 //! - [`suite`]: many scenarios on one target, in parallel.
 //! - [`coverage`]: which spec statements the catalogue covers.
@@ -23,6 +25,7 @@ pub mod client;
 pub mod coverage;
 pub mod link;
 pub mod matrix;
+pub mod oracle;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tracing::debug;
 
 use crate::codec::{
-    ConnAck, ConnAckCode, ConnAckProperties, Connect, ConnectReturnCode, Packet, Protocol, QoS,
+    ConnAck, ConnAckCode, ConnAckProperties, Connect, ConnectReturnCode, Packet, Protocol,
     ReasonCode,
 };
 
@@ -201,24 +201,14 @@ impl Broker {
         session_expiry: u32,
         assigned_client_identifier: Option<String>,
     ) -> ConnAckProperties {
-        let config = &self.config;
         let requested_expiry = connect.session_expiry_interval.unwrap_or(0);
         ConnAckProperties {
             // announced only when the broker cut the requested value (§3.2.2.3.2)
             session_expiry_interval: (session_expiry != requested_expiry).then_some(session_expiry),
-            receive_maximum: (config.receive_maximum != u16::MAX).then_some(config.receive_maximum),
-            // [MQTT-3.2.2-9] announced when QoS 2 is not supported
-            maximum_qos: (config.max_qos < QoS::ExactlyOnce).then_some(config.max_qos),
-            retain_available: (!config.retain_available).then_some(false),
-            maximum_packet_size: Some(config.max_packet_size),
             assigned_client_identifier,
-            topic_alias_maximum: (config.topic_alias_maximum > 0)
-                .then_some(config.topic_alias_maximum),
-            wildcard_subscription_available: (!config.wildcard_subscriptions).then_some(false),
-            subscription_identifiers_available: (!config.subscription_identifiers).then_some(false),
-            shared_subscription_available: (!config.shared_subscriptions).then_some(false),
-            server_keep_alive: config.server_keep_alive,
-            ..ConnAckProperties::default()
+            // the capabilities: [MQTT-3.2.2-9] Maximum QoS when QoS 2 is not supported, and
+            // each other one where it differs from what the property's absence means
+            ..self.config.connack_properties()
         }
     }
 }

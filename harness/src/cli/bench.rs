@@ -204,11 +204,11 @@ async fn external(connection: &ConnectionArgs, url: &str, plan: &Plan) -> Result
     }
     let target = instances.remove(0);
     let capabilities = target.probe().await?;
-    if plan.qos > capabilities.maximum_qos {
+    if let Some(max) = capabilities.announced.max_qos.filter(|max| plan.qos > *max) {
         return Err(format!(
             "{target:?} accepts QoS {} at most; ask for --qos {} or lower",
-            capabilities.maximum_qos.as_u8(),
-            capabilities.maximum_qos.as_u8()
+            max.as_u8(),
+            max.as_u8()
         ));
     }
     Ok(target)

@@ -1,7 +1,8 @@
 //! `lastwill broker`: runs the reference broker on real TCP until Ctrl-C or SIGTERM.
 //!
 //! Configuration comes from an optional TOML file (`--config`, every key optional, see
-//! `lastwill_broker::config::Config`) and then from flags, which override the file. Stopping
+//! `lastwill_broker::config::Config`) and then from flags, which override the file: one flag
+//! per setting of the broker's settings table, plus older spellings. Stopping
 //! is graceful: stored wills are published and clients get DISCONNECT 0x8B (v5) before the
 //! process exits.
 
@@ -10,14 +11,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::builder::RangedU64ValueParser;
-use lastwill_broker::codec::QoS;
-use lastwill_broker::config::{Config, Credential};
+use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches};
+use lastwill_broker::config::{Config, Kind, Overrides, SETTINGS, Setting, Value};
 
 use super::{init_logging, usage_error};
-
-/// The largest packet MQTT can express (a 4-byte Remaining Length plus a 5-byte header).
-const MAX_MQTT_PACKET: u64 = 268_435_460;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,36 +24,86 @@ pub struct Args {
     /// Address to listen on [default: 127.0.0.1:1883].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Highest QoS accepted for PUBLISH and Will (CONNACK Maximum QoS).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=2))]
-    pub max_qos: Option<u8>,
-    /// Refuse retained messages and retained wills (CONNACK Retain Available 0).
-    #[arg(long)]
+    /// Refuse retained messages and retained wills: `--retain-available false`.
+    #[arg(long, conflicts_with = "retain_available")]
     pub no_retain: bool,
-    /// Tell every v5 client to use this keep-alive (CONNACK Server Keep Alive).
-    #[arg(long, value_name = "SECS")]
-    pub server_keep_alive: Option<u16>,
-    /// Largest packet accepted from a client, in bytes.
-    #[arg(long, value_name = "N", value_parser = RangedU64ValueParser::<u32>::new().range(2..=MAX_MQTT_PACKET))]
-    pub max_packet_size: Option<u32>,
-    /// Upper bound on Session Expiry Interval, in seconds.
-    #[arg(long, value_name = "SECS")]
-    pub max_session_expiry: Option<u32>,
-    /// QoS 1/2 messages kept per offline session; the oldest is dropped beyond this.
-    #[arg(long, value_name = "N")]
-    pub max_queued: Option<usize>,
-    /// Accept only these users (repeatable); replaces the file's `credentials`.
-    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
-    pub users: Vec<Credential>,
+    #[command(flatten)]
+    pub settings: SettingFlags,
 }
 
-fn parse_user(text: &str) -> Result<Credential, String> {
-    match text.split_once(':') {
-        Some((username, password)) if !username.is_empty() => Ok(Credential {
-            username: username.to_owned(),
-            password: password.to_owned(),
-        }),
-        _ => Err("expected NAME:PASSWORD with a non-empty NAME".to_owned()),
+/// Older names of setting flags, kept working.
+const ALIASES: &[(&str, &str)] = &[
+    ("max_queued_messages", "max-queued"),
+    ("credentials", "user"),
+];
+
+/// One flag per broker setting, from the settings table: the key with `-` for `_`
+/// (`--max-qos 1`, `--server-keep-alive 30`), read as the setting's kind. A repeated flag
+/// replaces the earlier value, except credentials, which add up (`--user a:x --user b:y`).
+#[derive(Clone, Debug, Default)]
+pub struct SettingFlags {
+    pub overrides: Overrides,
+}
+
+fn flag(setting: &'static Setting) -> Arg {
+    let value_name = match setting.kind {
+        Kind::Bool => "true|false",
+        Kind::Qos | Kind::Count => "N",
+        Kind::Seconds => "SECS",
+        Kind::Bytes => "BYTES",
+        Kind::Credentials => "NAME:PASSWORD",
+    };
+    let default = setting
+        .configured(&Config::default())
+        .map(|value| format!(" [default: {}]", setting.show(&value)))
+        .unwrap_or_default();
+    let mut arg = Arg::new(setting.key)
+        .long(setting.key.replace('_', "-"))
+        .value_name(value_name)
+        .help(format!("{}{default}", setting.description()))
+        .value_parser(move |text: &str| setting.parse(text))
+        .action(ArgAction::Append);
+    for &(_, alias) in ALIASES.iter().filter(|(key, _)| *key == setting.key) {
+        arg = arg.visible_alias(alias);
+    }
+    arg
+}
+
+impl clap::Args for SettingFlags {
+    fn augment_args(cmd: Command) -> Command {
+        SETTINGS
+            .iter()
+            .fold(cmd, |cmd, setting| cmd.arg(flag(setting)))
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for SettingFlags {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = SettingFlags::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for setting in SETTINGS {
+            for value in matches.get_many::<Value>(setting.key).into_iter().flatten() {
+                let value = match (setting.get(&self.overrides), value.clone()) {
+                    (Some(Value::Credentials(mut users)), Value::Credentials(more)) => {
+                        users.extend(more);
+                        Value::Credentials(users)
+                    }
+                    (_, value) => value,
+                };
+                setting.set(&mut self.overrides, value).map_err(|message| {
+                    clap::Error::raw(clap::error::ErrorKind::ValueValidation, message)
+                })?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -70,27 +117,10 @@ impl Args {
         if let Some(listen) = self.listen {
             config.listen = listen;
         }
-        if let Some(qos) = self.max_qos {
-            config.max_qos = QoS::from_u8(qos).ok_or("--max-qos must be 0, 1 or 2")?;
-        }
         if self.no_retain {
             config.retain_available = false;
         }
-        if let Some(secs) = self.server_keep_alive {
-            config.server_keep_alive = Some(secs);
-        }
-        if let Some(size) = self.max_packet_size {
-            config.max_packet_size = size;
-        }
-        if let Some(secs) = self.max_session_expiry {
-            config.max_session_expiry = Some(secs);
-        }
-        if let Some(n) = self.max_queued {
-            config.max_queued_messages = n;
-        }
-        if !self.users.is_empty() {
-            config.credentials = self.users.clone();
-        }
+        self.settings.overrides.apply(&mut config);
         Ok(config)
     }
 }
@@ -161,6 +191,8 @@ async fn stop_signal() {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use lastwill_broker::codec::QoS;
+    use lastwill_broker::config::{Config, Credential, Kind, SETTINGS, Value};
 
     use crate::cli::{Cli, Command};
 
@@ -168,6 +200,13 @@ mod tests {
         match Cli::try_parse_from(line).expect("parses").command {
             Command::Broker(args) => args,
             other => panic!("not the broker subcommand: {other:?}"),
+        }
+    }
+
+    fn user(username: &str, password: &str) -> Credential {
+        Credential {
+            username: username.into(),
+            password: password.into(),
         }
     }
 
@@ -183,17 +222,67 @@ mod tests {
             "--no-retain",
             "--server-keep-alive",
             "5",
+            "--max-queued",
+            "7",
             "--user",
             "alice:se:cret",
+            "--credentials",
+            "bob:x",
+            "--max-connections",
+            "3",
+            "--max-connections",
+            "4",
         ])
         .config()
         .unwrap();
         assert_eq!(config.listen.to_string(), "0.0.0.0:1884");
-        assert_eq!(config.max_qos, lastwill_broker::codec::QoS::AtLeastOnce);
+        assert_eq!(config.max_qos, QoS::AtLeastOnce);
         assert!(!config.retain_available);
         assert_eq!(config.server_keep_alive, Some(5));
-        assert_eq!(config.credentials[0].username, "alice");
-        assert_eq!(config.credentials[0].password, "se:cret");
+        assert_eq!(config.max_queued_messages, 7);
+        assert_eq!(
+            config.credentials,
+            [user("alice", "se:cret"), user("bob", "x")]
+        );
+        assert_eq!(config.max_connections, 4, "a repeated flag replaces");
+    }
+
+    /// Every setting of the table has its flag, `--KEY-WITH-DASHES VALUE`.
+    #[test]
+    fn every_setting_is_a_flag() {
+        for setting in SETTINGS {
+            let default = setting.configured(&Config::default());
+            let (min, max) = setting.range;
+            let (text, value) = match setting.kind {
+                Kind::Bool => {
+                    let b = default == Some(Value::Bool(false));
+                    (b.to_string(), Value::Bool(b))
+                }
+                Kind::Qos => {
+                    let q = if default == Some(Value::Qos(QoS::AtMostOnce)) {
+                        QoS::ExactlyOnce
+                    } else {
+                        QoS::AtMostOnce
+                    };
+                    (q.as_u8().to_string(), Value::Qos(q))
+                }
+                Kind::Seconds | Kind::Bytes | Kind::Count => {
+                    let n = if default == Some(Value::Number(max)) {
+                        min
+                    } else {
+                        max
+                    };
+                    (n.to_string(), Value::Number(n))
+                }
+                Kind::Credentials => ("u:p".to_owned(), Value::Credentials(vec![user("u", "p")])),
+            };
+            let flag = format!("--{}", setting.key.replace('_', "-"));
+            assert_ne!(default.as_ref(), Some(&value), "{setting:?}");
+            let config = args(&["lastwill", "broker", &flag, &text])
+                .config()
+                .unwrap();
+            assert_eq!(setting.configured(&config), Some(value), "{flag} {text}");
+        }
     }
 
     #[test]
@@ -203,10 +292,24 @@ mod tests {
             &["lastwill", "broker", "--user", "nopassword"],
             &["lastwill", "broker", "--listen", "nowhere"],
             &["lastwill", "broker", "--max-packet-size", "0"],
+            &["lastwill", "broker", "--server-keep-alive", "70000"],
+            &["lastwill", "broker", "--retain-available", "no"],
+            &[
+                "lastwill",
+                "broker",
+                "--no-retain",
+                "--retain-available",
+                "true",
+            ],
         ] {
             let err = Cli::try_parse_from(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");
         }
+        let err = Cli::try_parse_from(["lastwill", "broker", "--max-qos", "3"]).unwrap_err();
+        assert!(
+            err.to_string().contains("must be 0, 1 or 2, not `3`"),
+            "{err}"
+        );
     }
 
     #[test]

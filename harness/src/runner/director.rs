@@ -15,7 +15,7 @@ use crate::transcript::{EventKind, Recorder};
 use crate::verdict::{self, Check, Marks};
 
 /// How long a step waits for its response unless it says `within:`.
-const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Scenario-level steps a runner may or may not be able to perform.
 pub trait Control {

@@ -16,6 +16,7 @@ use crate::scenario::Scenario;
 use crate::transcript::Transcript;
 use crate::verdict::{self, Check, Tolerance, Verdict};
 use director::Direction;
+pub(crate) use director::STEP_TIMEOUT;
 use tcp::{Capabilities, Endpoint, Skip};
 
 /// Where a scenario runs.

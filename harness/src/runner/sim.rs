@@ -15,14 +15,14 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use lastwill_broker::config::{Config, Credential};
+use lastwill_broker::config::{Config, Overrides};
 use lastwill_broker::driver::Server;
 use tokio::sync::{Notify, mpsc};
 
 use super::Run;
 use super::director::{Control, direct};
 use crate::client::{Agent, Network};
-use crate::scenario::{BrokerConfig, NetAction, Scenario};
+use crate::scenario::{NetAction, Scenario};
 use crate::transcript::Recorder;
 use crate::verdict::Tolerance;
 
@@ -30,37 +30,9 @@ const BROKER: &str = "broker";
 const PORT: u16 = 1883;
 
 /// The reference broker's configuration for a scenario's `broker:` section.
-pub fn broker_config(requested: &BrokerConfig) -> Config {
+pub fn broker_config(requested: &Overrides) -> Config {
     let mut config = Config::default();
-    let r = requested.clone();
-    config.max_qos = r.max_qos.unwrap_or(config.max_qos);
-    config.retain_available = r.retain_available.unwrap_or(config.retain_available);
-    config.max_packet_size = r.max_packet_size.unwrap_or(config.max_packet_size);
-    config.server_keep_alive = r.server_keep_alive.or(config.server_keep_alive);
-    config.topic_alias_maximum = r.topic_alias_maximum.unwrap_or(config.topic_alias_maximum);
-    config.receive_maximum = r.receive_maximum.unwrap_or(config.receive_maximum);
-    config.max_session_expiry = r.max_session_expiry.or(config.max_session_expiry);
-    config.wildcard_subscriptions = r
-        .wildcard_subscriptions
-        .unwrap_or(config.wildcard_subscriptions);
-    config.subscription_identifiers = r
-        .subscription_identifiers
-        .unwrap_or(config.subscription_identifiers);
-    config.shared_subscriptions = r
-        .shared_subscriptions
-        .unwrap_or(config.shared_subscriptions);
-    config.max_queued_messages = r.max_queued_messages.unwrap_or(config.max_queued_messages);
-    config.max_connections = r.max_connections.unwrap_or(config.max_connections);
-    config.connect_timeout = r.connect_timeout.unwrap_or(config.connect_timeout);
-    if let Some(credentials) = r.credentials {
-        config.credentials = credentials
-            .into_iter()
-            .map(|c| Credential {
-                username: c.username,
-                password: c.password,
-            })
-            .collect();
-    }
+    requested.apply(&mut config);
     config
 }
 

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use lastwill_broker::codec::{
     Connect, Disconnect, MessageProperties, Protocol, QoS, SubscriptionRequest, UserProperty,
 };
+/// A scenario's `broker:` section: the reference broker's own settings table, every key optional.
+pub use lastwill_broker::config::Overrides;
 
 /// A line and column in the scenario file, both 1-based.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -49,8 +51,9 @@ pub struct Scenario {
     /// `duration:` the run lasts at least this long from its start: after the last step the
     /// runner keeps observing until then. `None`: the run ends with the last step.
     pub duration: Option<Duration>,
-    /// `broker:` the reference broker's configuration (requirements on an external broker).
-    pub broker: BrokerConfig,
+    /// `broker:` changes to the reference broker's configuration (requirements on an
+    /// external broker).
+    pub broker: Overrides,
     /// `clients:` in file order.
     pub clients: Vec<ClientSpec>,
     /// `steps:` in order.
@@ -81,38 +84,6 @@ pub enum Level {
     Should,
     /// Nothing fails: the outcome is only recorded.
     May,
-}
-
-/// `broker:` overrides of the reference broker's configuration. Field names and meanings are
-/// those of `lastwill_broker::config::Config`; `None` keeps the broker's default. Against an
-/// external broker these are requirements, checked from its CONNACK where possible.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BrokerConfig {
-    pub max_qos: Option<QoS>,
-    pub retain_available: Option<bool>,
-    pub max_packet_size: Option<u32>,
-    /// Seconds.
-    pub server_keep_alive: Option<u16>,
-    pub topic_alias_maximum: Option<u16>,
-    pub receive_maximum: Option<u16>,
-    /// Seconds.
-    pub max_session_expiry: Option<u32>,
-    pub wildcard_subscriptions: Option<bool>,
-    pub subscription_identifiers: Option<bool>,
-    pub shared_subscriptions: Option<bool>,
-    pub max_queued_messages: Option<usize>,
-    pub max_connections: Option<usize>,
-    /// Seconds.
-    pub connect_timeout: Option<u16>,
-    /// Accepted users; `None` keeps the default (anonymous access).
-    pub credentials: Option<Vec<Credential>>,
-}
-
-/// One user the broker accepts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credential {
-    pub username: String,
-    pub password: String,
 }
 
 /// A named client: one network connection at a time, re-connectable.

@@ -6,10 +6,12 @@ use lastwill_broker::codec::{
     SubscriptionRequest,
 };
 
+use lastwill_broker::config::{self, Overrides, Setting};
+
 use super::model::*;
 use super::values::{
     check, duration, hex, is_mark_name, level, payload, protocol, qos, range, reason_code, seconds,
-    time_ref, topic, user_properties,
+    setting_value, time_ref, topic, user_properties,
 };
 use super::yaml::{Entry, Fields, Located, Node, R, Value, did_you_mean};
 
@@ -26,22 +28,6 @@ const TOP_KEYS: &[&str] = &[
     "clients",
     "steps",
     "expect",
-];
-const BROKER_KEYS: &[&str] = &[
-    "max_qos",
-    "retain_available",
-    "max_packet_size",
-    "server_keep_alive",
-    "topic_alias_maximum",
-    "receive_maximum",
-    "max_session_expiry",
-    "wildcard_subscriptions",
-    "subscription_identifiers",
-    "shared_subscriptions",
-    "max_queued_messages",
-    "max_connections",
-    "connect_timeout",
-    "credentials",
 ];
 const CLIENT_KEYS: &[&str] = &["client_id", "protocol", "auto_ack", "keep_alive_pings"];
 /// Step keys that are not the step's action.
@@ -207,36 +193,18 @@ fn strings(node: &Node) -> R<Vec<String>> {
     node.list(Node::string)
 }
 
-fn broker(node: &Node) -> R<BrokerConfig> {
-    let f = Fields::of(node, "broker", BROKER_KEYS)?;
-    let count = |n: &Node| {
-        n.uint::<u64>()
-            .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
-    };
-    Ok(BrokerConfig {
-        max_qos: f.opt("max_qos", qos)?,
-        retain_available: f.opt("retain_available", Node::bool)?,
-        max_packet_size: f.opt("max_packet_size", Node::uint)?,
-        server_keep_alive: f.opt("server_keep_alive", seconds)?,
-        topic_alias_maximum: f.opt("topic_alias_maximum", Node::uint)?,
-        receive_maximum: f.opt("receive_maximum", Node::uint)?,
-        max_session_expiry: f.opt("max_session_expiry", seconds)?,
-        wildcard_subscriptions: f.opt("wildcard_subscriptions", Node::bool)?,
-        subscription_identifiers: f.opt("subscription_identifiers", Node::bool)?,
-        shared_subscriptions: f.opt("shared_subscriptions", Node::bool)?,
-        max_queued_messages: f.opt("max_queued_messages", count)?,
-        max_connections: f.opt("max_connections", count)?,
-        connect_timeout: f.opt("connect_timeout", seconds)?,
-        credentials: f.opt("credentials", |n| {
-            n.list(|c| {
-                let f = Fields::of(c, "a credential", &["username", "password"])?;
-                Ok(Credential {
-                    username: f.req("username", "a credential", Node::string)?,
-                    password: f.req("password", "a credential", Node::string)?,
-                })
-            })
-        })?,
-    })
+/// `broker:` settings, each read by its kind (see `lastwill_broker::config`).
+fn broker(node: &Node) -> R<Overrides> {
+    let f = Fields::of(node, "broker", config::KEYS)?;
+    let mut overrides = Overrides::default();
+    for entry in &f.entries {
+        let setting = Setting::named(entry.key).expect("Fields::of checked the key");
+        let value = setting_value(entry.value, setting)?;
+        setting
+            .set(&mut overrides, value)
+            .map_err(|message| entry.value.err(message))?;
+    }
+    Ok(overrides)
 }
 
 fn clients(node: &Node, default_protocol: Protocol) -> R<Vec<ClientSpec>> {

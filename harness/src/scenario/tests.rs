@@ -5,6 +5,7 @@ use lastwill_broker::codec::{
     Connect, Disconnect, LastWill, MessageProperties, Protocol, QoS, RetainHandling,
     SubscriptionRequest,
 };
+use lastwill_broker::config::Overrides;
 
 use super::*;
 
@@ -158,7 +159,7 @@ fn design_example_parses_into_the_model() {
     assert_eq!(s.refs, ["MQTT-3.1.3-9", "MQTT-3.1.2-5"]);
     assert_eq!(s.protocol, Protocol::V5);
     assert_eq!(s.level, Level::Must);
-    assert_eq!(s.broker, BrokerConfig::default());
+    assert_eq!(s.broker, Overrides::default());
     assert_eq!(
         s.clients,
         [
@@ -627,6 +628,44 @@ fn document_level_errors() {
     assert_eq!(
         err("name: a\n---\nname: b\n"),
         "t.yaml:2:1: a scenario file holds one YAML document; found a second `---`"
+    );
+}
+
+#[test]
+fn broker_section_errors() {
+    let broker = |section: &str| {
+        err(&format!(
+            "name: t\nbroker: {section}\nclients: {{a: {{}}}}\nsteps: []\n"
+        ))
+    };
+    let unknown = broker("{max_qso: 1}");
+    assert!(
+        unknown.starts_with("t.yaml:2:10: unknown key `max_qso` in broker; expected one of: max_qos, retain_available,"),
+        "{unknown}"
+    );
+    assert!(
+        unknown.ends_with(", shutdown_grace (did you mean `max_qos`?)"),
+        "{unknown}"
+    );
+    assert_eq!(
+        broker("{server_keep_alive: 2d}"),
+        "t.yaml:2:29: invalid duration `2d`: expected seconds (`60`) or a number and a unit (ms, s, m or h), like `250ms`, `5s` or `2m`"
+    );
+    assert_eq!(
+        broker("{connect_timeout: 70000s}"),
+        "t.yaml:2:27: `70000s` is out of range: at most 65535 seconds"
+    );
+    assert_eq!(
+        broker("{max_packet_size: 1}"),
+        "t.yaml:2:27: 1 is out of range: expected an integer from 2 to 268435460"
+    );
+    assert_eq!(
+        broker("{retain_available: no}"),
+        "t.yaml:2:28: expected `true` or `false`, got string `no`"
+    );
+    assert_eq!(
+        broker("{credentials: [{username: u}]}"),
+        "t.yaml:2:24: missing key `password` in a credential"
     );
 }
 

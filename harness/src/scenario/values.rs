@@ -1,10 +1,12 @@
 //! Readers for the scenario language's value types: durations, wire intervals, instants,
-//! reason codes, hex bytes, payloads, ranges, protocol versions, QoS and levels.
+//! reason codes, hex bytes, payloads, ranges, protocol versions, QoS, levels and `broker:`
+//! settings.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use lastwill_broker::codec::{Protocol, QoS, ReasonCode, UserProperty};
+use lastwill_broker::config::{self, Credential, Kind, Setting};
 
 use super::model::{Level, PropertyCheck, Range, TimeRef};
 use super::yaml::{Fields, Node, R, Value, did_you_mean, parse_uint};
@@ -54,11 +56,16 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 /// An interval that travels on the wire in whole seconds: `60` (seconds), `60s` or `2m`.
 pub fn seconds<T: TryFrom<u64> + Into<u64> + Copy + super::yaml::Bounded>(node: &Node) -> R<T> {
+    let secs = seconds_in(node, T::MIN.into(), T::MAX.into())?;
+    T::try_from(secs).map_err(|_| node.expected("whole seconds"))
+}
+
+/// Whole seconds within `min..=max`, written as for [`seconds`].
+fn seconds_in(node: &Node, min: u64, max: u64) -> R<u64> {
     if matches!(&node.value, Value::Scalar { text, plain: true, .. } if parse_uint(text).is_some())
     {
-        return node.uint::<T>();
+        return node.uint_in(min, max);
     }
-    let max: u64 = T::MAX.into();
     let text = node.text("whole seconds: `60`, `60s` or `2m`")?;
     let value = parse_duration(text).ok_or_else(|| {
         node.err(format!(
@@ -70,10 +77,14 @@ pub fn seconds<T: TryFrom<u64> + Into<u64> + Copy + super::yaml::Bounded>(node: 
             "`{text}` is not a whole number of seconds (this interval travels in seconds)"
         )));
     }
-    T::try_from(value.as_secs())
-        .ok()
-        .filter(|_| value.as_secs() <= max)
-        .ok_or_else(|| node.err(format!("`{text}` is out of range: at most {max} seconds")))
+    let secs = value.as_secs();
+    if secs < min {
+        return Err(node.err(format!("`{text}` is out of range: at least {min} seconds")));
+    }
+    if secs > max {
+        return Err(node.err(format!("`{text}` is out of range: at most {max} seconds")));
+    }
+    Ok(secs)
 }
 
 /// `NAME`, `NAME + 5s`, `5s` (from the start) or `start + 5s`. Mark names are checked by the
@@ -247,6 +258,24 @@ pub fn protocol(node: &Node) -> R<Protocol> {
 pub fn qos(node: &Node) -> R<QoS> {
     node.uint_in(0u8, 2)
         .map(|q| QoS::from_u8(q).unwrap_or_default())
+}
+
+/// A `broker:` setting's value, read as its kind says.
+pub fn setting_value(node: &Node, setting: &Setting) -> R<config::Value> {
+    let (min, max) = setting.range;
+    Ok(match setting.kind {
+        Kind::Bool => config::Value::Bool(node.bool()?),
+        Kind::Qos => config::Value::Qos(qos(node)?),
+        Kind::Seconds => config::Value::Number(seconds_in(node, min, max)?),
+        Kind::Bytes | Kind::Count => config::Value::Number(node.uint_in(min, max)?),
+        Kind::Credentials => config::Value::Credentials(node.list(|c| {
+            let f = Fields::of(c, "a credential", &["username", "password"])?;
+            Ok(Credential {
+                username: f.req("username", "a credential", Node::string)?,
+                password: f.req("password", "a credential", Node::string)?,
+            })
+        })?),
+    })
 }
 
 pub fn level(node: &Node) -> R<Level> {

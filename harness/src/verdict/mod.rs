@@ -8,12 +8,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use lastwill_broker::codec::{ConnAck, MessageProperties, Packet, Publish, ReasonCode};
+use lastwill_broker::codec::{
+    ConnAck, ConnAckCode, MessageProperties, Packet, Protocol, Publish, ReasonCode,
+};
 
 use crate::client::Outcome;
 use crate::scenario::{
-    ClientExpectation, ConnAckExpectation, EndState, Level, Location, MessageMatcher,
-    PropertiesMatcher, PropertyCheck, Receives, Scenario, Step, StepExpectation, TimeRef, Window,
+    Action, ClientExpectation, ConnAckExpectation, EndState, Level, Location, MessageMatcher,
+    PropertiesMatcher, PropertyCheck, Receives, Scenario, Step, StepExpectation, StepKind, TimeRef,
+    Window,
 };
 use crate::transcript::{EventKind, Fault, Transcript, code_name, quoted, seconds};
 
@@ -146,13 +149,38 @@ pub fn step_checks(step: &Step, outcome: &Outcome, default_level: Level) -> Vec<
                 location: step.location,
             })
         };
-        check_step(expectation, outcome, &mut push);
+        check_step(
+            expectation,
+            connect_protocol(step, outcome),
+            outcome,
+            &mut push,
+        );
     }
     checks
 }
 
+/// The protocol of the CONNECT a step sent, or of the CONNACK it got (a `send` of raw bytes),
+/// if either: a `reason:` on it is a code of that protocol's CONNACK table.
+fn connect_protocol(step: &Step, outcome: &Outcome) -> Option<Protocol> {
+    match (&step.kind, &outcome.connack) {
+        (
+            StepKind::Client {
+                action: Action::Connect(connect),
+                ..
+            },
+            _,
+        ) => Some(connect.protocol),
+        (_, Some(connack)) => Some(match connack.code {
+            ConnAckCode::V5(_) => Protocol::V5,
+            ConnAckCode::V311(_) => Protocol::V311,
+        }),
+        _ => None,
+    }
+}
+
 fn check_step(
     e: &StepExpectation,
+    connect_protocol: Option<Protocol>,
     outcome: &Outcome,
     push: &mut impl FnMut(String, Option<String>),
 ) {
@@ -165,8 +193,14 @@ fn check_step(
     if let Some(code) = e.reason {
         let got = connack_code.or(outcome.publish_ack);
         let ok = got == Some(code);
+        // a 3.1.1 return code is named from its own table (4 is bad-user-name-or-password
+        // there, not v5's disconnect-with-will); acks are v5 only
+        let expected = match connect_protocol {
+            Some(protocol) => ConnAckCode::read(protocol, code).to_string(),
+            None => code_name(code),
+        };
         push(
-            format!("reason {}", code_name(code)),
+            format!("reason {expected}"),
             (!ok).then(|| match outcome.publish_ack {
                 Some(ack) if outcome.connack.is_none() => format!("ack {}", code_name(ack)),
                 _ => shown_connack(),

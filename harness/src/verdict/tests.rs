@@ -77,6 +77,26 @@ fn a_connect_without_a_stated_outcome_expects_success() {
 }
 
 #[test]
+fn a_3_1_1_reason_is_named_from_the_3_1_1_table() {
+    let text = "name: v311\nprotocol: 3.1.1\nclients: {device: {}}\nsteps:\n  - device: connect\n    expect: {reason: 4}\n";
+    let s = scenario::parse(text, "v311.yaml").unwrap();
+    let refused = Outcome {
+        connack: Some(ConnAck {
+            session_present: false,
+            code: ConnAckCode::read(Protocol::V311, 0x05),
+            properties: ConnAckProperties::default(),
+        }),
+        ..Outcome::default()
+    };
+    let checks = step_checks(&s.steps[0], &refused, s.level);
+    let check = the(&checks, "reason 0x04 bad-user-name-or-password");
+    assert!(!check.passed);
+    assert_eq!(check.observed, "CONNACK 0x05 not-authorized");
+    let closed = step_checks(&s.steps[0], &closed(), s.level);
+    assert!(!the(&closed, "reason 0x04 bad-user-name-or-password").passed);
+}
+
+#[test]
 fn reason_is_the_connack_code_or_else_the_publish_ack() {
     let connect = "  - device: connect\n    expect: {reason: not-authorized}";
     assert!(

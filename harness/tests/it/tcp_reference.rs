@@ -16,85 +16,24 @@ use crate::reference_broker::ReferenceBroker;
 
 use lastwill::runner::tcp::{DEFAULT_TOLERANCE, Endpoint, Skip};
 use lastwill::runner::{NotRun, Run, Target};
-use lastwill::scenario::{self, BrokerConfig, Scenario};
+use lastwill::scenario::{self, Scenario};
 use lastwill::verdict::Verdict;
+use lastwill_broker::config::Overrides;
 
 /// Scenarios running at once (each with its own broker process).
 const PARALLEL: usize = 24;
 
-fn start_broker(config: &BrokerConfig, dir: &Path, name: &str) -> ReferenceBroker {
+fn start_broker(overrides: &Overrides, dir: &Path, name: &str) -> ReferenceBroker {
     let path = dir.join(format!("{name}.toml"));
+    let toml = format!("listen = \"127.0.0.1:0\"\n{}", overrides.to_toml());
     std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(toml(config).as_bytes()))
+        .and_then(|mut f| f.write_all(toml.as_bytes()))
         .unwrap();
     ReferenceBroker::start(
         &["--config", path.to_str().expect("UTF-8 temp path")],
         "warn",
         Stdio::null(),
     )
-}
-
-/// The broker's TOML configuration for a scenario's `broker:` section.
-fn toml(c: &BrokerConfig) -> String {
-    let mut out = String::from("listen = \"127.0.0.1:0\"\n");
-    let mut set = |key: &str, value: Option<String>| {
-        if let Some(value) = value {
-            out.push_str(&format!("{key} = {value}\n"));
-        }
-    };
-    set("max_qos", c.max_qos.map(|q| q.as_u8().to_string()));
-    set(
-        "retain_available",
-        c.retain_available.map(|b| b.to_string()),
-    );
-    set("max_packet_size", c.max_packet_size.map(|n| n.to_string()));
-    set(
-        "server_keep_alive",
-        c.server_keep_alive.map(|n| n.to_string()),
-    );
-    set(
-        "topic_alias_maximum",
-        c.topic_alias_maximum.map(|n| n.to_string()),
-    );
-    set("receive_maximum", c.receive_maximum.map(|n| n.to_string()));
-    set(
-        "max_session_expiry",
-        c.max_session_expiry.map(|n| n.to_string()),
-    );
-    set(
-        "wildcard_subscriptions",
-        c.wildcard_subscriptions.map(|b| b.to_string()),
-    );
-    set(
-        "subscription_identifiers",
-        c.subscription_identifiers.map(|b| b.to_string()),
-    );
-    set(
-        "shared_subscriptions",
-        c.shared_subscriptions.map(|b| b.to_string()),
-    );
-    set(
-        "max_queued_messages",
-        c.max_queued_messages.map(|n| n.to_string()),
-    );
-    set("max_connections", c.max_connections.map(|n| n.to_string()));
-    set("connect_timeout", c.connect_timeout.map(|n| n.to_string()));
-    set(
-        "credentials",
-        c.credentials.as_ref().map(|list| {
-            let items: Vec<String> = list
-                .iter()
-                .map(|u| {
-                    format!(
-                        "{{ username = {:?}, password = {:?} }}",
-                        u.username, u.password
-                    )
-                })
-                .collect();
-            format!("[{}]", items.join(", "))
-        }),
-    );
-    out
 }
 
 fn run_on_own_broker(scenario: &Scenario, index: usize, dir: &Path) -> Result<Run, NotRun> {
@@ -130,7 +69,7 @@ fn run_on_own_broker(scenario: &Scenario, index: usize, dir: &Path) -> Result<Ru
     // The broker was configured from the scenario, so only simulator-only steps may skip it:
     // requirements a CONNACK cannot show (credentials, limits) hold by construction.
     let mut unconstrained = scenario.clone();
-    unconstrained.broker = BrokerConfig::default();
+    unconstrained.broker = Overrides::default();
     target.run(&unconstrained, index, 0)
 }
 

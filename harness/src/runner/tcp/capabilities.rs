@@ -3,24 +3,18 @@
 
 use std::time::Duration;
 
-use lastwill_broker::codec::{Connect, Packet, Protocol, QoS};
+use lastwill_broker::codec::{Connect, Packet, Protocol};
+use lastwill_broker::config::Overrides;
 
 use super::Endpoint;
 use crate::link::Ended;
-use crate::scenario::{BrokerConfig, Scenario, StepKind};
+use crate::scenario::{Scenario, StepKind};
 
-/// What the broker announced in the CONNACK of a plain v5 connection.
+/// What the broker announced in the CONNACK of a plain v5 connection: the settings that a
+/// CONNACK shows, as this one shows them (see [`Overrides::announced_in`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capabilities {
-    pub maximum_qos: QoS,
-    pub retain_available: bool,
-    pub maximum_packet_size: Option<u32>,
-    pub server_keep_alive: Option<u16>,
-    pub topic_alias_maximum: u16,
-    pub receive_maximum: u16,
-    pub wildcard_subscriptions: bool,
-    pub subscription_identifiers: bool,
-    pub shared_subscriptions: bool,
+    pub announced: Overrides,
 }
 
 impl Endpoint {
@@ -71,17 +65,8 @@ impl Endpoint {
             ));
         }
         probe.goodbye(&[]).await;
-        let p = connack.properties;
         Ok(Capabilities {
-            maximum_qos: p.maximum_qos.unwrap_or(QoS::ExactlyOnce),
-            retain_available: p.retain_available.unwrap_or(true),
-            maximum_packet_size: p.maximum_packet_size,
-            server_keep_alive: p.server_keep_alive,
-            topic_alias_maximum: p.topic_alias_maximum.unwrap_or(0),
-            receive_maximum: p.receive_maximum.unwrap_or(u16::MAX),
-            wildcard_subscriptions: p.wildcard_subscription_available.unwrap_or(true),
-            subscription_identifiers: p.subscription_identifiers_available.unwrap_or(true),
-            shared_subscriptions: p.shared_subscription_available.unwrap_or(true),
+            announced: Overrides::announced_in(&connack.properties),
         })
     }
 
@@ -110,11 +95,12 @@ pub enum Skip {
     BrokerRestart { line: usize },
     /// A `broker:` setting that no CONNACK shows, so the broker cannot be seen to have it.
     Unconfirmable { setting: &'static str },
-    /// A `broker:` setting the broker's CONNACK announces otherwise (values as `Debug`).
+    /// A `broker:` setting the broker's CONNACK announces otherwise, both sides as people
+    /// read them (`1`, `Maximum QoS 2`, `no Server Keep Alive`).
     Announced {
         setting: &'static str,
         wanted: String,
-        has: String,
+        announced: String,
     },
 }
 
@@ -134,94 +120,33 @@ impl std::fmt::Display for Skip {
             Skip::Announced {
                 setting,
                 wanted,
-                has,
+                announced,
             } => write!(
                 f,
-                "needs a broker with {setting} {wanted}; this one announces {has}"
+                "needs a broker with `{setting}: {wanted}`; this one announces {announced}"
             ),
         }
     }
 }
 
-/// The first `broker:` requirement that the broker's capabilities do not meet.
-fn unmet_requirement(wanted: &BrokerConfig, has: &Capabilities) -> Option<Skip> {
-    fn differs<T: PartialEq + std::fmt::Debug>(
-        setting: &'static str,
-        wanted: Option<T>,
-        has: T,
-    ) -> Option<Skip> {
-        let wanted = wanted?;
-        (wanted != has).then(|| Skip::Announced {
-            setting,
-            wanted: format!("{wanted:?}"),
-            has: format!("{has:?}"),
-        })
+/// The first `broker:` requirement that the broker's capabilities do not meet: first any
+/// setting that no CONNACK shows, then any that this one shows otherwise.
+fn unmet_requirement(wanted: &Overrides, has: &Capabilities) -> Option<Skip> {
+    if let Some((setting, _)) = wanted.iter().find(|(s, _)| s.announced_as.is_none()) {
+        return Some(Skip::Unconfirmable {
+            setting: setting.key,
+        });
     }
-    let unverifiable = [
-        ("max_session_expiry", wanted.max_session_expiry.is_some()),
-        ("max_queued_messages", wanted.max_queued_messages.is_some()),
-        ("max_connections", wanted.max_connections.is_some()),
-        ("connect_timeout", wanted.connect_timeout.is_some()),
-        ("credentials", wanted.credentials.is_some()),
-    ];
-    if let Some(&(setting, _)) = unverifiable.iter().find(|(_, set)| *set) {
-        return Some(Skip::Unconfirmable { setting });
-    }
-    differs("max_qos", wanted.max_qos, has.maximum_qos)
-        .or_else(|| {
-            differs(
-                "retain_available",
-                wanted.retain_available,
-                has.retain_available,
-            )
+    wanted.iter().find_map(|(setting, value)| {
+        let property = setting.announced_as?;
+        let announced = setting.get(&has.announced);
+        (announced.as_ref() != Some(&value)).then(|| Skip::Announced {
+            setting: setting.key,
+            wanted: setting.show(&value),
+            announced: match announced {
+                Some(shown) => format!("{property} {}", setting.show(&shown)),
+                None => format!("no {property}"),
+            },
         })
-        .or_else(|| {
-            differs(
-                "max_packet_size",
-                wanted.max_packet_size.map(Some),
-                has.maximum_packet_size,
-            )
-        })
-        .or_else(|| {
-            differs(
-                "server_keep_alive",
-                wanted.server_keep_alive.map(Some),
-                has.server_keep_alive,
-            )
-        })
-        .or_else(|| {
-            differs(
-                "topic_alias_maximum",
-                wanted.topic_alias_maximum,
-                has.topic_alias_maximum,
-            )
-        })
-        .or_else(|| {
-            differs(
-                "receive_maximum",
-                wanted.receive_maximum,
-                has.receive_maximum,
-            )
-        })
-        .or_else(|| {
-            differs(
-                "wildcard_subscriptions",
-                wanted.wildcard_subscriptions,
-                has.wildcard_subscriptions,
-            )
-        })
-        .or_else(|| {
-            differs(
-                "subscription_identifiers",
-                wanted.subscription_identifiers,
-                has.subscription_identifiers,
-            )
-        })
-        .or_else(|| {
-            differs(
-                "shared_subscriptions",
-                wanted.shared_subscriptions,
-                has.shared_subscriptions,
-            )
-        })
+    })
 }
