@@ -21,5 +21,8 @@ mod mosquitto_capabilities;
 mod mosquitto_clients;
 mod mosquitto_matrix;
 mod mosquitto_tls;
+mod oracle_catalogue;
+mod oracle_independence;
 mod scenario_errors;
+mod settings;
 mod tcp_reference;
