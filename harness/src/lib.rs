@@ -1,6 +1,6 @@
 //! lastwill: a conformance and simulation test harness for MQTT Will messages.
 //!
-//! Modules, each using only those listed before it (`tests/module_graph.rs` checks that the
+//! Modules, each using only those listed before it (`tests/it/module_graph.rs` checks that the
 //! imports between modules form no cycle):
 //!
 //! - [`io_error`]: I/O errors in words.

@@ -22,8 +22,10 @@ pub struct Link<S> {
 /// Why a link delivers no more packets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ended {
-    /// The peer closed the stream (EOF), or reading it failed.
+    /// The peer closed the stream (EOF).
     Closed,
+    /// Reading the stream failed (a reset, a TLS alert): the error, in words.
+    Failed(String),
     /// The peer sent bytes that do not decode.
     Undecodable(DecodeError),
 }
@@ -74,7 +76,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
                 Err(error) => return Err(Ended::Undecodable(error)),
             }
             match self.stream.read_buf(&mut self.incoming).await {
-                Ok(0) | Err(_) => return Err(Ended::Closed),
+                Ok(0) => return Err(Ended::Closed),
+                Err(error) => return Err(Ended::Failed(error.to_string())),
                 Ok(_) => {}
             }
         }

@@ -20,5 +20,7 @@ fn main() -> ExitCode {
         Command::Matrix(args) => cli::matrix::run(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::Explore(args) => cli::explore::run(args),
+        Command::Completions(args) => cli::completions::run(args),
+        Command::Man(args) => cli::man::run(args),
     }
 }

@@ -365,6 +365,7 @@ async fn reply(link: &mut Link<Stream>) -> Result<Packet, String> {
         Ok(Some(packet)) => Ok(packet),
         Ok(None) => Err(format!("no reply within {REPLY_LIMIT:?}")),
         Err(Ended::Closed) => Err("the broker closed the connection".into()),
+        Err(Ended::Failed(reason)) => Err(format!("the connection failed: {reason}")),
         Err(Ended::Undecodable(e)) => Err(format!("undecodable reply: {e}")),
     }
 }
@@ -443,6 +444,7 @@ async fn collect(
         let packet = match packet {
             Ok(packet) => packet,
             Err(Ended::Closed) => return Err("the broker closed a subscriber".into()),
+            Err(Ended::Failed(reason)) => return Err(format!("a subscriber failed: {reason}")),
             Err(Ended::Undecodable(e)) => return Err(format!("subscriber: {e}")),
         };
         let at = Instant::now();

@@ -12,7 +12,7 @@
 //! `String` password, enum-only reason codes, the DISCONNECT reason, several Subscription
 //! Identifiers) and corrupt strings over 65,535 bytes. See the architecture's list of
 //! mqttbytes defects; the tests in `tests.rs` pin each of them, and mqttbytes is left only as
-//! a dev-dependency that cross-checks our encoding (`broker/tests/codec_mqttbytes.rs`).
+//! a dev-dependency that cross-checks our encoding (`broker/tests/it/codec_mqttbytes.rs`).
 //!
 //! - `frame`: fixed header and framing; `wire`: data representations (§1.5); `props`: v5
 //!   properties; `topic`: Topic Name rules; `reason`: the reason code tables.

@@ -12,10 +12,12 @@
 
 pub mod bench;
 pub mod broker;
+pub mod completions;
 pub mod coverage;
 pub mod explain;
 pub mod explore;
 pub mod list;
+pub mod man;
 pub mod matrix;
 pub mod output;
 pub mod run;
@@ -55,6 +57,10 @@ pub enum Command {
     /// Generated will histories against a broker, judged by the oracle; divergences are
     /// shrunk and saved as scenarios.
     Explore(explore::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the manual page (roff), or write one page per subcommand with --dir.
+    Man(man::Args),
 }
 
 /// Exit code for bad flags, unreadable or invalid configuration.
@@ -80,13 +86,22 @@ pub fn print(text: impl std::fmt::Display) {
     }
 }
 
-/// Logs to stderr through `tracing`; `RUST_LOG` selects what (default: `default`, e.g. `info`).
+/// Logs to stderr through `tracing`; `RUST_LOG` selects what (default: `default`, e.g. `info`),
+/// as comma-separated `LEVEL` and `TARGET=LEVEL` directives (`info,lastwill_broker=debug`).
+/// (`Targets` rather than `EnvFilter`: the span and field filters it lacks would cost the
+/// regex engine in every build.)
 pub fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| default.parse().unwrap_or_default());
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        .finish()
+        .with(filter)
         .init();
 }

@@ -32,9 +32,16 @@ pub struct TargetArgs {
 /// How to reach an external broker: TLS trust and credentials.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectionArgs {
-    /// CA certificates (PEM) trusted for mqtts:// targets [default: the Mozilla roots].
+    /// Certificates (PEM) trusted for mqtts:// targets: CA certificates, or the server's own
+    /// self-signed one [default: the Mozilla roots].
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) for brokers that require one (mutual TLS); needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Accept any server certificate for mqtts:// targets.
     #[arg(long)]
     pub insecure: bool,
@@ -107,9 +114,11 @@ impl ConnectionArgs {
             ));
         };
         let tls = if tls {
+            let client = self.cert.as_deref().zip(self.key.as_deref());
             Some(Arc::new(tls_connector(
                 self.ca_file.as_deref(),
                 self.insecure,
+                client,
             )?))
         } else {
             None

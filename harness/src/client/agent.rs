@@ -278,7 +278,8 @@ impl<N: Network> Agent<N> {
     async fn on_incoming(&mut self, incoming: Incoming, outcome: &mut Outcome) {
         let packet = match incoming {
             Ok(packet) => packet,
-            Err(Ended::Closed) => {
+            // a reset reads as a failure: to the scenario, either way the connection closed
+            Err(Ended::Closed | Ended::Failed(_)) => {
                 self.record(EventKind::Closed);
                 self.connection = None;
                 return;

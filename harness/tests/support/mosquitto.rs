@@ -1,5 +1,5 @@
 //! Debian's `mosquitto` as a child process on a free loopback port. Test files that include
-//! this module also declare `mod support;`.
+//! this module also declare `mod support;` (as `tests/it/main.rs` does).
 
 use std::net::TcpListener;
 use std::path::Path;

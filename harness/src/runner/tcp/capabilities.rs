@@ -53,6 +53,9 @@ impl Endpoint {
                     "{endpoint} closed the connection without a CONNACK"
                 ));
             }
+            Err(Ended::Failed(reason)) => {
+                return Err(format!("{endpoint}: cannot connect: {reason}"));
+            }
             Err(Ended::Undecodable(e)) => {
                 return Err(format!(
                     "{endpoint} does not answer like an MQTT broker: {e}"

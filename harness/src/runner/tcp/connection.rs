@@ -1,9 +1,8 @@
-//! Connections to a broker over TCP or TLS: the [`Stream`], the TLS settings, and the
+//! Connections to a broker over TCP or TLS (set up in `tls.rs`): the [`Stream`], and the
 //! harness's own packet links to it (probe, clean-up, will storms).
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use lastwill_broker::codec::{Connect, Packet};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::Endpoint;
+use super::{Endpoint, tls};
 use crate::link::Link;
 
 impl Endpoint {
@@ -23,9 +22,9 @@ impl Endpoint {
         match &self.tls {
             None => Ok(Stream::Plain(tcp)),
             Some(connector) => {
-                let name = rustls_pki_types::ServerName::try_from(self.host.clone())
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-                let tls = connector.connect(name, tcp).await?;
+                let tls = connector.connect(name, tcp).await.map_err(tls::in_words)?;
                 Ok(Stream::Tls(Box::new(tls)))
             }
         }
@@ -69,7 +68,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf).map_err(tls::in_words),
         }
     }
 }
@@ -82,14 +81,14 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf).map_err(tls::in_words),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx).map_err(tls::in_words),
         }
     }
 
@@ -98,90 +97,5 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
-    }
-}
-
-/// TLS settings for `mqtts://` targets: trust `ca_file` (PEM) or the Mozilla roots, or, with
-/// `insecure`, any certificate at all.
-pub fn tls_connector(
-    ca_file: Option<&std::path::Path>,
-    insecure: bool,
-) -> Result<tokio_rustls::TlsConnector, String> {
-    use rustls_pki_types::pem::PemObject;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let config = if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match ca_file {
-            Some(path) => {
-                let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                for cert in certs {
-                    let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// `--insecure`: accepts every server certificate (signatures are still checked).
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls_pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
-        _server_name: &rustls_pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls_pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

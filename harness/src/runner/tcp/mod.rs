@@ -20,12 +20,13 @@ mod connection;
 mod control;
 mod isolation;
 mod liveness;
+mod tls;
 
 pub use capabilities::{Capabilities, Skip};
 pub(crate) use connection::Stream;
-pub use connection::tls_connector;
 pub use isolation::needs_exclusive_run;
 pub use liveness::Liveness;
+pub use tls::tls_connector;
 
 use std::collections::BTreeMap;
 use std::io;

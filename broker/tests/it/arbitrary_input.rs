@@ -1,11 +1,9 @@
 //! Arbitrary bytes after a valid CONNECT, against the real broker over TCP: the broker never
 //! panics, and another connected client keeps working after every case.
 
-mod support;
-
+use crate::support::{Client, start_broker, subscriber};
 use lastwill_broker::codec::{Connect, Packet, Protocol, Publish, QoS};
 use proptest::prelude::*;
-use support::{Client, start_broker, subscriber};
 use tokio::io::AsyncWriteExt;
 
 proptest! {

@@ -5,17 +5,13 @@
 //! says so loudly and passes, unless `LASTWILL_REQUIRE_PEERS=1` (as `.ci/run` sets), which
 //! turns the skip into a failure.
 
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
-mod support;
-
 use std::process::Command;
 
-use mosquitto::Mosquitto;
+use crate::mosquitto::Mosquitto;
 
 #[test]
 fn mosquitto_delivers_every_will_of_a_storm() {
-    if !mosquitto::available("mosquitto_delivers_every_will_of_a_storm") {
+    if !crate::mosquitto::available("mosquitto_delivers_every_will_of_a_storm") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("lastwill-bench-{}", std::process::id()));

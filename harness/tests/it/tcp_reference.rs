@@ -6,16 +6,13 @@
 //! starts in milliseconds), so scenarios run in parallel without sharing a broker, and
 //! requirements such as credentials, which a CONNACK cannot show, are met by construction.
 
-#[path = "support/reference_broker.rs"]
-mod reference_broker;
-
 use std::io::Write as _;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use reference_broker::ReferenceBroker;
+use crate::reference_broker::ReferenceBroker;
 
 use lastwill::runner::tcp::{DEFAULT_TOLERANCE, Endpoint, Skip};
 use lastwill::runner::{NotRun, Run, Target};

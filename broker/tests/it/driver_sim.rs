@@ -183,9 +183,20 @@ struct Scenario {
 
 /// Runs one scenario and returns its log. The device host is crashed at 2 s of virtual time.
 fn run(scenario: Scenario) -> Vec<String> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| {
+            directives
+                .parse::<tracing_subscriber::filter::Targets>()
+                .ok()
+        })
+        .unwrap_or_default();
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
+        .finish()
+        .with(filter)
         .try_init();
     let mut builder = turmoil::Builder::new();
     builder

@@ -5,21 +5,17 @@
 //! says so loudly and passes, unless `LASTWILL_REQUIRE_PEERS=1` (as `.ci/run` sets), which
 //! turns the skip into a failure.
 
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use mosquitto::Mosquitto;
+use crate::mosquitto::Mosquitto;
 
 /// Mosquitto processes serving the run.
 const INSTANCES: usize = 6;
 
 #[test]
 fn mosquitto_matches_its_profile() {
-    if !mosquitto::available("mosquitto_matches_its_profile") {
+    if !crate::mosquitto::available("mosquitto_matches_its_profile") {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();

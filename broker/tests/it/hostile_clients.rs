@@ -3,17 +3,15 @@
 //! before its keep-alive runs out, memory stays within the configured bound as the broker's
 //! own accounting reports it, every will and message arrives. Every wait is bounded.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Client, TestBroker, start_broker, start_broker_with};
 use bytes::{Bytes, BytesMut};
 use lastwill_broker::codec::{
     self, Ack, Connect, LastWill, MessageProperties, Packet, Protocol, Publish, QoS, Subscribe,
     SubscriptionRequest,
 };
 use lastwill_broker::config::Config;
-use support::{Client, TestBroker, start_broker, start_broker_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -641,7 +639,7 @@ async fn an_oversized_v5_connect_gets_connack_0x95() {
     let mut frame = vec![0x10, 0x80, 0x80, 0x80, 0x01];
     frame.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0]);
     stream.write_all(&frame).await.unwrap();
-    let response = support::read_to_close(&mut stream).await;
+    let response = crate::support::read_to_close(&mut stream).await;
     assert_eq!(response, [0x20, 0x03, 0x00, 0x95, 0x00]);
 }
 

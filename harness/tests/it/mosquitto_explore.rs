@@ -7,15 +7,12 @@
 //! says so loudly and passes, unless `LASTWILL_REQUIRE_PEERS=1` (as `.ci/run` sets), which
 //! turns the skip into a failure.
 
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
-mod support;
+use crate::mosquitto::{self, Mosquitto};
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use lastwill::scenario;
-use mosquitto::Mosquitto;
 
 /// The budget: the first cases of a seed are small (see `Size::of_case`), so what they find
 /// shrinks in a few dozen runs.

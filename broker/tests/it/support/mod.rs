@@ -1,8 +1,6 @@
 //! What the broker's real-socket tests share: a broker on a free loopback port, a minimal
 //! packet-level client, and a builder for raw CONNECT bytes.
 
-#![allow(dead_code)] // each test binary uses its own part of this module
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,10 +12,6 @@
 //! round-trips, not by sleeping: a client is known to be subscribed once a probe message
 //! published to its probe topic comes back out of it.
 
-#[path = "support/reference_broker.rs"]
-mod reference_broker;
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -23,7 +19,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use reference_broker::ReferenceBroker;
+use crate::reference_broker::ReferenceBroker;
 
 const WILL_PAYLOAD: &str = "A will message from MQTTX CLI";
 
@@ -71,9 +67,9 @@ impl Drop for Process {
     }
 }
 
-/// `true` when the mosquitto clients can be used (see [`support::peers_available`]).
+/// `true` when the mosquitto clients can be used (see [`crate::support::peers_available`]).
 fn peers_available(test: &str) -> bool {
-    support::peers_available(
+    crate::support::peers_available(
         test,
         &["mosquitto_sub", "mosquitto_pub"],
         "apt-get install mosquitto-clients",

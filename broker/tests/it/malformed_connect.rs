@@ -7,10 +7,8 @@
 //! connections end, so when the control will arrives, any will of the malformed connections
 //! would already have arrived before it.
 
-mod support;
-
+use crate::support::{Client, field, raw_connect, read_to_close, start_broker, subscriber};
 use lastwill_broker::codec::{Connect, LastWill, Packet, Protocol, QoS};
-use support::{Client, field, raw_connect, read_to_close, start_broker, subscriber};
 use tokio::io::AsyncWriteExt;
 
 const CLEAN: u8 = 0x02;

@@ -9,14 +9,10 @@
 //! says so loudly and passes, unless `LASTWILL_REQUIRE_PEERS=1` (as `.ci/run` sets), which
 //! turns the skip into a failure.
 
-#[path = "support/mosquitto.rs"]
-mod mosquitto;
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use mosquitto::Mosquitto;
+use crate::mosquitto::Mosquitto;
 
 /// A mosquitto configuration line and the scenarios whose `broker:` section it meets.
 const CONFIGURED: &[(&str, &[&str])] = &[
@@ -52,7 +48,7 @@ const CONFIGURED: &[(&str, &[&str])] = &[
 
 #[test]
 fn configured_mosquitto_passes_the_capability_scenarios() {
-    if !mosquitto::available("configured_mosquitto_passes_the_capability_scenarios") {
+    if !crate::mosquitto::available("configured_mosquitto_passes_the_capability_scenarios") {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();

@@ -6,7 +6,7 @@
 //! Needs `chromium` (Debian: `apt-get install chromium`). Without it the test says so loudly
 //! and passes, unless `LASTWILL_REQUIRE_PEERS=1` (as `.ci/run` sets).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,16 +3,14 @@
 //! a write to it has waited `write_timeout` the broker drops it like a lost connection, and
 //! its will is published. Real sockets, bounded real waits.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Client, start_broker_with, subscribed, subscriber};
 use bytes::Bytes;
 use lastwill_broker::codec::{
     Connect, LastWill, MessageProperties, Packet, Protocol, Publish, QoS,
 };
 use lastwill_broker::config::Config;
-use support::{Client, start_broker_with, subscribed, subscriber};
 
 const PAYLOAD: usize = 64 * 1024;
 const MAX_QUEUED: usize = 1 << 20;

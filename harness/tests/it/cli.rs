@@ -1,8 +1,7 @@
 //! The `lastwill` binary's promises to its users: a bad target or file is one line on stderr
 //! and a non-zero exit (never a hang or a panic), and `--format junit` is well-formed XML.
 
-#[path = "support/reference_broker.rs"]
-mod reference_broker;
+use crate::reference_broker;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;

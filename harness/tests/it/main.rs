@@ -1,0 +1,33 @@
+//! The harness's integration tests, as one test binary: each file directly under `tests/` is a
+//! binary of its own and links the whole dependency graph again (a dozen of them made most of
+//! `cargo test`'s link time). A new test file goes here as a module (`tests/it/NAME.rs` and a
+//! `mod NAME;` line below). Apart stay `tests/catalogue.rs` (its own harness: one test per
+//! scenario file) and the helpers in `tests/support/`, which files outside `it/` can include
+//! too.
+
+#[path = "../support/mosquitto.rs"]
+mod mosquitto;
+#[path = "../support/reference_broker.rs"]
+mod reference_broker;
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli;
+mod completions;
+mod coverage;
+mod html_report;
+mod messages;
+mod module_graph;
+mod mosquitto_bench;
+mod mosquitto_capabilities;
+mod mosquitto_clients;
+mod mosquitto_explore;
+mod mosquitto_matrix;
+mod mosquitto_tls;
+mod oracle_catalogue;
+mod oracle_independence;
+mod properties;
+mod scenario_errors;
+mod scenario_write;
+mod settings;
+mod tcp_reference;
