@@ -4,7 +4,7 @@
 #   peers/aedes.sh install              npm install it unless the cache has it (~5 s)
 #   peers/aedes.sh start [PORT]         prints `mqtt=mqtt://127.0.0.1:PORT`
 PEER_NAME=aedes
-# shellcheck source=peers/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VERSION=1.2.0

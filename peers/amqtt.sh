@@ -3,7 +3,7 @@
 #   peers/amqtt.sh install              pip install it unless the cache has it (~20 s)
 #   peers/amqtt.sh start [PORT]         prints `mqtt=mqtt://127.0.0.1:PORT`
 PEER_NAME=amqtt
-# shellcheck source=peers/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VERSION=0.12.1

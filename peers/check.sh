@@ -8,7 +8,7 @@
 #           (no DISCONNECT, so the broker must publish the will [MQTT-3.1.2-8])
 # Exits 0 when both pass, 1 otherwise.
 PEER_NAME=check
-# shellcheck source=peers/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 version=mqttv311
@@ -52,7 +52,7 @@ pubsub() {
 	[[ $(cat "$out") == hello ]]
 	local ok=$?
 	rm -f "$out"
-	return $ok
+	return "$ok"
 }
 
 will() {
@@ -71,16 +71,16 @@ will() {
 	[[ $(cat "$out") == "$topic/will/x gone" ]]
 	local ok=$?
 	rm -f "$out"
-	return $ok
+	return "$ok"
 }
 
 status=0
-for check in pubsub will; do
-	if $check; then
-		echo "$check ok"
-	else
-		echo "$check FAILED"
-		status=1
-	fi
-done
+if pubsub; then echo "pubsub ok"; else
+	echo "pubsub FAILED"
+	status=1
+fi
+if will; then echo "will ok"; else
+	echo "will FAILED"
+	status=1
+fi
 exit $status

@@ -5,7 +5,7 @@
 # Anonymous login still needs *a* user name in CONNECT (any, e.g. -u anon -P x): without one
 # ejabberd answers CONNACK 0x87 not-authorized.
 PEER_NAME=ejabberd
-# shellcheck source=peers/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VERSION=23.01

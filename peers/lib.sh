@@ -4,9 +4,11 @@
 
 set -euo pipefail
 
+# shellcheck disable=SC2034 # for the scripts that source this file
 PEERS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Long builds live outside the clone so a fresh checkout on a machine that already has them
 # pays nothing.
+# shellcheck disable=SC2034
 PEERS_CACHE=${LASTWILL_PEERS_CACHE:-/var/cache/lastwill-peers}
 # How long `start` waits for a broker's listeners before giving up.
 PEERS_START_TIMEOUT=${LASTWILL_PEERS_START_TIMEOUT:-60}
@@ -144,8 +146,8 @@ show_logs() {
 	done < <(find "$RUN_DIR" -name broker.log | sort)
 }
 
-# The foreground part of `start`, after spawn_broker: waits for the ports in "$@", prints
-# $READY_LINE on stdout (the one machine-readable line), then stays until the broker exits or
+# The foreground part of `start`, after spawn_broker: waits for the ports in "$@" (and, if
+# READY_CHECK names a function, until it succeeds), prints $READY_LINE on stdout (the one machine-readable line), then stays until the broker exits or
 # this script gets SIGTERM/SIGINT, and cleans up either way.
 serve() {
 	trap 'stop_brokers 143' TERM
@@ -156,6 +158,11 @@ serve() {
 			IFS=,
 			echo "$*"
 		)} within ${PEERS_START_TIMEOUT}s; its log:"
+		show_logs
+		stop_brokers 1
+	fi
+	if [[ -n ${READY_CHECK:-} ]] && ! "$READY_CHECK"; then
+		log "listening, but $READY_CHECK failed within ${PEERS_START_TIMEOUT}s; the log:"
 		show_logs
 		stop_brokers 1
 	fi
@@ -181,7 +188,9 @@ pick_ports() {
 	done
 	local p
 	for p in "${PORTS[@]}"; do
-		[[ $p =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "bad port '$p'"
+		if ! [[ $p =~ ^[0-9]+$ ]] || ((p == 0 || p > 65535)); then
+			die "bad port '$p'"
+		fi
 		! port_answers "$p" || die "port $p on 127.0.0.1 is already in use"
 	done
 }

@@ -5,7 +5,7 @@
 #   peers/rmqtt.sh start-cluster N      N nodes joined by rmqtt-cluster-broadcast; prints
 #                                       `node1=mqtt://127.0.0.1:P1 … nodeN=mqtt://127.0.0.1:PN`
 PEER_NAME=rmqtt
-# shellcheck source=peers/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VERSION=0.24.0
@@ -72,10 +72,43 @@ cmd_start() {
 	serve "${PORTS[0]}"
 }
 
+# Listening is not enough for a cluster: the nodes' gRPC links come up a second or two later,
+# and until then a message published on one node does not reach subscribers on another. So
+# the cluster is ready once, for every ordered pair of nodes, a message published on the first
+# reaches a subscriber on the second (publishes repeat every half second until they do).
+cluster_routes() {
+	local probe=lastwill-ready/$$ dir=$RUN_DIR/ready i j subs=() missing
+	local deadline=$((SECONDS + PEERS_START_TIMEOUT))
+	mkdir -p "$dir"
+	for j in "${!PORTS[@]}"; do
+		mosquitto_sub -h 127.0.0.1 -p "${PORTS[j]}" -t "$probe/#" -v >"$dir/node$((j + 1))" 2>&1 &
+		subs+=("$!")
+	done
+	while :; do
+		for i in "${!PORTS[@]}"; do
+			mosquitto_pub -h 127.0.0.1 -p "${PORTS[i]}" -t "$probe/node$((i + 1))" -m x 2>/dev/null || true
+		done
+		sleep 0.5
+		missing=0
+		for j in "${!PORTS[@]}"; do
+			for i in "${!PORTS[@]}"; do
+				((i == j)) || grep -qx "$probe/node$((i + 1)) x" "$dir/node$((j + 1))" || missing=1
+			done
+		done
+		((missing && SECONDS < deadline)) || break
+	done
+	kill "${subs[@]}" 2>/dev/null || true
+	wait "${subs[@]}" 2>/dev/null || true
+	return "$missing"
+}
+
 cmd_start_cluster() {
 	local n=${1:-2} i members="" line=""
-	[[ $n =~ ^[0-9]+$ ]] && ((n >= 2 && n <= 9)) || die "start-cluster N: N from 2 to 9, got '$n'"
+	if ! [[ $n =~ ^[0-9]+$ ]] || ((n < 2 || n > 9)); then
+		die "start-cluster N: N from 2 to 9, got '$n'"
+	fi
 	installed || die "not installed; run $0 install"
+	command -v mosquitto_pub >/dev/null || die "the cluster's readiness probe needs mosquitto's clients; run peers/mosquitto.sh install"
 	pick_ports "$n"
 	local rpc_ports=()
 	for ((i = 0; i < n; i++)); do
@@ -89,7 +122,7 @@ cmd_start_cluster() {
 		line+="${line:+ }node$((i + 1))=mqtt://127.0.0.1:${PORTS[i]}"
 	done
 	READY_LINE=$line
-	# Ready once every node's MQTT and gRPC listeners answer.
+	READY_CHECK=cluster_routes
 	serve "${PORTS[@]}" "${rpc_ports[@]}"
 }
 

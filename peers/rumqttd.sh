@@ -4,7 +4,7 @@
 #   peers/rumqttd.sh start [V4 [V5]]    serve MQTT 3.1.1 on V4 and MQTT 5 on V5 (free ports if
 #                                       omitted); prints `v311=mqtt://127.0.0.1:V4 v5=mqtt://127.0.0.1:V5`
 PEER_NAME=rumqttd
-# shellcheck source=peers/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VERSION=0.20.0
