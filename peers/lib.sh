@@ -26,19 +26,19 @@ need_root() { [[ $(id -u) -eq 0 ]] || die "$1 needs root (apt-get, system users)
 apt_install_pinned() {
 	local pkg=$1 want=$2 have candidate
 	have=$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$pkg" 2>/dev/null || true)
-	if [[ $have == "installed $want"* || $have == "installed "*":$want"* ]]; then
+	if [[ $have == "installed "* ]] && upstream_is "${have#installed }" "$want"; then
 		log "$pkg ${have#installed } already installed"
 		return 0
 	fi
 	need_root "installing $pkg"
 	apt_lock
 	candidate=$(apt_candidate "$pkg")
-	if [[ $candidate != "$want"* ]]; then
+	if ! upstream_is "$candidate" "$want"; then
 		log "apt-get update (candidate for $pkg is '${candidate:-none}')"
 		apt_get update -qq >&2
 		candidate=$(apt_candidate "$pkg")
 	fi
-	[[ $candidate == "$want"* ]] || die "$pkg $want is not in the archive (candidate '${candidate:-none}')"
+	upstream_is "$candidate" "$want" || die "$pkg $want is not in the archive (candidate '${candidate:-none}')"
 	apt_get install -y -qq --no-install-recommends "$pkg=$candidate" >&2
 }
 
@@ -57,6 +57,12 @@ apt_ensure() {
 	apt_lock
 	apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]' || apt_get update -qq >&2
 	apt_get install -y -qq --no-install-recommends "$1" >&2
+}
+
+# True when Debian version $1 ([epoch:]upstream[-revision]) has upstream version $2.
+upstream_is() {
+	local v=${1#*:}
+	[[ -n $1 && ($v == "$2" || $v == "$2"-*) ]]
 }
 
 apt_candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { if ($2 != "(none)") print $2 }'; }
@@ -193,13 +199,6 @@ pick_ports() {
 		fi
 		! port_answers "$p" || die "port $p on 127.0.0.1 is already in use"
 	done
-}
-
-# Times "$@" and reports it on stderr in seconds.
-timed() {
-	local start=$SECONDS
-	"$@"
-	log "install took $((SECONDS - start)) s"
 }
 
 # Dispatches `peers/<name>.sh COMMAND ARGS…` to the script's cmd_COMMAND function.

@@ -4,7 +4,9 @@
 //! until SIGTERM or SIGINT. TLS, WebSocket and QUIC listeners are not built in.
 
 use clap::Parser;
-use rmqtt::{args::CommandArgs, context::ServerContext, net::Builder, node::Node, server::MqttServer};
+use rmqtt::{
+    args::CommandArgs, context::ServerContext, net::Builder, node::Node, server::MqttServer,
+};
 use rmqtt_conf::{listener::Listener, Options, Settings};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -25,8 +27,15 @@ async fn run() -> rmqtt::Result<()> {
         return Ok(());
     }
     let conf = Settings::init(opts)?;
-    env_logger::Builder::new().parse_filters(conf.log.level.as_str()).parse_default_env().init();
-    log::info!("Starting rmqtt (version={}, rustc={})", Node::version(), Node::rustc_version());
+    env_logger::Builder::new()
+        .parse_filters(conf.log.level.as_str())
+        .parse_default_env()
+        .init();
+    log::info!(
+        "Starting rmqtt (version={}, rustc={})",
+        Node::version(),
+        Node::rustc_version()
+    );
     Settings::logs()?;
 
     let node = Node::new(
@@ -56,7 +65,12 @@ async fn run() -> rmqtt::Result<()> {
         .await;
 
     // Cluster nodes talk to each other over this service.
-    scx.node.start_grpc_server(scx.clone(), conf.rpc.server_addr, conf.rpc.reuseaddr, conf.rpc.reuseport);
+    scx.node.start_grpc_server(
+        scx.clone(),
+        conf.rpc.server_addr,
+        conf.rpc.reuseaddr,
+        conf.rpc.reuseport,
+    );
 
     let starts = |name: &str| conf.plugins.default_startups.iter().any(|n| n == name);
     rmqtt_retainer::register(&scx, starts("rmqtt-retainer"), false).await?;
