@@ -30,7 +30,7 @@ cmd_start() {
 	need_root "starting ejabberd as its own user"
 	pick_ports 1 "$@"
 	local dist_port node
-	dist_port=$(free_port)
+	dist_port=$(free_ports 1 "${PORTS[@]}")
 	node="lastwill_${PORTS[0]}@localhost"
 	make_run_dir
 	mkdir -p "$RUN_DIR"/{conf,logs,spool,home}

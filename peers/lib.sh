@@ -67,9 +67,22 @@ upstream_is() {
 
 apt_candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { if ($2 != "(none)") print $2 }'; }
 
-# A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it).
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# $1 distinct TCP ports on 127.0.0.1 that nothing uses now, none of them among "${@:2}", one a
+# line. The kernel picks them; all sockets are held open together, so no port comes twice.
+free_ports() {
+	python3 - "$@" <<-'PY'
+		import socket, sys
+		want, taken = int(sys.argv[1]), set(sys.argv[2:])
+		held, ports = [], []
+		while len(ports) < want:
+		    s = socket.socket()
+		    s.bind(("127.0.0.1", 0))
+		    held.append(s)
+		    port = str(s.getsockname()[1])
+		    if port not in taken:
+		        ports.append(port)
+		print("\n".join(ports))
+	PY
 }
 
 # True once something accepts TCP connections on 127.0.0.1:$1.
@@ -100,11 +113,15 @@ render() {
 	! grep -q '@[A-Z_]*@' "$out" || die "$template: unreplaced placeholder in $out"
 }
 
-# Runtime state (configs, logs, pid files, spool) of one start, outside the clone; removed on exit.
-# Sets RUN_DIR; `LASTWILL_PEERS_KEEP=1` keeps it for a post-mortem.
+# Runtime state (configs, logs, pid files, spool) of one start, outside the clone. Sets RUN_DIR
+# and arms the cleanup: from here on, however the script ends (SIGTERM, SIGINT, an error), the
+# brokers spawned so far are stopped and RUN_DIR is removed (`LASTWILL_PEERS_KEEP=1` keeps it).
 make_run_dir() {
 	RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/lastwill-$PEER_NAME.XXXXXX")
 	chmod 755 "$RUN_DIR"
+	trap 'stop_brokers 143' TERM
+	trap 'stop_brokers 130' INT
+	trap 'stop_brokers $?' EXIT
 }
 
 # Runs "${@:2}" as a broker in directory $1 (its cwd, and where broker.log goes), in its own
@@ -153,12 +170,9 @@ show_logs() {
 }
 
 # The foreground part of `start`, after spawn_broker: waits for the ports in "$@" (and, if
-# READY_CHECK names a function, until it succeeds), prints $READY_LINE on stdout (the one machine-readable line), then stays until the broker exits or
-# this script gets SIGTERM/SIGINT, and cleans up either way.
+# READY_CHECK names a function, until it succeeds), prints $READY_LINE on stdout (the one
+# machine-readable line), then stays until a broker exits or this script gets SIGTERM/SIGINT.
 serve() {
-	trap 'stop_brokers 143' TERM
-	trap 'stop_brokers 130' INT
-	trap 'stop_brokers $?' EXIT
 	if ! wait_ports "$@"; then
 		log "broker did not accept connections on 127.0.0.1:{$(
 			IFS=,
@@ -185,13 +199,10 @@ serve() {
 # Ports for `start`: the ones given on the command line, else free ones; $1 is how many.
 # Sets PORTS.
 pick_ports() {
-	local want=$1 i
+	local want=$1
 	shift
 	PORTS=("$@")
 	((${#PORTS[@]} <= want)) || die "at most $want port(s), got ${#PORTS[@]}"
-	for ((i = ${#PORTS[@]}; i < want; i++)); do
-		PORTS+=("$(free_port)")
-	done
 	local p
 	for p in "${PORTS[@]}"; do
 		if ! [[ $p =~ ^[0-9]+$ ]] || ((p == 0 || p > 65535)); then
@@ -199,6 +210,9 @@ pick_ports() {
 		fi
 		! port_answers "$p" || die "port $p on 127.0.0.1 is already in use"
 	done
+	if ((${#PORTS[@]} < want)); then
+		mapfile -t -O "${#PORTS[@]}" PORTS < <(free_ports "$((want - ${#PORTS[@]}))" "${PORTS[@]}")
+	fi
 }
 
 # Dispatches `peers/<name>.sh COMMAND ARGS…` to the script's cmd_COMMAND function.

@@ -65,7 +65,7 @@ cmd_start() {
 	installed || die "not installed; run $0 install"
 	pick_ports 1 "$@"
 	local rpc_port
-	rpc_port=$(free_port)
+	rpc_port=$(free_ports 1 "${PORTS[@]}")
 	make_run_dir
 	spawn_node 1 "${PORTS[0]}" "$rpc_port" "$STARTUPS" ""
 	READY_LINE="mqtt=mqtt://127.0.0.1:${PORTS[0]}"
@@ -110,9 +110,9 @@ cmd_start_cluster() {
 	installed || die "not installed; run $0 install"
 	command -v mosquitto_pub >/dev/null || die "the cluster's readiness probe needs mosquitto's clients; run peers/mosquitto.sh install"
 	pick_ports "$n"
-	local rpc_ports=()
+	local rpc_ports
+	mapfile -t rpc_ports < <(free_ports "$n" "${PORTS[@]}")
 	for ((i = 0; i < n; i++)); do
-		rpc_ports+=("$(free_port)")
 		members+="${members:+, }\"$((i + 1))@127.0.0.1:${rpc_ports[i]}\""
 	done
 	make_run_dir
