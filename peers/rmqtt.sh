@@ -42,6 +42,7 @@ cmd_install() {
 	source_hash >"$STAMP"
 	installed || die "built $BIN but it does not report rmqtt $VERSION"
 	rm -rf "$build"
+	rmdir "$PEERS_CACHE/build" 2>/dev/null || true
 }
 
 # Writes node $1's config into $RUN_DIR/node$1/ and spawns it: MQTT on port $2, gRPC on $3,

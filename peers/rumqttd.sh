@@ -28,6 +28,7 @@ cmd_install() {
 	installed || die "cargo install finished but $BIN is missing"
 	# The build tree is only needed to build again; the binary is all that is kept.
 	rm -rf "$PEERS_CACHE/build/rumqttd"
+	rmdir "$PEERS_CACHE/build" 2>/dev/null || true
 }
 
 cmd_start() {
