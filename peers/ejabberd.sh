@@ -15,9 +15,9 @@ cmd_install() {
 	stop_package_epmd
 }
 
-# The package's postinst leaves an `epmd -daemon` listening on 0.0.0.0:4369 (policy-rc.d kept
-# ejabberd itself from starting). Nothing here needs it (start runs the node without epmd), and
-# nothing may listen beyond loopback, so it is told to stop.
+# Installing the package has been seen to leave an `epmd -daemon` listening on 0.0.0.0:4369
+# (policy-rc.d keeps ejabberd itself from starting). Nothing here needs it (start runs the node
+# without epmd), and nothing may listen beyond loopback, so such an epmd is told to stop.
 stop_package_epmd() {
 	if ss -Hltn 'sport = :4369' | grep -qv '127.0.0.1:4369'; then
 		log "stopping the epmd that the package started on 0.0.0.0:4369"
