@@ -705,7 +705,7 @@ fn disconnect_can_shorten_or_lengthen_the_session() {
 fn malformed_disconnect_does_not_change_the_session_expiry() {
     // [MQTT-3.14.2-1]: a DISCONNECT with a code outside Table 3-10 is malformed, so its
     // Session Expiry 0 is not acted on: the session still lasts 60 s, and the will waits for
-    // its 5 s delay (found by the generated-history property, harness/tests/properties.rs)
+    // its 5 s delay (found by the generated-history property, harness/tests/it/properties.rs)
     let mut rig = Rig::new();
     let watcher = rig.subscriber(V5, "watcher", "status/#", QoS::AtMostOnce);
     let device = rig.online(delayed(5, Some(60)));
