@@ -174,42 +174,24 @@ impl Server {
         let now = driver.now();
         let wills = driver.core.begin_shutdown(now);
         driver.flush(now);
-        let grace =
-            Instant::now() + Duration::from_secs(driver.core.config().shutdown_grace.into());
         // Deliver what was promised: keep taking acks, which open the clients' windows for
         // the rest of their queues, until every connected client has it or the grace is over.
-        while driver.core.undelivered() > 0 {
-            tokio::select! {
-                biased;
-                Some(event) = events_rx.recv() => {
-                    let now = driver.now();
-                    driver.handle(now, event);
-                    driver.flush(now);
-                }
-                Some(id) = drained_rx.recv() => driver.fill(id),
-                () = tokio::time::sleep_until(grace) => break,
-            }
-        }
+        driver
+            .serve_until(&mut events_rx, &mut drained_rx, |d| {
+                d.core.undelivered() == 0
+            })
+            .await;
         let unacknowledged = driver.core.undelivered();
         let now = driver.now();
         driver.core.finish_shutdown(now);
         driver.flush(now);
         // Every connection is closing now; keep its outbox flowing until it is empty, and
         // keep taking events so that no connection task waits on a full channel.
-        let grace =
-            Instant::now() + Duration::from_secs(driver.core.config().shutdown_grace.into());
-        while !driver.connections.is_empty() {
-            tokio::select! {
-                biased;
-                Some(event) = events_rx.recv() => {
-                    let now = driver.now();
-                    driver.handle(now, event);
-                    driver.flush(now);
-                }
-                Some(id) = drained_rx.recv() => driver.fill(id),
-                () = tokio::time::sleep_until(grace) => break,
-            }
-        }
+        let grace = driver
+            .serve_until(&mut events_rx, &mut drained_rx, |d| {
+                d.connections.is_empty()
+            })
+            .await;
         let undelivered: usize = driver
             .connections
             .values()
@@ -286,6 +268,30 @@ struct Driver {
 }
 
 impl Driver {
+    /// Keeps taking connection events and refilling outboxes until `done` holds or
+    /// `shutdown_grace` from now has passed; returns that grace's end.
+    async fn serve_until(
+        &mut self,
+        events_rx: &mut mpsc::Receiver<Event>,
+        drained_rx: &mut mpsc::UnboundedReceiver<ConnectionId>,
+        done: impl Fn(&Driver) -> bool,
+    ) -> Instant {
+        let grace = Instant::now() + Duration::from_secs(self.core.config().shutdown_grace.into());
+        while !done(self) {
+            tokio::select! {
+                biased;
+                Some(event) = events_rx.recv() => {
+                    let now = self.now();
+                    self.handle(now, event);
+                    self.flush(now);
+                }
+                Some(id) = drained_rx.recv() => self.fill(id),
+                () = tokio::time::sleep_until(grace) => break,
+            }
+        }
+        grace
+    }
+
     fn new(
         config: Config,
         metrics: Arc<Metrics>,
