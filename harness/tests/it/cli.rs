@@ -7,16 +7,9 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-fn lastwill(args: &[&str]) -> Output {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_lastwill"))
-        .current_dir(root)
-        .args(args)
-        .output()
-        .expect("run lastwill")
-}
+use crate::lastwill;
+use std::time::{Duration, Instant};
 
 /// The one line of an error, checked to be the only line on stderr.
 fn one_line_error(output: &Output) -> String {

@@ -11,14 +11,7 @@ use crate::support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn lastwill(args: &[&str]) -> Output {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_lastwill"))
-        .current_dir(root)
-        .args(args)
-        .output()
-        .expect("run lastwill")
-}
+use crate::lastwill;
 
 /// Runs headless Chromium on `page` (a file, with `fragment` after `#`) with `args`.
 fn chromium(page: &Path, fragment: &str, args: &[&str]) -> Output {

@@ -5,6 +5,9 @@
 //! scenario file) and the helpers in `tests/support/`, which files outside `it/` can include
 //! too.
 
+use std::path::Path;
+use std::process::{Command, Output};
+
 #[path = "../support/mosquitto.rs"]
 mod mosquitto;
 #[path = "../support/reference_broker.rs"]
@@ -31,3 +34,13 @@ mod scenario_errors;
 mod scenario_write;
 mod settings;
 mod tcp_reference;
+
+/// Runs the `lastwill` binary in the repository's root and returns what it did.
+fn lastwill(args: &[&str]) -> Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_lastwill"))
+        .current_dir(root)
+        .args(args)
+        .output()
+        .expect("run lastwill")
+}
