@@ -83,6 +83,27 @@ async fn pipelined_publisher(broker: &TestBroker, client_id: &str, bytes: BytesM
     });
 }
 
+/// Sends `publishes` (QoS 1) from a new client `publisher` in one write and waits for the
+/// `count` PUBACKs.
+async fn publish_acknowledged(
+    broker: &TestBroker,
+    publishes: impl IntoIterator<Item = Packet>,
+    count: usize,
+) {
+    let mut publisher = connected(broker, Connect::new(Protocol::V5, "publisher")).await;
+    publisher
+        .stream
+        .write_all(&encoded(publishes, Protocol::V5))
+        .await
+        .unwrap();
+    for _ in 0..count {
+        assert!(matches!(
+            publisher.recv_within(PATIENCE).await,
+            Some(Packet::PubAck(_))
+        ));
+    }
+}
+
 /// Pings with `client` and asserts the PINGRESP comes before its keep-alive runs out.
 async fn answered_within_keep_alive(client: &mut Client, keep_alive: Duration, when: &str) {
     client.send(Packet::PingReq).await;
@@ -220,18 +241,7 @@ async fn a_subscriber_that_reads_but_never_acks_holds_bounded_memory() {
     subscribe(&mut hoarder, "flood", QoS::AtLeastOnce).await;
     let payload = Bytes::from(vec![b'q'; 16 * 1024]);
     let publishes = (1..=2000).map(|i| qos1("flood", payload.clone(), i));
-    let mut publisher = connected(&broker, Connect::new(Protocol::V5, "publisher")).await;
-    publisher
-        .stream
-        .write_all(&encoded(publishes, Protocol::V5))
-        .await
-        .unwrap();
-    for _ in 0..2000 {
-        assert!(matches!(
-            publisher.recv_within(PATIENCE).await,
-            Some(Packet::PubAck(_))
-        ));
-    }
+    publish_acknowledged(&broker, publishes, 2000).await;
     let mut received = 0;
     while next_publish(&mut hoarder, Duration::from_millis(300))
         .await
@@ -431,18 +441,7 @@ async fn a_session_resumed_with_15_mb_queued_gets_its_connack_and_every_message(
     drop(reader);
     let payload = Bytes::from(vec![b'q'; MIB]);
     let publishes = (1..=15).map(|i| qos1("queued", payload.clone(), i));
-    let mut publisher = connected(&broker, Connect::new(Protocol::V5, "publisher")).await;
-    publisher
-        .stream
-        .write_all(&encoded(publishes, Protocol::V5))
-        .await
-        .unwrap();
-    for _ in 0..15 {
-        assert!(matches!(
-            publisher.recv_within(PATIENCE).await,
-            Some(Packet::PubAck(_))
-        ));
-    }
+    publish_acknowledged(&broker, publishes, 15).await;
     let mut reader = Client::connect(broker.addr, Protocol::V5).await;
     reader.send(Packet::Connect(persistent())).await;
     match reader.recv_within(PATIENCE).await {
@@ -698,19 +697,8 @@ async fn the_default_log_level_writes_no_line_per_client_or_per_dropped_message(
     let mut client = connected(&broker, offline).await;
     subscribe(&mut client, "queued", QoS::AtLeastOnce).await;
     drop(client);
-    let mut publisher = connected(&broker, Connect::new(Protocol::V5, "publisher")).await;
     let publishes = (1..=1000).map(|i| qos1("queued", Bytes::from_static(b"q"), i));
-    publisher
-        .stream
-        .write_all(&encoded(publishes, Protocol::V5))
-        .await
-        .unwrap();
-    for _ in 0..1000 {
-        assert!(matches!(
-            publisher.recv_within(PATIENCE).await,
-            Some(Packet::PubAck(_))
-        ));
-    }
+    publish_acknowledged(&broker, publishes, 1000).await;
     let lines = log.lines();
     assert!(
         lines.len() <= 5,
