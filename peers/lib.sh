@@ -117,7 +117,13 @@ render() {
 # and arms the cleanup: from here on, however the script ends (SIGTERM, SIGINT, an error), the
 # brokers spawned so far are stopped and RUN_DIR is removed (`LASTWILL_PEERS_KEEP=1` keeps it).
 make_run_dir() {
-	RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/lastwill-$PEER_NAME.XXXXXX")
+	if [[ -n ${LASTWILL_PEERS_RUN_DIR:-} ]]; then
+		# the caller names it, to reach the start's nodes (`rmqtt.sh node DIR …`)
+		mkdir "$LASTWILL_PEERS_RUN_DIR" || die "cannot create $LASTWILL_PEERS_RUN_DIR"
+		RUN_DIR=$LASTWILL_PEERS_RUN_DIR
+	else
+		RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/lastwill-$PEER_NAME.XXXXXX")
+	fi
 	chmod 755 "$RUN_DIR"
 	trap 'stop_brokers 143' TERM
 	trap 'stop_brokers 130' INT
@@ -136,8 +142,14 @@ BROKER_PIDS=()
 
 # Stops every spawned broker (TERM, then KILL after 10 s), removes $RUN_DIR, exits with $1.
 stop_brokers() {
-	local status=$1 pid i
+	local status=$1 pid i f
 	trap - TERM INT EXIT
+	# brokers started again by another command (`rmqtt.sh node DIR restart N`) left pid files
+	if [[ -n ${RUN_DIR:-} ]]; then
+		for f in "$RUN_DIR"/*/pid; do
+			[[ -f $f ]] && BROKER_PIDS+=("$(cat "$f")")
+		done
+	fi
 	for pid in "${BROKER_PIDS[@]}"; do
 		kill -TERM -- "-$pid" 2>/dev/null || true
 	done
@@ -189,8 +201,12 @@ serve() {
 	printf '%s\n' "$READY_LINE"
 	log "ready (runtime state in $RUN_DIR; SIGTERM stops it)"
 	local status=0
-	# Any broker exiting by itself ends the start: `wait -n` returns on the first.
-	wait -n "${BROKER_PIDS[@]}" || status=$?
+	if [[ -n ${SUPERVISE:-} ]]; then
+		"$SUPERVISE" || status=$?
+	else
+		# Any broker exiting by itself ends the start: `wait -n` returns on the first.
+		wait -n "${BROKER_PIDS[@]}" || status=$?
+	fi
 	log "broker exited by itself (status $status); its log:"
 	show_logs
 	stop_brokers 1

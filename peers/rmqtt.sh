@@ -4,6 +4,9 @@
 #   peers/rmqtt.sh start [PORT]         one node; prints `mqtt=mqtt://127.0.0.1:PORT`
 #   peers/rmqtt.sh start-cluster N      N nodes joined by rmqtt-cluster-broadcast; prints
 #                                       `node1=mqtt://127.0.0.1:P1 … nodeN=mqtt://127.0.0.1:PN`
+#   peers/rmqtt.sh node DIR kill|restart I
+#                                       node I of the cluster started with
+#                                       LASTWILL_PEERS_RUN_DIR=DIR: SIGKILL, or start again
 PEER_NAME=rmqtt
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -56,8 +59,14 @@ spawn_node() {
 		render "$PEERS_DIR/rmqtt/plugins/rmqtt-cluster-broadcast.toml" \
 			"$dir/plugins/rmqtt-cluster-broadcast.toml" NODE_GRPC_ADDRS="$members"
 	fi
-	# Run in $dir: rmqtt also reads ./rmqtt.toml, which must be this node's.
-	spawn_broker "$dir" "$BIN" -f "$dir/rmqtt.toml"
+	respawn_node "$dir"
+}
+
+# Starts the node configured in $1 (again): in $1, since rmqtt also reads ./rmqtt.toml, which
+# must be this node's; its pid (its process group) goes to $1/pid for `node`.
+respawn_node() {
+	spawn_broker "$1" "$BIN" -f "$1/rmqtt.toml"
+	echo "${BROKER_PIDS[-1]}" >"$1/pid"
 }
 
 STARTUPS='"rmqtt-retainer", "rmqtt-shared-subscription"'
@@ -122,9 +131,46 @@ cmd_start_cluster() {
 			"$STARTUPS, \"rmqtt-cluster-broadcast\"" "$members"
 		line+="${line:+ }node$((i + 1))=mqtt://127.0.0.1:${PORTS[i]}"
 	done
+	echo "${PORTS[*]}" >"$RUN_DIR/ports"
 	READY_LINE=$line
 	READY_CHECK=cluster_routes
+	SUPERVISE=supervise_cluster
 	serve "${PORTS[@]}" "${rpc_ports[@]}"
+}
+
+# A cluster's start ends when a node exits that `node` did not kill.
+supervise_cluster() {
+	local dir
+	while sleep 0.5; do
+		for dir in "$RUN_DIR"/node*/; do
+			[[ -f $dir/killed ]] || kill -0 -- "-$(cat "$dir/pid")" 2>/dev/null || return 1
+		done
+	done
+}
+
+# `node DIR kill I`: node I of the cluster whose runtime state is DIR dies at once (SIGKILL to
+# its process group: no shutdown of its own). `node DIR restart I`: killed first if it runs,
+# then started again with its configuration; returns once its port answers and messages
+# route between it and every other node again.
+cmd_node() {
+	(($# == 3)) || die "node DIR kill|restart I"
+	local dir=$1/node$3 action=$2 pid i
+	[[ -f $dir/pid && -f $1/ports ]] || die "$1 holds no cluster node $3"
+	[[ $action == kill || $action == restart ]] || die "node: unknown action '$action'"
+	pid=$(cat "$dir/pid")
+	touch "$dir/killed"
+	kill -KILL -- "-$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 -- "-$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	[[ $action == restart ]] || return 0
+	RUN_DIR=$1
+	read -r -a PORTS <"$1/ports"
+	respawn_node "$dir"
+	wait_ports "${PORTS[$3 - 1]}" || die "node $3 did not listen again"
+	cluster_routes || die "node $3 listens but messages do not route to and from it"
+	rm -f "$dir/killed"
 }
 
 main "$@"

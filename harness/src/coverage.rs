@@ -42,6 +42,8 @@ pub struct Statement {
     pub strength: Strength,
     pub section: String,
     pub single_broker: bool,
+    /// Only a multi-node broker (a cluster) can show it.
+    pub multi_node: bool,
     pub ambiguous: bool,
     pub requirement: String,
 }
@@ -69,6 +71,7 @@ fn statement(node: &Node) -> yaml::R<Statement> {
         "strength",
         "section",
         "single_broker",
+        "multi_node",
         "ambiguous",
         "requirement",
         "note",
@@ -93,6 +96,7 @@ fn statement(node: &Node) -> yaml::R<Statement> {
         strength,
         section: f.req("section", "a statement", Node::string)?,
         single_broker: f.req("single_broker", "a statement", Node::bool)?,
+        multi_node: f.opt("multi_node", Node::bool)?.unwrap_or(false),
         ambiguous: f.opt("ambiguous", Node::bool)?.unwrap_or(false),
         requirement: f.req("requirement", "a statement", Node::string)?,
     })
@@ -147,15 +151,34 @@ impl Coverage {
         (covered, total)
     }
 
-    /// `MUST statements covered: 181/198 (91.4%)`.
+    /// (covered, total) over the multi-node (cluster) statements, every strength.
+    pub fn multi_node_figure(&self) -> (usize, usize) {
+        let rows = self.rows.iter().filter(|(s, _)| s.multi_node);
+        rows.fold((0, 0), |(c, t), (_, files)| {
+            (c + usize::from(!files.is_empty()), t + 1)
+        })
+    }
+
+    /// `MUST statements covered: 181/198 (91.4%)`, and, when the list has any,
+    /// `multi-node (cluster) statements covered: 6/6 (100.0%)` on a second line.
     pub fn summary(&self) -> String {
-        let (covered, total) = self.figure();
-        let percent = if total == 0 {
-            0.0
-        } else {
-            covered as f64 * 100.0 / total as f64
+        let percent = |(covered, total): (usize, usize)| {
+            let share = if total == 0 {
+                0.0
+            } else {
+                covered as f64 * 100.0 / total as f64
+            };
+            format!("{covered}/{total} ({share:.1}%)")
         };
-        format!("MUST statements covered: {covered}/{total} ({percent:.1}%)")
+        let mut summary = format!("MUST statements covered: {}", percent(self.figure()));
+        let multi_node = self.multi_node_figure();
+        if multi_node.1 > 0 {
+            summary.push_str(&format!(
+                "\nmulti-node (cluster) statements covered: {}",
+                percent(multi_node)
+            ));
+        }
+        summary
     }
 }
 

@@ -20,8 +20,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lastwill::runner::sim;
-use lastwill::scenario;
+use lastwill::runner::{NotRun, Target, sim};
+use lastwill::scenario::{self, StepKind};
 use lastwill::verdict::Verdict;
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -98,6 +98,24 @@ impl Catalogue {
 
     fn check(&self, file: &Path, name: &str) -> Result<(), Failed> {
         let scenario = scenario::load(file)?;
+        // node steps need a cluster target: the simulator must say so instead of running them
+        if scenario.steps.iter().any(|s| matches!(s.kind, StepKind::Node(_))) {
+            let simulator = Target::Simulator {
+                seed: SEED,
+                tick: sim::TICK,
+            };
+            return match simulator.run(&scenario, 0, 0) {
+                Err(NotRun::Skipped(why)) => {
+                    eprintln!("{name}: skipped in the simulator: {why}");
+                    Ok(())
+                }
+                other => Err(format!(
+                    "{}: has node steps, yet the simulator did not skip it: {other:?}",
+                    file.display()
+                )
+                .into()),
+            };
+        }
         let first = sim::run(&scenario, SEED)?;
         let rendered = first.render();
         if first.verdict == Verdict::Fail {

@@ -1,7 +1,7 @@
 //! `lastwill coverage [PATHS...]`: which spec statements the scenarios cover.
 //!
-//! Prints every statement that counts (MUST, exhibitable by a single broker) and is not
-//! covered, refs that name no statement, and the figure `covered/total`. `--all` lists every
+//! Prints every statement that counts (MUST, exhibitable by a single broker) or needs a
+//! cluster and is not covered, refs that name no statement, and the figure `covered/total`. `--all` lists every
 //! statement with the scenarios covering it. Exits 1 when a ref names no statement.
 
 use std::path::PathBuf;
@@ -42,16 +42,17 @@ pub fn run(args: Args) -> ExitCode {
         "covered by",
     ]);
     for (statement, files) in &coverage.rows {
-        if !args.all && (!statement.counts() || !files.is_empty()) {
+        let listed = statement.counts() || statement.multi_node;
+        if !args.all && (!listed || !files.is_empty()) {
             continue;
         }
         let strength = format!(
             "{}{}{}",
             statement.strength.as_str(),
-            if statement.single_broker {
-                ""
-            } else {
-                " (not single-broker)"
+            match (statement.single_broker, statement.multi_node) {
+                (true, _) => "",
+                (false, true) => " (not single-broker: cluster)",
+                (false, false) => " (not single-broker)",
             },
             if statement.ambiguous {
                 " (ambiguous)"

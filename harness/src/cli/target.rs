@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lastwill::runner::Target;
-use lastwill::runner::tcp::{DEFAULT_TOLERANCE, Endpoint, tls_connector};
+use lastwill::runner::tcp::{Cluster, DEFAULT_TOLERANCE, Endpoint, tls_connector};
 use lastwill::verdict::Tolerance;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -21,6 +21,10 @@ pub struct TargetArgs {
     /// Shell command that restarts the external broker; enables `broker: restart` steps.
     #[arg(long, value_name = "CMD")]
     pub restart_cmd: Option<String>,
+    /// Shell command run as `CMD kill N` / `CMD restart N` for the `node:` steps of a
+    /// cluster target (nodes numbered from 1 in the target's order).
+    #[arg(long, value_name = "CMD")]
+    pub node_cmd: Option<String>,
     /// How much later than its window a message may arrive from an external broker.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1500ms")]
     pub late: Duration,
@@ -60,8 +64,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl TargetArgs {
-    /// Turns `sim`/`ref` or `mqtt[s]://host[:port][,host:port...]` into a target, probing
-    /// each broker instance's capabilities. Errors are one line.
+    /// Turns `sim`/`ref`, `mqtt[s]://host[:port][,host:port...]` or
+    /// `cluster:mqtt[s]://host:port,host:port...` (the nodes of one broker) into a target,
+    /// probing each broker instance's capabilities. Errors are one line.
     pub fn target(&self, url: &str) -> Result<Target, String> {
         if url == "sim" || url == "ref" {
             return Ok(Target::Simulator {
@@ -73,9 +78,11 @@ impl TargetArgs {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
+        let cluster = url.strip_prefix("cluster:");
+        let nodes = cluster.map(cluster_nodes);
         let mut instances = Vec::new();
         let mut capabilities = None;
-        for mut target in self.connection.instances(url)? {
+        for mut target in self.connection.instances(nodes.as_deref().unwrap_or(url))? {
             target.restart_cmd = self.restart_cmd.clone();
             target.tolerance = Tolerance {
                 early: self.early,
@@ -91,7 +98,13 @@ impl TargetArgs {
             instances.push(target);
         }
         let capabilities = capabilities.ok_or_else(|| format!("target `{url}`: no host"))?;
-        Ok(Target::tcp(instances, capabilities, run_id()))
+        Ok(match cluster {
+            Some(_) => {
+                let node_cmd = self.node_cmd.clone();
+                Target::cluster(instances, Cluster { node_cmd }, capabilities, run_id())
+            }
+            None => Target::tcp(instances, capabilities, run_id()),
+        })
     }
 
     /// `--jobs`, or the target's own default.
@@ -152,6 +165,16 @@ impl ConnectionArgs {
         }
         Ok(instances)
     }
+}
+
+/// `mqtt://a:1,mqtt://b:2` as `mqtt://a:1,b:2`: a cluster's nodes may each carry the scheme.
+fn cluster_nodes(nodes: &str) -> String {
+    let (scheme, rest) = nodes.split_at(nodes.find("://").map_or(0, |i| i + 3));
+    let authorities: Vec<&str> = rest
+        .split(',')
+        .map(|node| node.strip_prefix(scheme).unwrap_or(node))
+        .collect();
+    format!("{scheme}{}", authorities.join(","))
 }
 
 /// A short id for one run against an external broker, prefixed to its client ids and topics

@@ -570,6 +570,7 @@ fn client_spec(name: &str, protocol: Protocol, client_id: &str) -> ClientSpec {
         protocol,
         auto_ack: true,
         keep_alive_pings: true,
+        node: None,
         location: Location::default(),
     }
 }

@@ -508,6 +508,10 @@ impl<'s> Model<'s> {
                  is its choice ({W5-SHUTDOWN}, {A1})",
             ),
             StepKind::Net(_) => unsupported("network faults: `net:` steps are not modelled"),
+            StepKind::Node(_) => unsupported(
+                "node kill/restart: what a cluster does with the wills of a dead node's \
+                 clients is its choice ({W5-SHUTDOWN}, {A1})",
+            ),
             StepKind::Client { client, action } => {
                 if let Action::Connect(c) = action {
                     self.settle_half_open(client, &c.client_id, start)?;
@@ -2405,6 +2409,7 @@ fn describe_step(index: usize, step: &Step) -> String {
         StepKind::Wait(_) => "wait".into(),
         StepKind::Mark => "mark".into(),
         StepKind::BrokerRestart => "broker restart".into(),
+        StepKind::Node(action) => format!("node {} {}", action.verb(), action.node()),
         StepKind::Net(_) => "net".into(),
     };
     format!("step {} ({what}, line {})", index + 1, step.location.line)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{Command, Outcome, StepError, Wait};
-use crate::scenario::{Action, NetAction, Scenario, StepKind};
+use crate::scenario::{Action, NetAction, NodeAction, Scenario, StepKind};
 use crate::transcript::{EventKind, Recorder};
 use crate::verdict::{self, Check, Marks};
 
@@ -22,6 +22,9 @@ pub trait Control {
     fn restart_broker(&self) -> impl Future<Output = Result<(), String>>;
 
     fn net(&self, action: &NetAction) -> Result<(), String>;
+
+    /// Kills or restarts one node of a cluster.
+    fn node(&self, action: NodeAction) -> impl Future<Output = Result<(), String>>;
 }
 
 /// What the director learned: the instants of marks and the checks of inline expectations.
@@ -78,6 +81,14 @@ pub async fn direct(
             StepKind::BrokerRestart => {
                 recorder.record(control.now(), "", EventKind::Step("broker restart".into()));
                 if let Err(why) = control.restart_broker().await {
+                    direction.checks.push(cannot(step.location, why));
+                }
+                None
+            }
+            StepKind::Node(action) => {
+                let what = format!("node {} {}", action.verb(), action.node());
+                recorder.record(control.now(), "", EventKind::Step(what));
+                if let Err(why) = control.node(*action).await {
                     direction.checks.push(cannot(step.location, why));
                 }
                 None

@@ -18,7 +18,7 @@ use crate::scenario::Scenario;
 use crate::transcript::Transcript;
 use crate::verdict::{self, Check, Timeline, Tolerance, Verdict};
 use director::Direction;
-use tcp::{Capabilities, Endpoint, Liveness, Skip, Unfinished};
+use tcp::{Capabilities, Cluster, Endpoint, Liveness, Skip, Unfinished};
 
 /// Where a scenario runs.
 #[derive(Clone, Debug)]
@@ -31,9 +31,11 @@ pub enum Target {
     },
     /// A running broker over TCP, with the capabilities its CONNACK announced: one instance,
     /// or several identically configured ones, over which scenarios are spread (scenarios
-    /// that need a broker to themselves then run on different instances at the same time).
+    /// that need a broker to themselves then run on different instances at the same time),
+    /// or the nodes of one `cluster`, over which each scenario's clients are spread.
     Tcp {
         instances: Vec<Endpoint>,
+        cluster: Option<Cluster>,
         capabilities: Capabilities,
         /// Distinguishes this run's client ids and topics from every other run's.
         run_id: String,
@@ -58,6 +60,23 @@ impl Target {
     pub fn tcp(instances: Vec<Endpoint>, capabilities: Capabilities, run_id: String) -> Target {
         Target::Tcp {
             instances,
+            cluster: None,
+            capabilities,
+            run_id,
+            liveness: Arc::default(),
+        }
+    }
+
+    /// The nodes of one clustered broker over TCP, probed, and not (yet) lost.
+    pub fn cluster(
+        nodes: Vec<Endpoint>,
+        cluster: Cluster,
+        capabilities: Capabilities,
+        run_id: String,
+    ) -> Target {
+        Target::Tcp {
+            instances: nodes,
+            cluster: Some(cluster),
             capabilities,
             run_id,
             liveness: Arc::default(),
@@ -77,16 +96,25 @@ impl Target {
     pub fn instances(&self) -> usize {
         match self {
             Target::Simulator { .. } => 1,
+            Target::Tcp {
+                cluster: Some(_), ..
+            } => 1,
             Target::Tcp { instances, .. } => instances.len().max(1),
         }
     }
 
     /// Whether `scenario` must have a broker instance to itself on this target (see
-    /// [`tcp::needs_exclusive_run`]).
+    /// [`tcp::needs_exclusive_run`]); a node kill takes down a node under everyone.
     pub fn needs_exclusive_run(&self, scenario: &Scenario) -> bool {
         match self {
             Target::Simulator { .. } => false,
-            Target::Tcp { .. } => tcp::needs_exclusive_run(scenario),
+            Target::Tcp { .. } => {
+                tcp::needs_exclusive_run(scenario)
+                    || scenario
+                        .steps
+                        .iter()
+                        .any(|s| matches!(s.kind, crate::scenario::StepKind::Node(_)))
+            }
         }
     }
 
@@ -104,10 +132,15 @@ impl Target {
     pub fn run(&self, scenario: &Scenario, index: usize, instance: usize) -> Result<Run, NotRun> {
         match self {
             Target::Simulator { seed, tick } => {
+                // the reference broker is one node (see `tcp::Cluster`)
+                if let Some(why) = tcp::cluster_skip_reason(scenario, 0, false) {
+                    return Err(NotRun::Skipped(why));
+                }
                 sim::run_with_tick(scenario, *seed, *tick).map_err(NotRun::Failed)
             }
             Target::Tcp {
                 instances,
+                cluster,
                 capabilities,
                 liveness,
                 ..
@@ -115,14 +148,21 @@ impl Target {
                 if let Some(why) = liveness.lost() {
                     return Err(NotRun::Lost(why));
                 }
-                let endpoint = &instances[instance % instances.len()];
-                if let Some(why) = endpoint.skip_reason(scenario, capabilities) {
+                let nodes = match cluster {
+                    Some(_) => instances.as_slice(),
+                    None => std::slice::from_ref(&instances[instance % instances.len()]),
+                };
+                let node_cmd = cluster.as_ref().is_some_and(|c| c.node_cmd.is_some());
+                let size = if cluster.is_some() { nodes.len() } else { 0 };
+                let skip = tcp::cluster_skip_reason(scenario, size, node_cmd)
+                    .or_else(|| nodes[0].skip_reason(scenario, capabilities));
+                if let Some(why) = skip {
                     return Err(NotRun::Skipped(why));
                 }
                 let prefix = self.prefix(index).unwrap_or_default();
                 let exclusive = tcp::needs_exclusive_run(scenario);
                 let prefix = (!exclusive).then_some(prefix.as_str());
-                tcp::run(scenario, endpoint, prefix, liveness).map_err(|end| match end {
+                tcp::run(scenario, nodes, cluster.as_ref(), prefix, liveness).map_err(|end| match end {
                     Unfinished::Failed(why) => NotRun::Failed(why),
                     Unfinished::Lost(why) => NotRun::Lost(why),
                 })

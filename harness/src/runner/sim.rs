@@ -22,7 +22,7 @@ use tokio::sync::{Notify, mpsc};
 use super::Run;
 use super::director::{Control, direct};
 use crate::client::{Agent, Network};
-use crate::scenario::{NetAction, Scenario};
+use crate::scenario::{NetAction, NodeAction, Scenario};
 use crate::transcript::Recorder;
 use crate::verdict::Tolerance;
 
@@ -206,6 +206,10 @@ impl Control for SimControl {
             }
         }
         Ok(())
+    }
+
+    async fn node(&self, _action: NodeAction) -> Result<(), String> {
+        Err("the simulator runs one reference broker node: `node:` steps need a cluster target".into())
     }
 }
 

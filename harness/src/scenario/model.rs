@@ -118,6 +118,17 @@ impl Scenario {
         self.clients.iter().find(|c| c.name == name)
     }
 
+    /// How many broker nodes the scenario names: the highest `node:` of a client or a node
+    /// step (nodes are numbered from 1); 0 when it names none.
+    pub fn nodes(&self) -> usize {
+        let placed = self.clients.iter().filter_map(|c| c.node);
+        let stepped = self.steps.iter().filter_map(|s| match &s.kind {
+            StepKind::Node(action) => Some(action.node()),
+            _ => None,
+        });
+        placed.chain(stepped).max().unwrap_or(0)
+    }
+
     /// Every mark defined by the steps, in step order.
     pub fn marks(&self) -> impl Iterator<Item = &str> {
         self.steps.iter().filter_map(|s| s.mark.as_deref())
@@ -163,6 +174,10 @@ pub struct ClientSpec {
     /// `keep_alive_pings:` send PINGREQ when the keep alive is due while otherwise idle
     /// (default true). [`Action::Silence`] stops them regardless.
     pub keep_alive_pings: bool,
+    /// `node:` the cluster node (from 1) its connections go to on a cluster target; `None`
+    /// lets the runner spread the clients over the nodes. A single broker (the simulator, a
+    /// plain target) is every node at once.
+    pub node: Option<usize>,
     pub location: Location,
 }
 
@@ -195,7 +210,9 @@ impl Step {
     /// broker restart as long, a mark or network change no time.
     pub(super) fn longest(&self) -> Duration {
         match self.kind {
-            StepKind::Client { .. } | StepKind::BrokerRestart => self.within(),
+            StepKind::Client { .. } | StepKind::BrokerRestart | StepKind::Node(_) => {
+                self.within()
+            }
             StepKind::Wait(wait) => wait,
             StepKind::Mark | StepKind::Net(_) => Duration::ZERO,
         }
@@ -214,6 +231,35 @@ pub enum StepKind {
     BrokerRestart,
     /// `net: {...}`: network faults (simulator only), applied in the order written.
     Net(Vec<NetAction>),
+    /// `node: {kill: N}` / `node: {restart: N}`: one node of a cluster target crashes or
+    /// comes back (cluster targets with a node command only).
+    Node(NodeAction),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeAction {
+    /// The node dies at once (SIGKILL): its connections end without DISCONNECT and it runs
+    /// no shutdown of its own.
+    Kill(usize),
+    /// The node starts again (stopped first if it runs) and rejoins the cluster.
+    Restart(usize),
+}
+
+impl NodeAction {
+    /// The node it acts on, from 1.
+    pub fn node(self) -> usize {
+        match self {
+            NodeAction::Kill(n) | NodeAction::Restart(n) => n,
+        }
+    }
+
+    /// As written in a scenario and passed to the node command: `kill`, `restart`.
+    pub fn verb(self) -> &'static str {
+        match self {
+            NodeAction::Kill(_) => "kill",
+            NodeAction::Restart(_) => "restart",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

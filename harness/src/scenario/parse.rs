@@ -29,12 +29,21 @@ const TOP_KEYS: &[&str] = &[
     "steps",
     "expect",
 ];
-const CLIENT_KEYS: &[&str] = &["client_id", "protocol", "auto_ack", "keep_alive_pings"];
+const CLIENT_KEYS: &[&str] = &[
+    "client_id",
+    "protocol",
+    "auto_ack",
+    "keep_alive_pings",
+    "node",
+];
 /// Step keys that are not the step's action.
 const STEP_MODIFIERS: &[&str] = &["mark", "at", "expect"];
 /// Scenario-level step actions.
-const STEP_ACTIONS: &[&str] = &["wait", "mark", "broker", "net"];
+const STEP_ACTIONS: &[&str] = &["wait", "mark", "broker", "net", "node"];
 const NET_KEYS: &[&str] = &["partition", "heal", "latency"];
+const NODE_KEYS: &[&str] = &["kill", "restart"];
+/// The most nodes a cluster target may have: more than any loopback cluster needs.
+const MAX_NODES: u8 = 9;
 
 const ACTIONS: &[&str] = &[
     "connect",
@@ -239,6 +248,21 @@ fn broker(node: &Node) -> R<Overrides> {
     Ok(overrides)
 }
 
+/// A cluster node's number, from 1.
+fn node_number(node: &Node) -> R<usize> {
+    node.uint_in(1, MAX_NODES).map(usize::from)
+}
+
+/// `{kill: N}` or `{restart: N}`.
+fn node_action(node: &Node) -> R<NodeAction> {
+    let f = Fields::of(node, "node", NODE_KEYS)?;
+    match f.entries.as_slice() {
+        [e] if e.key == "kill" => Ok(NodeAction::Kill(node_number(e.value)?)),
+        [e] => Ok(NodeAction::Restart(node_number(e.value)?)),
+        _ => Err(node.expected("one of `{kill: N}` or `{restart: N}`")),
+    }
+}
+
 fn clients(node: &Node, default_protocol: Protocol) -> R<Vec<ClientSpec>> {
     let mut clients: Vec<ClientSpec> = Vec::new();
     for (key, value) in node.entries("`clients` (client name: options)")? {
@@ -267,6 +291,7 @@ fn clients(node: &Node, default_protocol: Protocol) -> R<Vec<ClientSpec>> {
             protocol: f.opt("protocol", protocol)?.unwrap_or(default_protocol),
             auto_ack: f.opt("auto_ack", Node::bool)?.unwrap_or(true),
             keep_alive_pings: f.opt("keep_alive_pings", Node::bool)?.unwrap_or(true),
+            node: f.opt("node", node_number)?,
             location: key.location,
             name,
         });
@@ -375,7 +400,7 @@ impl<'c> Builder<'c> {
             None if f.has("mark") => StepKind::Mark,
             None => {
                 return Err(node.err(format!(
-                    "a step needs an action: a client ({}) or one of wait, mark, broker, net",
+                    "a step needs an action: a client ({}) or one of wait, mark, broker, net, node",
                     self.clients
                         .iter()
                         .map(|c| c.name.as_str())
@@ -394,6 +419,7 @@ impl<'c> Builder<'c> {
                     }
                 },
                 "net" => StepKind::Net(self.net(head.value)?),
+                "node" => StepKind::Node(node_action(head.value)?),
                 _ => {
                     let client = self.client(head.key_node)?;
                     StepKind::Client {

@@ -169,6 +169,7 @@ fn design_example_parses_into_the_model() {
                 protocol: Protocol::V5,
                 auto_ack: true,
                 keep_alive_pings: true,
+                node: None,
                 location: at(5, 3),
             },
             ClientSpec {
@@ -177,6 +178,7 @@ fn design_example_parses_into_the_model() {
                 protocol: Protocol::V5,
                 auto_ack: true,
                 keep_alive_pings: true,
+                node: None,
                 location: at(6, 3),
             },
         ]

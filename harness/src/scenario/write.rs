@@ -223,6 +223,7 @@ fn client(c: &ClientSpec, default_protocol: Protocol) -> Y {
     }
     e.flag("auto_ack", c.auto_ack, true)
         .flag("keep_alive_pings", c.keep_alive_pings, true);
+    e.opt("node", &c.node, |n| raw(n));
     e.map()
 }
 
@@ -243,6 +244,9 @@ fn step(s: &Scenario, step: &Step) -> Y {
         }
         StepKind::Net(actions) => {
             e.put("net", net(actions));
+        }
+        StepKind::Node(action) => {
+            e.put("node", map(vec![(action.verb(), raw(action.node()))]));
         }
     }
     e.opt("at", &step.at, time_ref);

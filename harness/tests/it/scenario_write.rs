@@ -412,6 +412,7 @@ mod arbitrary {
                         protocol: protocol.unwrap_or(default),
                         auto_ack,
                         keep_alive_pings: pings,
+                        node: None,
                         location: Location::default(),
                         name,
                     });

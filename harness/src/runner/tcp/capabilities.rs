@@ -100,6 +100,12 @@ pub enum Skip {
     NetworkFaults { line: usize },
     /// A `broker: restart` step, and no command to restart the broker.
     BrokerRestart { line: usize },
+    /// A `node:` step, and the target is a single broker.
+    NotACluster { line: usize },
+    /// A `node:` step on a cluster target without a command to kill and restart nodes.
+    NodeCommand { line: usize },
+    /// The scenario names node `named`; the cluster has `nodes`.
+    TooFewNodes { named: usize, nodes: usize },
     /// A `broker:` setting that no CONNACK shows, so the broker cannot be seen to have it.
     Unconfirmable { setting: &'static str },
     /// A `broker:` setting the broker's CONNACK announces otherwise, both sides as people
@@ -119,6 +125,17 @@ impl std::fmt::Display for Skip {
             }
             Skip::BrokerRestart { line } => {
                 write!(f, "line {line}: `broker: restart` needs --restart-cmd")
+            }
+            Skip::NotACluster { line } => write!(
+                f,
+                "line {line}: `node:` steps need a cluster target (cluster:mqtt://HOST:PORT,…); \
+                 this is a single broker"
+            ),
+            Skip::NodeCommand { line } => {
+                write!(f, "line {line}: `node:` steps need --node-cmd")
+            }
+            Skip::TooFewNodes { named, nodes } => {
+                write!(f, "names node {named}; the cluster has {nodes}")
             }
             Skip::Unconfirmable { setting } => write!(
                 f,

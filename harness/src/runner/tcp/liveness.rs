@@ -88,6 +88,12 @@ impl Liveness {
         result
     }
 
+    /// Lets the broker be down on purpose (a killed cluster node) until the guard drops.
+    pub(super) fn down_on_purpose(self: &Arc<Self>) -> DownOnPurpose {
+        self.restarting.fetch_add(1, Ordering::SeqCst);
+        DownOnPurpose(Arc::clone(self))
+    }
+
     /// Checks `instances` whenever the broker is suspect, until `finished` is set or an
     /// instance does not answer (the broker is then lost). Blocks: run it on its own thread.
     pub fn watch(&self, instances: &[Endpoint], finished: &AtomicBool) {
@@ -149,6 +155,15 @@ impl Endpoint {
             Ok(None) => Err(format!("no CONNACK within {}s", ANSWER_LIMIT.as_secs())),
             Err(_) => Err("it closed the connection without a CONNACK".into()),
         }
+    }
+}
+
+/// A node of the broker is down on purpose while this lives (see [`Liveness::down_on_purpose`]).
+pub(super) struct DownOnPurpose(Arc<Liveness>);
+
+impl Drop for DownOnPurpose {
+    fn drop(&mut self) {
+        self.0.restarting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

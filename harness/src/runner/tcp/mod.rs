@@ -16,6 +16,7 @@
 
 mod capabilities;
 mod cleanup;
+mod cluster;
 mod connection;
 mod control;
 mod isolation;
@@ -23,6 +24,7 @@ mod liveness;
 mod tls;
 
 pub use capabilities::{Capabilities, Skip};
+pub use cluster::{Cluster, skip_reason as cluster_skip_reason};
 pub(crate) use connection::Stream;
 pub use isolation::needs_exclusive_run;
 pub use liveness::Liveness;
@@ -81,16 +83,21 @@ pub enum Unfinished {
     Lost(String),
 }
 
-/// Runs one scenario against the broker at `endpoint`, in real time, on the current thread. With a
-/// `prefix`, its client ids and topics are moved under it; without one (an exclusive run, see
-/// [`needs_exclusive_run`]) they are used as written. Stops as soon as `liveness` says the
-/// broker is lost.
+/// Runs one scenario against the broker at `nodes` (one endpoint, or the nodes of a
+/// `cluster`, each client on its node, see [`Cluster`]), in real time, on the current thread.
+/// With a `prefix`, its client ids and topics are moved under it; without one (an exclusive
+/// run, see [`needs_exclusive_run`]) they are used as written. Stops as soon as `liveness`
+/// says the broker is lost.
 pub fn run(
     scenario: &Scenario,
-    endpoint: &Endpoint,
+    nodes: &[Endpoint],
+    cluster: Option<&Cluster>,
     prefix: Option<&str>,
     liveness: &Arc<Liveness>,
 ) -> Result<Run, Unfinished> {
+    let Some(endpoint) = nodes.first() else {
+        return Err(Unfinished::Failed("no broker address".into()));
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -105,13 +112,14 @@ pub fn run(
         let start = Instant::now();
         let graveyard = Arc::new(Mutex::new(Vec::new()));
         let recorder = Recorder::default();
+        let placement = cluster::placement(&scenario, nodes.len());
         let mut agents = BTreeMap::new();
         let mut tasks = Vec::new();
         for spec in &scenario.clients {
             let (tx, rx) = mpsc::unbounded_channel();
             agents.insert(spec.name.clone(), tx);
             let network = TcpNetwork {
-                endpoint: endpoint.clone(),
+                endpoint: nodes[placement[&spec.name]].clone(),
                 start,
                 graveyard: Arc::clone(&graveyard),
                 liveness: Arc::clone(liveness),
@@ -122,9 +130,18 @@ pub fn run(
         let control = TcpControl {
             start,
             endpoint: endpoint.clone(),
+            nodes: nodes.to_vec(),
+            node_cmd: cluster.and_then(|c| c.node_cmd.clone()),
+            down: Mutex::default(),
             liveness: Arc::clone(liveness),
         };
         let direction = direct(&scenario, &control, &agents, &recorder).await;
+        // nodes the run killed come back before the next run; the clean-up goes through a
+        // node that is up (node 1 unless it stayed down)
+        control.revive().await;
+        let endpoint = control.live_node().clone();
+        drop(control);
+        let endpoint = &endpoint;
         drop(agents);
         for task in tasks {
             let _ = task.await;
