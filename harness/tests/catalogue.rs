@@ -99,7 +99,11 @@ impl Catalogue {
     fn check(&self, file: &Path, name: &str) -> Result<(), Failed> {
         let scenario = scenario::load(file)?;
         // node steps need a cluster target: the simulator must say so instead of running them
-        if scenario.steps.iter().any(|s| matches!(s.kind, StepKind::Node(_))) {
+        if scenario
+            .steps
+            .iter()
+            .any(|s| matches!(s.kind, StepKind::Node(_)))
+        {
             let simulator = Target::Simulator {
                 seed: SEED,
                 tick: sim::TICK,

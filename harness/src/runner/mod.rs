@@ -162,9 +162,11 @@ impl Target {
                 let prefix = self.prefix(index).unwrap_or_default();
                 let exclusive = tcp::needs_exclusive_run(scenario);
                 let prefix = (!exclusive).then_some(prefix.as_str());
-                tcp::run(scenario, nodes, cluster.as_ref(), prefix, liveness).map_err(|end| match end {
-                    Unfinished::Failed(why) => NotRun::Failed(why),
-                    Unfinished::Lost(why) => NotRun::Lost(why),
+                tcp::run(scenario, nodes, cluster.as_ref(), prefix, liveness).map_err(|end| {
+                    match end {
+                        Unfinished::Failed(why) => NotRun::Failed(why),
+                        Unfinished::Lost(why) => NotRun::Lost(why),
+                    }
                 })
             }
         }

@@ -209,7 +209,10 @@ impl Control for SimControl {
     }
 
     async fn node(&self, _action: NodeAction) -> Result<(), String> {
-        Err("the simulator runs one reference broker node: `node:` steps need a cluster target".into())
+        Err(
+            "the simulator runs one reference broker node: `node:` steps need a cluster target"
+                .into(),
+        )
     }
 }
 

@@ -210,9 +210,7 @@ impl Step {
     /// broker restart as long, a mark or network change no time.
     pub(super) fn longest(&self) -> Duration {
         match self.kind {
-            StepKind::Client { .. } | StepKind::BrokerRestart | StepKind::Node(_) => {
-                self.within()
-            }
+            StepKind::Client { .. } | StepKind::BrokerRestart | StepKind::Node(_) => self.within(),
             StepKind::Wait(wait) => wait,
             StepKind::Mark | StepKind::Net(_) => Duration::ZERO,
         }

@@ -30,6 +30,7 @@ mod mosquitto_tls;
 mod oracle_catalogue;
 mod oracle_independence;
 mod properties;
+mod rmqtt_cluster;
 mod scenario_errors;
 mod scenario_write;
 mod settings;

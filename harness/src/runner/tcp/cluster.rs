@@ -116,8 +116,14 @@ mod tests {
         let s = scenario(
             "name: x\nclients: {a: {node: 2}}\nsteps:\n  - a: connect\n  - node: {kill: 3}\n",
         );
-        assert_eq!(skip_reason(&s, 0, false), Some(Skip::NotACluster { line: 5 }));
-        assert_eq!(skip_reason(&s, 2, false), Some(Skip::NodeCommand { line: 5 }));
+        assert_eq!(
+            skip_reason(&s, 0, false),
+            Some(Skip::NotACluster { line: 5 })
+        );
+        assert_eq!(
+            skip_reason(&s, 2, false),
+            Some(Skip::NodeCommand { line: 5 })
+        );
         assert_eq!(
             skip_reason(&s, 2, true),
             Some(Skip::TooFewNodes { named: 3, nodes: 2 })

@@ -66,7 +66,13 @@ impl Control for TcpControl {
 impl TcpControl {
     /// Restarts every node the run killed and did not restart.
     pub(super) async fn revive(&self) {
-        let killed: Vec<usize> = self.down.lock().expect("down nodes lock").keys().copied().collect();
+        let killed: Vec<usize> = self
+            .down
+            .lock()
+            .expect("down nodes lock")
+            .keys()
+            .copied()
+            .collect();
         for index in killed {
             // one that does not come back stays down on purpose until this control drops;
             // the liveness watcher then finds the broker lost and says why
