@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lastwill::runner::Target;
-use lastwill::runner::tcp::{DEFAULT_TOLERANCE, Endpoint, tls_connector};
+use lastwill::runner::tcp::{Address, Endpoint, tls_connector};
 use lastwill::verdict::Tolerance;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -101,8 +101,10 @@ impl TargetArgs {
 }
 
 impl ConnectionArgs {
-    /// The broker instances of `mqtt[s]://host[:port][,host:port...]` (several identically
+    /// The broker instances of `mqtt[s]://INSTANCE[,INSTANCE...]` (several identically
     /// configured instances), not yet probed, with default tolerances and no restart command.
+    /// An instance is `HOST[:PORT]`, or `HOST[:PORT]?v5=HOST[:PORT]` for a broker that
+    /// serves MQTT 5 on a port of its own (the first address then serves 3.1.1).
     pub fn instances(&self, url: &str) -> Result<Vec<Endpoint>, String> {
         let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
             (true, rest)
@@ -113,6 +115,7 @@ impl ConnectionArgs {
                 "target `{url}`: expected `sim`, mqtt://HOST:PORT or mqtts://HOST:PORT"
             ));
         };
+        let default_port = if tls { 8883 } else { 1883 };
         let tls = if tls {
             let client = self.cert.as_deref().zip(self.key.as_deref());
             Some(Arc::new(tls_connector(
@@ -124,34 +127,50 @@ impl ConnectionArgs {
             None
         };
         let mut instances = Vec::new();
-        for authority in rest.trim_end_matches('/').split(',') {
-            let (host, port) = match authority.rsplit_once(':') {
-                Some((host, port)) => (
-                    host,
-                    port.parse()
-                        .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
-                ),
-                None => (authority, if tls.is_some() { 8883 } else { 1883 }),
+        for instance in rest.trim_end_matches('/').split(',') {
+            let (main, v5) = match instance.split_once('?') {
+                Some((main, query)) => match query.strip_prefix("v5=") {
+                    Some(v5) => (main, Some(v5)),
+                    None => {
+                        return Err(format!(
+                            "target `{url}`: unknown parameter `?{query}` (expected ?v5=HOST:PORT)"
+                        ));
+                    }
+                },
+                None => (instance, None),
             };
-            let host = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            if host.is_empty() {
-                return Err(format!("target `{url}`: no host"));
-            }
+            let parse = |authority| address(url, authority, default_port);
+            let Address { host, port } = parse(main)?;
             instances.push(Endpoint {
-                host,
-                port,
+                v5_address: v5.map(parse).transpose()?,
                 tls: tls.clone(),
                 username: self.username.clone(),
                 password: self.password.clone(),
-                restart_cmd: None,
-                tolerance: DEFAULT_TOLERANCE,
+                ..Endpoint::at(host, port)
             });
         }
         Ok(instances)
     }
+}
+
+/// `HOST[:PORT]` (IPv6 hosts in brackets) of target `url`.
+fn address(url: &str, authority: &str, default_port: u16) -> Result<Address, String> {
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse()
+                .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
+        ),
+        None => (authority, default_port),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("target `{url}`: no host"));
+    }
+    Ok(Address {
+        host: host.to_owned(),
+        port,
+    })
 }
 
 /// A short id for one run against an external broker, prefixed to its client ids and topics

@@ -54,8 +54,12 @@ pub enum NotRun {
 }
 
 impl Target {
-    /// A broker over TCP, as a run starts with it: probed, and not (yet) lost.
-    pub fn tcp(instances: Vec<Endpoint>, capabilities: Capabilities, run_id: String) -> Target {
+    /// A broker over TCP, as a run starts with it: probed, and not (yet) lost. The harness's
+    /// own connections to every instance speak the protocol the probe found it speaks.
+    pub fn tcp(mut instances: Vec<Endpoint>, capabilities: Capabilities, run_id: String) -> Target {
+        for instance in &mut instances {
+            instance.own_protocol = capabilities.own_protocol();
+        }
         Target::Tcp {
             instances,
             capabilities,
