@@ -51,8 +51,9 @@ const SPAWN_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Broker to storm, mqtt://HOST:PORT or mqtts://HOST:PORT [default: the reference broker,
-    /// started in this process on a free loopback port].
+    /// Broker to storm, mqtt://HOST:PORT or mqtts://HOST:PORT, with ?v5=HOST:PORT for a
+    /// separate MQTT 5 port [default: the reference broker, started in this process on a free
+    /// loopback port].
     #[arg(long, value_name = "TARGET", conflicts_with = "spawn")]
     pub target: Option<String>,
     /// Start the broker to storm as a child process: COMMAND runs as `sh -c 'exec COMMAND'`,

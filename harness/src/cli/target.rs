@@ -155,15 +155,22 @@ impl ConnectionArgs {
 
 /// `HOST[:PORT]` (IPv6 hosts in brackets) of target `url`.
 fn address(url: &str, authority: &str, default_port: u16) -> Result<Address, String> {
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) => (
-            host,
-            port.parse()
-                .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
-        ),
-        None => (authority, default_port),
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, rest)) => (host, rest.strip_prefix(':')),
+            None => return Err(format!("target `{url}`: no `]` after `[{bracketed}`")),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = match port {
+        Some(port) => port
+            .parse()
+            .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
+        None => default_port,
+    };
     if host.is_empty() {
         return Err(format!("target `{url}`: no host"));
     }
@@ -181,4 +188,77 @@ pub fn run_id() -> String {
         .unwrap_or_default()
         .as_micros();
     format!("{:x}", micros & 0xff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use lastwill_broker::codec::Protocol;
+
+    use super::*;
+
+    fn connection() -> ConnectionArgs {
+        ConnectionArgs {
+            ca_file: None,
+            cert: None,
+            key: None,
+            insecure: false,
+            username: None,
+            password: None,
+        }
+    }
+
+    fn addresses(url: &str) -> Result<Vec<String>, String> {
+        Ok(connection()
+            .instances(url)?
+            .iter()
+            .map(|e| format!("{e:?}"))
+            .collect())
+    }
+
+    #[test]
+    fn an_instance_may_name_a_separate_v5_address() {
+        let instances = connection()
+            .instances("mqtt://127.0.0.1:1883?v5=127.0.0.1:1884")
+            .unwrap();
+        let [rumqttd] = instances.as_slice() else {
+            panic!("one instance: {instances:?}")
+        };
+        assert_eq!(
+            rumqttd.address(Protocol::V311).to_string(),
+            "127.0.0.1:1883"
+        );
+        assert_eq!(rumqttd.address(Protocol::V5).to_string(), "127.0.0.1:1884");
+    }
+
+    #[test]
+    fn instances_keep_their_own_v5_addresses_and_default_ports() {
+        assert_eq!(
+            addresses("mqtt://a,b:1885?v5=b:1886,[::1]").unwrap(),
+            [
+                "mqtt://a:1883",
+                "mqtt://b:1885?v5=b:1886",
+                "mqtt://[::1]:1883"
+            ]
+        );
+        assert_eq!(
+            addresses("mqtt://h:1?v5=h").unwrap(),
+            ["mqtt://h:1?v5=h:1883"]
+        );
+    }
+
+    #[test]
+    fn bad_targets_say_what_is_wrong() {
+        assert_eq!(
+            addresses("mqtt://h:1?v3=h:2").unwrap_err(),
+            "target `mqtt://h:1?v3=h:2`: unknown parameter `?v3=h:2` (expected ?v5=HOST:PORT)"
+        );
+        assert_eq!(
+            addresses("mqtt://h:1?v5=h:x").unwrap_err(),
+            "target `mqtt://h:1?v5=h:x`: bad port `x`"
+        );
+        assert_eq!(
+            addresses("mqtt://h:1?v5=").unwrap_err(),
+            "target `mqtt://h:1?v5=`: no host"
+        );
+    }
 }

@@ -34,7 +34,7 @@ pub enum Target {
     /// that need a broker to themselves then run on different instances at the same time).
     Tcp {
         instances: Vec<Endpoint>,
-        capabilities: Capabilities,
+        capabilities: Box<Capabilities>,
         /// Distinguishes this run's client ids and topics from every other run's.
         run_id: String,
         /// Whether the broker is still there (see [`Target::tcp`]).
@@ -62,7 +62,7 @@ impl Target {
         }
         Target::Tcp {
             instances,
-            capabilities,
+            capabilities: Box::new(capabilities),
             run_id,
             liveness: Arc::default(),
         }

@@ -64,7 +64,7 @@ fn encoded(packet: &Packet, protocol: Protocol) -> Result<BytesMut, String> {
 }
 
 /// The broker's first packet on `stream` within [`PROBE_LIMIT`] (`None`: nothing whole
-/// came), decoded as MQTT 5 or else as 3.1.1: a broker that does not speak the probe's
+/// came; a close, FIN or RST, is [`Ended::Closed`]), decoded as MQTT 5 or else as 3.1.1: a broker that does not speak the probe's
 /// protocol answers in its own. A v5 CONNACK always has a property length, so a 3.1.1 one
 /// (two bytes of body) never decodes as v5.
 async fn first_packet(mut stream: Stream) -> Result<(Option<Packet>, Stream), Ended> {
@@ -89,6 +89,10 @@ async fn first_packet(mut stream: Stream) -> Result<(Option<Packet>, Stream), En
             Err(_) => return Ok((None, stream)),
             Ok(Ok(0)) => return Err(Ended::Closed),
             Ok(Ok(_)) => {}
+            // a broker that closes with the CONNECT partly unread resets the connection
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Err(Ended::Closed);
+            }
             Ok(Err(e)) => return Err(Ended::Failed(io_error::describe(&e))),
         }
     }
@@ -302,4 +306,139 @@ fn unmet_requirement(wanted: &Overrides, has: &Capabilities) -> Option<Skip> {
             },
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// What a fake broker answers a CONNECT of each level: the bytes (none: it closes).
+    struct Answers {
+        level_5: &'static [u8],
+        level_4: &'static [u8],
+    }
+
+    /// Probes a fake broker on a loopback port that answers CONNECTs as `answers` says (and
+    /// then waits for the probe to close).
+    async fn probe(answers: Answers) -> Result<Capabilities, String> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut connect = [0u8; 9];
+                socket.read_exact(&mut connect).await.unwrap();
+                // fixed header (2 bytes), protocol name "MQTT" (6), then the level
+                let answer = if connect[8] == 5 {
+                    answers.level_5
+                } else {
+                    answers.level_4
+                };
+                if answer.is_empty() {
+                    continue;
+                }
+                socket.write_all(answer).await.unwrap();
+                tokio::spawn(async move {
+                    let mut rest = Vec::new();
+                    let _ = socket.read_to_end(&mut rest).await;
+                });
+            }
+        });
+        Endpoint::at("127.0.0.1", port).probe().await
+    }
+
+    const ACCEPTED_311: &[u8] = &[0x20, 0x02, 0x00, 0x00];
+    const ACCEPTED_5: &[u8] = &[0x20, 0x03, 0x00, 0x00, 0x00];
+
+    fn refused(protocol: Protocol, how: &str) -> Option<Refusal> {
+        Some(Refusal {
+            protocol,
+            how: how.to_owned(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_broker_refusing_level_5_with_0x01_speaks_311_only() {
+        let capabilities = probe(Answers {
+            level_5: &[0x20, 0x02, 0x00, 0x01],
+            level_4: ACCEPTED_311,
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            capabilities.refused,
+            refused(Protocol::V5, "level 5 refused with 0x01")
+        );
+        assert_eq!(capabilities.own_protocol(), Protocol::V311);
+        assert_eq!(
+            Skip::Unspoken(capabilities.refused.unwrap()).to_string(),
+            "the target speaks MQTT 3.1.1 only: level 5 refused with 0x01"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_close_without_connack_refuses_the_level() {
+        let capabilities = probe(Answers {
+            level_5: &[],
+            level_4: ACCEPTED_311,
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            capabilities.refused,
+            refused(Protocol::V5, "level 5 closed without a CONNACK")
+        );
+        let capabilities = probe(Answers {
+            level_5: ACCEPTED_5,
+            level_4: &[],
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            capabilities.refused,
+            refused(Protocol::V311, "level 4 closed without a CONNACK")
+        );
+        assert_eq!(capabilities.own_protocol(), Protocol::V5);
+    }
+
+    #[tokio::test]
+    async fn a_broker_speaking_both_refuses_nothing() {
+        let capabilities = probe(Answers {
+            level_5: ACCEPTED_5,
+            level_4: ACCEPTED_311,
+        })
+        .await
+        .unwrap();
+        assert_eq!(capabilities.refused, None);
+    }
+
+    #[tokio::test]
+    async fn other_refusals_and_no_protocol_at_all_fail_the_probe_naming_the_step() {
+        let error = probe(Answers {
+            level_5: &[0x20, 0x02, 0x00, 0x05],
+            level_4: ACCEPTED_311,
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            error.contains(": the MQTT 5 probe was refused with the MQTT 3.1.1 CONNACK code 0x05"),
+            "{error}"
+        );
+        let error = probe(Answers {
+            level_5: &[],
+            level_4: &[],
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            error.ends_with(
+                "speaks neither MQTT 5 (level 5 closed without a CONNACK) nor MQTT 3.1.1 \
+                 (level 4 closed without a CONNACK)"
+            ),
+            "{error}"
+        );
+    }
 }
