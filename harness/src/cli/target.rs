@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lastwill::runner::Target;
-use lastwill::runner::tcp::{Cluster, DEFAULT_TOLERANCE, Endpoint, tls_connector};
+use lastwill::runner::tcp::{Address, Cluster, Endpoint, tls_connector};
 use lastwill::verdict::Tolerance;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -114,8 +114,10 @@ impl TargetArgs {
 }
 
 impl ConnectionArgs {
-    /// The broker instances of `mqtt[s]://host[:port][,host:port...]` (several identically
+    /// The broker instances of `mqtt[s]://INSTANCE[,INSTANCE...]` (several identically
     /// configured instances), not yet probed, with default tolerances and no restart command.
+    /// An instance is `HOST[:PORT]`, or `HOST[:PORT]?v5=HOST[:PORT]` for a broker that
+    /// serves MQTT 5 on a port of its own (the first address then serves 3.1.1).
     pub fn instances(&self, url: &str) -> Result<Vec<Endpoint>, String> {
         let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
             (true, rest)
@@ -126,6 +128,7 @@ impl ConnectionArgs {
                 "target `{url}`: expected `sim`, mqtt://HOST:PORT or mqtts://HOST:PORT"
             ));
         };
+        let default_port = if tls { 8883 } else { 1883 };
         let tls = if tls {
             let client = self.cert.as_deref().zip(self.key.as_deref());
             Some(Arc::new(tls_connector(
@@ -137,30 +140,26 @@ impl ConnectionArgs {
             None
         };
         let mut instances = Vec::new();
-        for authority in rest.trim_end_matches('/').split(',') {
-            let (host, port) = match authority.rsplit_once(':') {
-                Some((host, port)) => (
-                    host,
-                    port.parse()
-                        .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
-                ),
-                None => (authority, if tls.is_some() { 8883 } else { 1883 }),
+        for instance in rest.trim_end_matches('/').split(',') {
+            let (main, v5) = match instance.split_once('?') {
+                Some((main, query)) => match query.strip_prefix("v5=") {
+                    Some(v5) => (main, Some(v5)),
+                    None => {
+                        return Err(format!(
+                            "target `{url}`: unknown parameter `?{query}` (expected ?v5=HOST:PORT)"
+                        ));
+                    }
+                },
+                None => (instance, None),
             };
-            let host = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            if host.is_empty() {
-                return Err(format!("target `{url}`: no host"));
-            }
+            let parse = |authority| address(url, authority, default_port);
+            let Address { host, port } = parse(main)?;
             instances.push(Endpoint {
-                host,
-                port,
+                v5_address: v5.map(parse).transpose()?,
                 tls: tls.clone(),
                 username: self.username.clone(),
                 password: self.password.clone(),
-                restart_cmd: None,
-                tolerance: DEFAULT_TOLERANCE,
+                ..Endpoint::at(host, port)
             });
         }
         Ok(instances)
@@ -177,6 +176,33 @@ fn cluster_nodes(nodes: &str) -> String {
     format!("{scheme}{}", authorities.join(","))
 }
 
+/// `HOST[:PORT]` (IPv6 hosts in brackets) of target `url`.
+fn address(url: &str, authority: &str, default_port: u16) -> Result<Address, String> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, rest)) => (host, rest.strip_prefix(':')),
+            None => return Err(format!("target `{url}`: no `]` after `[{bracketed}`")),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        Some(port) => port
+            .parse()
+            .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
+        None => default_port,
+    };
+    if host.is_empty() {
+        return Err(format!("target `{url}`: no host"));
+    }
+    Ok(Address {
+        host: host.to_owned(),
+        port,
+    })
+}
+
 /// A short id for one run against an external broker, prefixed to its client ids and topics
 /// so that runs never see each other: the clock's microseconds, in hex.
 pub fn run_id() -> String {
@@ -185,4 +211,77 @@ pub fn run_id() -> String {
         .unwrap_or_default()
         .as_micros();
     format!("{:x}", micros & 0xff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use lastwill_broker::codec::Protocol;
+
+    use super::*;
+
+    fn connection() -> ConnectionArgs {
+        ConnectionArgs {
+            ca_file: None,
+            cert: None,
+            key: None,
+            insecure: false,
+            username: None,
+            password: None,
+        }
+    }
+
+    fn addresses(url: &str) -> Result<Vec<String>, String> {
+        Ok(connection()
+            .instances(url)?
+            .iter()
+            .map(|e| format!("{e:?}"))
+            .collect())
+    }
+
+    #[test]
+    fn an_instance_may_name_a_separate_v5_address() {
+        let instances = connection()
+            .instances("mqtt://127.0.0.1:1883?v5=127.0.0.1:1884")
+            .unwrap();
+        let [rumqttd] = instances.as_slice() else {
+            panic!("one instance: {instances:?}")
+        };
+        assert_eq!(
+            rumqttd.address(Protocol::V311).to_string(),
+            "127.0.0.1:1883"
+        );
+        assert_eq!(rumqttd.address(Protocol::V5).to_string(), "127.0.0.1:1884");
+    }
+
+    #[test]
+    fn instances_keep_their_own_v5_addresses_and_default_ports() {
+        assert_eq!(
+            addresses("mqtt://a,b:1885?v5=b:1886,[::1]").unwrap(),
+            [
+                "mqtt://a:1883",
+                "mqtt://b:1885?v5=b:1886",
+                "mqtt://[::1]:1883"
+            ]
+        );
+        assert_eq!(
+            addresses("mqtt://h:1?v5=h").unwrap(),
+            ["mqtt://h:1?v5=h:1883"]
+        );
+    }
+
+    #[test]
+    fn bad_targets_say_what_is_wrong() {
+        assert_eq!(
+            addresses("mqtt://h:1?v3=h:2").unwrap_err(),
+            "target `mqtt://h:1?v3=h:2`: unknown parameter `?v3=h:2` (expected ?v5=HOST:PORT)"
+        );
+        assert_eq!(
+            addresses("mqtt://h:1?v5=h:x").unwrap_err(),
+            "target `mqtt://h:1?v5=h:x`: bad port `x`"
+        );
+        assert_eq!(
+            addresses("mqtt://h:1?v5=").unwrap_err(),
+            "target `mqtt://h:1?v5=`: no host"
+        );
+    }
 }

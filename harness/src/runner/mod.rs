@@ -36,7 +36,7 @@ pub enum Target {
     Tcp {
         instances: Vec<Endpoint>,
         cluster: Option<Cluster>,
-        capabilities: Capabilities,
+        capabilities: Box<Capabilities>,
         /// Distinguishes this run's client ids and topics from every other run's.
         run_id: String,
         /// Whether the broker is still there (see [`Target::tcp`]).
@@ -56,12 +56,16 @@ pub enum NotRun {
 }
 
 impl Target {
-    /// A broker over TCP, as a run starts with it: probed, and not (yet) lost.
-    pub fn tcp(instances: Vec<Endpoint>, capabilities: Capabilities, run_id: String) -> Target {
+    /// A broker over TCP, as a run starts with it: probed, and not (yet) lost. The harness's
+    /// own connections to every instance speak the protocol the probe found it speaks.
+    pub fn tcp(mut instances: Vec<Endpoint>, capabilities: Capabilities, run_id: String) -> Target {
+        for instance in &mut instances {
+            instance.own_protocol = capabilities.own_protocol();
+        }
         Target::Tcp {
             instances,
             cluster: None,
-            capabilities,
+            capabilities: Box::new(capabilities),
             run_id,
             liveness: Arc::default(),
         }
@@ -74,13 +78,11 @@ impl Target {
         capabilities: Capabilities,
         run_id: String,
     ) -> Target {
-        Target::Tcp {
-            instances: nodes,
-            cluster: Some(cluster),
-            capabilities,
-            run_id,
-            liveness: Arc::default(),
+        let mut target = Target::tcp(nodes, capabilities, run_id);
+        if let Target::Tcp { cluster: slot, .. } = &mut target {
+            *slot = Some(cluster);
         }
+        target
     }
 
     /// Scenarios at a time by default: the simulator is CPU-bound, a real broker mostly

@@ -621,7 +621,7 @@ fn document_level_errors() {
     );
     assert_eq!(
         err("name: x\nclients: {wait: {}}\nsteps: []\n"),
-        "t.yaml:2:11: `wait` cannot name a client: it is a step keyword (wait, mark, broker, net, at, expect)"
+        "t.yaml:2:11: `wait` cannot name a client: it is a step keyword (wait, mark, broker, net, node, at, expect)"
     );
     assert_eq!(
         err("name: x\nname: y\n"),
@@ -767,4 +767,26 @@ fn durations_are_shown_in_their_largest_units() {
     assert_eq!(shown(3_600_000), "1h");
     assert_eq!(shown(5_400_000), "1h 30m");
     assert_eq!(shown(90_010_000), "25h 0m 10s");
+}
+
+#[test]
+fn cluster_placements_and_node_steps() {
+    let s = parse(
+        "name: x\nclients: {a: {node: 2}, b: {}}\nsteps:\n  - a: connect\n  - node: {kill: 2}\n  - node: {restart: 2}\n",
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(s.clients[0].node, Some(2));
+    assert_eq!(s.clients[1].node, None);
+    assert_eq!(s.steps[1].kind, StepKind::Node(NodeAction::Kill(2)));
+    assert_eq!(s.steps[2].kind, StepKind::Node(NodeAction::Restart(2)));
+    assert_eq!(s.nodes(), 2);
+    assert_eq!(
+        err("name: x\nclients: {a: {node: 0}}\nsteps: [{a: connect}]\n"),
+        "t.yaml:2:21: 0 is out of range: expected an integer from 1 to 9"
+    );
+    assert_eq!(
+        err("name: x\nclients: {a: {}}\nsteps: [{node: {kill: 1, restart: 1}}]\n"),
+        "t.yaml:3:16: expected one of `{kill: N}` or `{restart: N}`, got a mapping"
+    );
 }

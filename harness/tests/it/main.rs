@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 
 #[path = "../support/mosquitto.rs"]
 mod mosquitto;
+#[path = "../support/peer.rs"]
+mod peer;
 #[path = "../support/reference_broker.rs"]
 mod reference_broker;
 #[path = "../support/mod.rs"]
@@ -29,6 +31,7 @@ mod mosquitto_matrix;
 mod mosquitto_tls;
 mod oracle_catalogue;
 mod oracle_independence;
+mod peer_targets;
 mod properties;
 mod rmqtt_cluster;
 mod scenario_errors;

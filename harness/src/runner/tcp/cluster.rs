@@ -77,7 +77,7 @@ pub(super) async fn act(cmd: &str, action: NodeAction, node: &Endpoint) -> Resul
     }
     if let NodeAction::Restart(n) = action {
         let deadline = Instant::now() + RESTART_LIMIT;
-        while node.open().await.is_err() {
+        while node.open(node.own_protocol).await.is_err() {
             if Instant::now() >= deadline {
                 return Err(format!(
                     "node {n} ({node:?}) did not come back within {}s",
