@@ -221,16 +221,22 @@ struct Delivery {
     at: Instant,
 }
 
-/// Runs `plan` against `target`; `progress` counts connected will clients, then wills
-/// received. With `broker`, the broker process serving `target`, the report says what the
+/// Runs `plan` against the broker at `nodes`: one endpoint, or the nodes of a cluster, where
+/// the subscribers sit on the first node and the will clients on the others in turn, so that
+/// every will crosses nodes. `progress` counts connected will clients, then wills received. With `broker`, the broker process serving `target`, the report says what the
 /// broker itself spent. Errors (the broker refused a connection, closed a subscriber) are one
 /// line.
 pub async fn run(
-    target: &Endpoint,
+    nodes: &[Endpoint],
     plan: &Plan,
     progress: &ProgressBar,
     broker: Option<&BrokerProcess>,
 ) -> Result<Report, String> {
+    let (target, will_nodes) = match nodes {
+        [] => return Err("a storm needs a broker".into()),
+        [only] => (only, nodes),
+        [first, others @ ..] => (first, others),
+    };
     let usage = || broker.map(BrokerProcess::usage).transpose();
     let before = usage()?;
     let (stop, stopped) = watch::channel(false);
@@ -248,7 +254,7 @@ pub async fn run(
     progress.set_length(plan.clients as u64);
     progress.set_message("will clients connected");
     let started = Instant::now();
-    let mut links = connect_will_clients(target, plan, progress).await?;
+    let mut links = connect_will_clients(will_nodes, plan, progress).await?;
     let connect_s = started.elapsed().as_secs_f64();
     let idle = usage()?;
 
@@ -286,6 +292,9 @@ pub async fn run(
     progress.finish_and_clear();
     let after = usage()?;
     let mut report = measure(target, plan, connect_s, &closed_at, last_close, &received);
+    if let [_, _, ..] = nodes {
+        report.target = format!("cluster {nodes:?} (subscribers on the first node)");
+    }
     if let (Some(broker), Some(before), Some(idle), Some(after)) = (broker, before, idle, after) {
         report.broker = Some(broker_cost(
             plan.clients,
@@ -370,10 +379,10 @@ async fn reply(link: &mut Link<Stream>) -> Result<Packet, String> {
     }
 }
 
-/// Connects every will client, `plan.concurrency` at a time; the links come back in will
-/// order. The first refusal is the error.
+/// Connects every will client, `plan.concurrency` at a time, spread over `nodes` in turn;
+/// the links come back in will order. The first refusal is the error.
 async fn connect_will_clients(
-    target: &Endpoint,
+    nodes: &[Endpoint],
     plan: &Plan,
     progress: &ProgressBar,
 ) -> Result<Vec<Link<Stream>>, String> {
@@ -412,7 +421,7 @@ async fn connect_will_clients(
             // the session must outlive the delay, or the will goes when the session ends
             connect.session_expiry_interval = Some(plan.will_delay);
         }
-        let target = target.clone();
+        let target = nodes[n % nodes.len()].clone();
         connecting.spawn(async move {
             let link = connected(&target, connect).await;
             drop(permit);

@@ -52,8 +52,9 @@ const SPAWN_LIMIT: Duration = Duration::from_secs(10);
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Broker to storm, mqtt://HOST:PORT or mqtts://HOST:PORT, with ?v5=HOST:PORT for a
-    /// separate MQTT 5 port [default: the reference broker, started in this process on a free
-    /// loopback port].
+    /// separate MQTT 5 port, or cluster:mqtt://HOST:PORT,HOST:PORT,... (subscribers on the
+    /// first node, will clients on the others) [default: the reference broker, started in this
+    /// process on a free loopback port].
     #[arg(long, value_name = "TARGET", conflicts_with = "spawn")]
     pub target: Option<String>,
     /// Start the broker to storm as a child process: COMMAND runs as `sh -c 'exec COMMAND'`,
@@ -143,7 +144,20 @@ pub fn run(args: Args) -> ExitCode {
     let report = runtime.block_on(async {
         let mut process = None;
         let target = match (&args.target, &args.spawn) {
-            (Some(url), _) => external(&args.connection, url, &plan).await?,
+            (Some(url), _) => match url.strip_prefix("cluster:") {
+                Some(nodes) => {
+                    let mut endpoints = Vec::new();
+                    for node in nodes.split(',') {
+                        let node = match node.contains("://") {
+                            true => node.to_owned(),
+                            false => format!("mqtt://{node}"),
+                        };
+                        endpoints.extend(external(&args.connection, &node, &plan).await?);
+                    }
+                    endpoints
+                }
+                None => external(&args.connection, url, &plan).await?,
+            },
             (None, Some(command)) => {
                 let spawned = BrokerProcess::spawn(command, SPAWN_LIMIT).await?;
                 let url = format!("mqtt://{}", spawned.addr);
@@ -198,7 +212,11 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 /// The broker at `url`, probed: it must answer MQTT and allow the plan's QoS.
-async fn external(connection: &ConnectionArgs, url: &str, plan: &Plan) -> Result<Endpoint, String> {
+async fn external(
+    connection: &ConnectionArgs,
+    url: &str,
+    plan: &Plan,
+) -> Result<Vec<Endpoint>, String> {
     let mut instances = connection.instances(url)?;
     if instances.len() != 1 {
         return Err(format!("target `{url}`: a storm needs exactly one broker"));
@@ -224,11 +242,11 @@ async fn external(connection: &ConnectionArgs, url: &str, plan: &Plan) -> Result
             max.as_u8()
         ));
     }
-    Ok(target)
+    Ok(vec![target])
 }
 
 /// The reference broker, serving on a free loopback port for as long as the process runs.
-async fn embedded(plan: &Plan) -> Result<Endpoint, String> {
+async fn embedded(plan: &Plan) -> Result<Vec<Endpoint>, String> {
     let config = Config {
         max_connections: plan.clients + plan.subscribers + 16,
         ..Config::default()
@@ -241,7 +259,7 @@ async fn embedded(plan: &Plan) -> Result<Endpoint, String> {
         .map_err(|e| format!("cannot start the reference broker: {e}"))?;
     tokio::spawn(Server::new(config).serve(listener, std::future::pending::<()>()));
     eprintln!("lastwill: storming the reference broker, in this process on {addr}");
-    Ok(Endpoint::at(addr.ip().to_string(), addr.port()))
+    Ok(vec![Endpoint::at(addr.ip().to_string(), addr.port())])
 }
 
 fn table(report: &Report) -> String {
