@@ -223,7 +223,7 @@ fn client(c: &ClientSpec, default_protocol: Protocol) -> Y {
     }
     e.flag("auto_ack", c.auto_ack, true)
         .flag("keep_alive_pings", c.keep_alive_pings, true);
-    e.opt("node", &c.node, |n| raw(n));
+    e.opt("node", &c.node, raw);
     e.map()
 }
 
