@@ -106,3 +106,32 @@ fn rmqtt_cluster_matches_its_profile() {
         "the matrix did not run the cluster scenarios:\n{stdout}"
     );
 }
+
+/// A negative control without rmqtt: two reference brokers that know nothing of each other,
+/// given as a cluster, must fail the cross-node scenarios (the will set on node 1 never
+/// reaches the watcher on node 2), and the same brokers one at a time pass them; a plain
+/// target skips the scenario with node steps, naming why.
+#[test]
+fn unjoined_brokers_given_as_a_cluster_fail_the_cross_node_scenarios() {
+    use crate::reference_broker::ReferenceBroker;
+    let start = || ReferenceBroker::start(&["--listen", "127.0.0.1:0"], "warn", Stdio::null());
+    let (one, two) = (start(), start());
+    let cluster = format!(
+        "cluster:mqtt://127.0.0.1:{},mqtt://127.0.0.1:{}",
+        one.port, two.port
+    );
+    let scenario = "scenarios/cluster/will-reaches-watcher-on-another-node.yaml";
+    let unjoined = crate::lastwill(&["run", "--target", &cluster, scenario]);
+    let stdout = String::from_utf8_lossy(&unjoined.stdout);
+    assert_eq!(unjoined.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    let single = format!("mqtt://127.0.0.1:{}", one.port);
+    let killed = "scenarios/cluster/node-killed-with-connected-will-client.yaml";
+    let alone = crate::lastwill(&["run", "--target", &single, scenario, killed]);
+    let stdout = String::from_utf8_lossy(&alone.stdout);
+    assert_eq!(alone.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("`node:` steps need a cluster target"),
+        "{stdout}"
+    );
+}
