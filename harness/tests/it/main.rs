@@ -18,6 +18,7 @@ mod reference_broker;
 mod support;
 
 mod cli;
+mod command_line_clients;
 mod completions;
 mod coverage;
 mod html_report;
@@ -29,6 +30,7 @@ mod mosquitto_clients;
 mod mosquitto_explore;
 mod mosquitto_matrix;
 mod mosquitto_tls;
+mod mqttjs_cli;
 mod oracle_catalogue;
 mod oracle_independence;
 mod peer_targets;
