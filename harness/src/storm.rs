@@ -346,9 +346,14 @@ async fn subscribe(target: &Endpoint, plan: &Plan, n: usize) -> Result<Link<Stre
     link.send(&[Packet::Subscribe(subscribe)])
         .await
         .map_err(|e| format!("{who}, subscribe: {e}"))?;
-    match reply(&mut link).await.map_err(|e| format!("{who}, subscribe: {e}"))? {
+    match reply(&mut link)
+        .await
+        .map_err(|e| format!("{who}, subscribe: {e}"))?
+    {
         Packet::SubAck(ack) if ack.codes.first().is_some_and(|code| !code.is_failure()) => Ok(link),
-        other => Err(format!("{who}, subscribe: SUBSCRIBE answered with {other:?}")),
+        other => Err(format!(
+            "{who}, subscribe: SUBSCRIBE answered with {other:?}"
+        )),
     }
 }
 
@@ -359,7 +364,10 @@ async fn connected(target: &Endpoint, connect: Connect, who: &str) -> Result<Lin
         .await
         .map_err(|_| format!("{who}, connect: connection timed out ({FD_HINT})"))?
         .map_err(|e| format!("{who}, connect: cannot connect: {}", io_error::describe(&e)))?;
-    match reply(&mut link).await.map_err(|e| format!("{who}, connect: {e}"))? {
+    match reply(&mut link)
+        .await
+        .map_err(|e| format!("{who}, connect: {e}"))?
+    {
         Packet::ConnAck(ack) if ack.code.is_success() => Ok(link),
         Packet::ConnAck(ack) => Err(format!("{who}, connect: refused with CONNACK {}", ack.code)),
         other => Err(format!(
@@ -482,10 +490,14 @@ async fn collect(
         let packet = match packet {
             Ok(packet) => packet,
             Err(Ended::Closed) => {
-                return Err(format!("subscriber {n}, receive: the broker closed the connection"));
+                return Err(format!(
+                    "subscriber {n}, receive: the broker closed the connection"
+                ));
             }
             Err(Ended::Failed(reason)) => {
-                return Err(format!("subscriber {n}, receive: the connection failed: {reason}"));
+                return Err(format!(
+                    "subscriber {n}, receive: the connection failed: {reason}"
+                ));
             }
             Err(Ended::Undecodable(e)) => {
                 return Err(format!("subscriber {n}, receive: undecodable packet: {e}"));

@@ -139,7 +139,11 @@ pub fn run(args: Args) -> ExitCode {
         prefix: format!("lastwill-bench-{}", run_id()),
     };
     // the embedded reference broker holds the other end of every connection in this process
-    let ends = if args.target.is_none() && args.spawn.is_none() { 2 } else { 1 };
+    let ends = if args.target.is_none() && args.spawn.is_none() {
+        2
+    } else {
+        1
+    };
     if let Err(message) = open_files_for(ends * (plan.clients + plan.subscribers)) {
         return usage_error(message);
     }
