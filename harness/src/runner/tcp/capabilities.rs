@@ -6,7 +6,7 @@ use std::time::Duration;
 use lastwill_broker::codec::{Connect, Packet, Protocol};
 use lastwill_broker::config::Overrides;
 
-use super::Endpoint;
+use super::{Endpoint, requirements};
 use crate::io_error;
 use crate::link::Ended;
 use crate::raw_connect;
@@ -100,6 +100,7 @@ impl Endpoint {
             }
         }
         unmet_requirement(&scenario.broker, capabilities)
+            .or_else(|| unmet_requirement(&requirements::implied(scenario), capabilities))
     }
 }
 
