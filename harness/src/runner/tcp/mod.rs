@@ -7,7 +7,8 @@
 //!   and keeps the socket open until the run ends, so no FIN or RST ever leaves.
 //! - Steps only the simulator can do (`net:`) and `broker: restart` without a restart command
 //!   skip the scenario, with the reason; so do `broker:` requirements the broker's CONNACK
-//!   shows it does not meet.
+//!   shows it does not meet, and the capabilities the scenario's own packets need (a
+//!   wildcard filter, a shared subscription, a QoS 2 or retained will: see `requirements`).
 //! - Every client id and topic gets a per-run prefix, so parallel and repeated runs never see
 //!   each other; retained messages a run leaves under its prefix are cleared afterwards.
 //! - Time windows are checked on the harness's monotonic clock, widened by a tolerance for
@@ -20,6 +21,7 @@ mod connection;
 mod control;
 mod isolation;
 mod liveness;
+mod requirements;
 mod tls;
 
 pub use capabilities::{Capabilities, Refusal, Skip};
