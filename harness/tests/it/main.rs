@@ -17,6 +17,7 @@ mod support;
 
 mod cli;
 mod completions;
+mod control_arm;
 mod coverage;
 mod html_report;
 mod messages;
