@@ -74,7 +74,18 @@ impl ControlArm {
             return arm;
         }
         let mut watchers: Vec<Watcher> = Vec::new();
-        for block in scenario.expect.iter().filter(|b| is_negative(b)) {
+        // a client that never subscribes has nothing a will could reach: its `receives:
+        // nothing` is about unsolicited PUBLISHes, and no control could make it see one
+        let subscribes = |client: &str| {
+            scenario.steps.iter().any(|s| {
+                matches!(&s.kind, StepKind::Client { client: c, action: Action::Subscribe(_) } if c == client)
+            })
+        };
+        for block in scenario
+            .expect
+            .iter()
+            .filter(|b| is_negative(b) && subscribes(&b.client))
+        {
             if !watchers.iter().any(|w| w.client == block.client) {
                 watchers.push(Watcher {
                     client: block.client.clone(),
@@ -365,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn opting_out_or_expecting_no_negative_adds_nothing() {
+    fn opting_out_no_negative_or_a_watcher_that_never_subscribes_adds_nothing() {
         let steps = "steps:\n  - watcher: connect\n  - watcher: {subscribe: lw/a}\n";
         let out = scenario(&format!(
             "{HEAD}control: false\n{steps}expect:\n  watcher: {{receives: nothing}}\n"
@@ -373,7 +384,10 @@ mod tests {
         let positive = scenario(&format!(
             "{HEAD}{steps}expect:\n  watcher: {{receives: [{{topic: lw/a, count: 0..1}}]}}\n"
         ));
-        for s in [out, positive] {
+        let unsubscribed = scenario(&format!(
+            "{HEAD}{steps}  - device: connect\nexpect:\n  device: {{receives: nothing}}\n"
+        ));
+        for s in [out, positive, unsubscribed] {
             let arm = ControlArm::plan(&s, None);
             assert!(arm.clients.is_empty() && arm.unreachable.is_empty());
         }
