@@ -20,6 +20,7 @@ mod support;
 mod cli;
 mod command_line_clients;
 mod completions;
+mod control_arm;
 mod coverage;
 mod html_report;
 mod messages;

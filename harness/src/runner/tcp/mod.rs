@@ -41,6 +41,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Run;
+use super::control_arm::ControlArm;
 use super::director::direct;
 use crate::client::{Agent, Network};
 use crate::scenario::Scenario;
@@ -160,13 +161,18 @@ pub fn run(
         None => scenario.clone(),
     };
     with_credentials(&mut scenario, endpoint);
+    let arm = ControlArm::plan(&scenario, prefix);
     let played = async {
         let start = Instant::now();
         let graveyard = Arc::new(Mutex::new(Vec::new()));
         let recorder = Recorder::default();
         let mut agents = BTreeMap::new();
         let mut tasks = Vec::new();
-        for spec in &scenario.clients {
+        for spec in scenario
+            .clients
+            .iter()
+            .chain(arm.clients.iter().map(|c| &c.spec))
+        {
             let (tx, rx) = mpsc::unbounded_channel();
             agents.insert(spec.name.clone(), tx);
             let network = TcpNetwork {
@@ -184,7 +190,7 @@ pub fn run(
             endpoint: endpoint.clone(),
             liveness: Arc::clone(liveness),
         };
-        let direction = direct(&scenario, &control, &agents, &recorder).await;
+        let direction = direct(&scenario, &arm, &control, &agents, &recorder).await;
         drop(agents);
         for task in tasks {
             let _ = task.await;
@@ -213,6 +219,7 @@ pub fn run(
     })?;
     Ok(Run::judged(
         &scenario,
+        &arm,
         direction,
         transcript,
         endpoint.tolerance,
