@@ -25,7 +25,9 @@
 //! end in any unexpected way anyway (a panic in the codec, an abort), a drop guard still tells
 //! the core that the connection is gone, so its will is not forgotten.
 
+use std::io;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -87,12 +89,13 @@ impl ReadBuffer {
         }
     }
 
-    /// Makes room for the next read.
-    fn prepare(&mut self) {
+    /// Makes room for the next read; returns how much there is.
+    fn prepare(&mut self) -> usize {
         if self.buf.capacity() - self.buf.len() < self.chunk / 2 {
             self.buf.reserve(self.chunk);
         }
         self.count();
+        self.buf.capacity() - self.buf.len()
     }
 
     /// After a read of `n` bytes and decoding what it completed.
@@ -101,8 +104,9 @@ impl ReadBuffer {
             // the read filled what it asked for: more is coming, ask for more next time
             self.chunk = (self.chunk * 2).min(MAX_READ);
         }
-        if self.buf.is_empty() && self.buf.capacity() > 2 * MAX_READ {
-            // a large packet went through: do not keep its buffer while idle
+        if self.buf.is_empty() {
+            // Nothing half-read: hold no buffer while waiting for the next bytes (an idle
+            // connection would otherwise keep its last read's capacity, 1 KiB or more).
             self.buf = BytesMut::new();
         }
         self.count();
@@ -155,10 +159,14 @@ impl Drop for LostGuard {
     }
 }
 
+/// Waits until a stream has bytes to read (or an error or end of stream), without a buffer.
+pub(crate) type PollReadReady<S> = fn(&S, &mut Context<'_>) -> Poll<io::Result<()>>;
+
 /// Runs one connection until the core closes it or the core task goes away.
 pub(crate) async fn run<S>(
     id: ConnectionId,
     mut stream: S,
+    read_ready: PollReadReady<S>,
     limits: Limits,
     metrics: Arc<Metrics>,
     events: mpsc::Sender<Event>,
@@ -178,10 +186,6 @@ pub(crate) async fn run<S>(
     // when the frame at the front of the read buffer must be complete
     let mut frame_deadline: Option<Instant> = None;
     loop {
-        if reading {
-            read.prepare();
-        }
-        let spare = read.buf.capacity() - read.buf.len();
         tokio::select! {
             biased;
             message = outgoing.recv() => {
@@ -218,9 +222,9 @@ pub(crate) async fn run<S>(
                     return;
                 }
             }
-            result = stream.read_buf(&mut read.buf), if reading => {
+            result = read_some(&mut stream, read_ready, &mut read), if reading => {
                 match result {
-                    Ok(0) | Err(_) => {
+                    Ok((0, _)) | Err(_) => {
                         match result {
                             Ok(_) => debug!(connection = id, "connection closed by the peer"),
                             Err(error) => debug!(connection = id, %error, "connection failed"),
@@ -229,7 +233,7 @@ pub(crate) async fn run<S>(
                         read.release();
                         guard.report().await;
                     }
-                    Ok(n) => {
+                    Ok((n, spare)) => {
                         let max = limits.max_packet_size;
                         let decoded = decode_all(id, &mut read.buf, &mut protocol, max, &events).await;
                         read.after_read(n, spare);
@@ -267,7 +271,8 @@ const LINGER_BYTES: usize = 1024 * 1024;
 /// kernel send RST, and a RST can make the peer lose what was written just before it: the
 /// CONNACK 0x95 for an oversized CONNECT ([MQTT-3.1.4-1]), a DISCONNECT with its reason.
 async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
-    let mut discard = [0u8; 4096];
+    // on the heap: an array here would make every connection task's future 4 KiB larger
+    let mut discard = vec![0u8; 4096];
     let mut left = LINGER_BYTES;
     let _ = tokio::time::timeout(LINGER_TIME, async {
         while left > 0 {
@@ -278,6 +283,24 @@ async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
         }
     })
     .await;
+}
+
+/// Reads what has arrived into `read`; returns the count and the room the read had. With no
+/// frame half-read, it first waits for the stream to be readable with no buffer allocated,
+/// so that an idle connection holds none (cancel-safe: nothing is read until it returns).
+async fn read_some<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    read_ready: PollReadReady<S>,
+    read: &mut ReadBuffer,
+) -> io::Result<(usize, usize)> {
+    if read.buf.is_empty() {
+        // moved in as `&mut S`, so the future is Send without asking S to be Sync
+        let waiting = &mut *stream;
+        std::future::poll_fn(move |cx| read_ready(waiting, cx)).await?;
+    }
+    let spare = read.prepare();
+    let n = stream.read_buf(&mut read.buf).await?;
+    Ok((n, spare))
 }
 
 /// Forwards every whole packet in `buf` to the core and says how many there were. `None`
