@@ -146,7 +146,9 @@ impl LostGuard {
         if !self.settled {
             self.settled = true;
             // An error means the core task is gone (shutting down): nobody to tell.
-            let _ = self.events.send(Event::Lost(self.id)).await;
+            if let Ok(permit) = self.events.reserve().await {
+                permit.send(Event::Lost(self.id));
+            }
         }
     }
 }
@@ -305,6 +307,10 @@ async fn read_some<S: AsyncRead + Unpin>(
 
 /// Forwards every whole packet in `buf` to the core and says how many there were. `None`
 /// when reading must stop (the bytes were undecodable, or the core task is gone).
+///
+/// A slot in the event channel is reserved before each decode, so no [`Event`] (a CONNECT is
+/// several hundred bytes) is ever held across an `await`: that keeps it out of every
+/// connection task's future, which is the bulk of what an idle connection costs.
 async fn decode_all(
     id: ConnectionId,
     buf: &mut BytesMut,
@@ -313,9 +319,10 @@ async fn decode_all(
     events: &mpsc::Sender<Event>,
 ) -> Option<usize> {
     let mut decoded = 0;
-    loop {
+    while !buf.is_empty() {
+        let permit = events.reserve().await.ok()?;
         let event = match codec::decode(buf, *protocol, max_packet_size) {
-            Ok(None) => return Some(decoded),
+            Ok(None) => break,
             Ok(Some(packet)) => {
                 if let Packet::Connect(connect) = &packet {
                     *protocol = Some(connect.protocol);
@@ -325,13 +332,38 @@ async fn decode_all(
             Err(error) => {
                 debug!(connection = id, %error, "undecodable input");
                 // Whatever follows a bad frame is meaningless; the core will close.
-                let _ = events.send(Event::DecodeFailed(id, error)).await;
+                permit.send(Event::DecodeFailed(id, error));
                 return None;
             }
         };
-        if events.send(event).await.is_err() {
-            return None;
-        }
+        permit.send(event);
         decoded += 1;
+    }
+    Some(decoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::outbox::write_queue;
+
+    /// Every connection holds one of these futures for its whole life: it is most of what an
+    /// idle connection costs the broker, so it must stay small (no packet, event or buffer
+    /// inside it across an `await`).
+    #[test]
+    fn a_connection_task_future_stays_small() {
+        let (events, _events_rx) = mpsc::channel(1);
+        let (drained, _drained_rx) = mpsc::unbounded_channel();
+        let (_queue, outgoing) = write_queue(1, Arc::default(), drained);
+        let (stream, _peer) = tokio::io::duplex(64);
+        let limits = Limits {
+            max_packet_size: 1024,
+            frame_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(1),
+        };
+        let ready: PollReadReady<tokio::io::DuplexStream> = |_, _| Poll::Ready(Ok(()));
+        let task = run(1, stream, ready, limits, Arc::default(), events, outgoing);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1024, "the connection task's future is {size} bytes");
     }
 }
