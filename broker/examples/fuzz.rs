@@ -8,13 +8,14 @@
 //! ```
 //!
 //! Without `--target` the reference broker runs inside this process on a free loopback port.
-//! `--workers` fuzzing connections (default 4) each send a valid CONNECT (MQTT 3.1.1 or 5,
-//! drawn at random), then batches of frames: valid packets of every kind a client may send
-//! (PUBLISH at each QoS, retained or not, SUBSCRIBE, UNSUBSCRIBE, the four acks, PINGREQ),
-//! each one, with probability 1/8, mutated (bytes flipped or overwritten, the frame cut
-//! short, its Remaining Length changed, random bytes appended) or replaced by random bytes.
-//! A connection the broker closes (as it must on a malformed frame) is opened again. What the
-//! broker sends back is read and discarded, so no fuzzing client is dropped for not reading.
+//! `--workers` fuzzing clients (default 4) each send a valid CONNECT (MQTT 3.1.1 or 5, drawn
+//! at random), then batches of frames: valid packets of every kind a client may send
+//! (PUBLISH at each QoS, retained or not, SUBSCRIBE, UNSUBSCRIBE, the four acks, PINGREQ)
+//! with random ids, topics and payloads, half the batches ending with a mutated frame (bytes
+//! flipped or overwritten, the frame cut short, its Remaining Length changed, random bytes
+//! appended, or random bytes instead), after which the client reconnects. Only frames the
+//! broker is known to have read are counted (see [`fuzz`]); everything it sends back must
+//! decode.
 //!
 //! The watchdog is another client (keep-alive 10 s) that sends a PINGREQ every 500 ms; the run
 //! fails (exit 1) if a PINGRESP takes longer than the keep-alive, if the watchdog's
@@ -41,10 +42,6 @@ use tokio::net::TcpStream;
 /// The watchdog's keep-alive: a PINGRESP must come within it.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_millis(500);
-/// Frames written with one `write_all`.
-const BATCH: usize = 32;
-/// One frame in this many is mutated or random.
-const MUTATE_ONE_IN: u32 = 8;
 
 struct Args {
     target: Option<SocketAddr>,
@@ -273,7 +270,14 @@ async fn watchdog(target: SocketAddr, failed: Arc<AtomicBool>) {
     }
 }
 
-/// One fuzzing connection after another, until `frames` frames are written.
+/// One fuzzing connection after another, until `frames` frames are written and read.
+///
+/// A connection sends batches of 1 to 64 valid frames, each followed by a PINGREQ whose
+/// PINGRESP proves the broker read the batch. Half the batches end with a mutated frame
+/// instead: then the client sends a PINGREQ, shuts its write side and reads until the broker
+/// closes, so the broker has read every frame of the batch before its end of stream (or
+/// stopped at the frame it could not decode), and the next batch goes to a new connection.
+/// Only frames of batches settled this way are counted.
 async fn fuzz(
     target: SocketAddr,
     worker: usize,
@@ -285,7 +289,7 @@ async fn fuzz(
 ) {
     let mut left = frames;
     let mut batch = BytesMut::new();
-    while left > 0 && !failed.load(Ordering::Relaxed) {
+    'connections: while left > 0 && !failed.load(Ordering::Relaxed) {
         let protocol = if rng.random_bool(0.5) {
             Protocol::V5
         } else {
@@ -311,29 +315,91 @@ async fn fuzz(
             }
         };
         connections.fetch_add(1, Ordering::Relaxed);
-        let (mut reader, mut writer) = stream.into_split();
-        let drain = tokio::spawn(async move {
-            let mut sink = vec![0u8; 16 * 1024];
-            while let Ok(n) = reader.read(&mut sink).await {
-                if n == 0 {
-                    break;
+        let (reader, mut writer) = stream.into_split();
+        let (pongs_tx, mut pongs) = tokio::sync::mpsc::unbounded_channel();
+        let reading = tokio::spawn(read_answers(reader, protocol, pongs_tx));
+        while left > 0 {
+            batch.clear();
+            let count = rng.random_range(1..=64u64).min(left);
+            let last_mutated = rng.random_bool(0.5);
+            for n in 0..count {
+                frame(
+                    &mut rng,
+                    protocol,
+                    last_mutated && n + 1 == count,
+                    &mut batch,
+                );
+            }
+            batch.put_slice(&[0xC0, 0x00]); // PINGREQ
+            if writer.write_all(&batch).await.is_err() {
+                continue 'connections;
+            }
+            if last_mutated {
+                let _ = writer.shutdown().await;
+                match tokio::time::timeout(KEEP_ALIVE, reading).await {
+                    Ok(Ok(Ok(()))) => {}
+                    Ok(Ok(Err(message))) => {
+                        eprintln!("fuzz: worker {worker}: {message}");
+                        failed.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    Ok(Err(_)) | Err(_) => {
+                        eprintln!(
+                            "fuzz: worker {worker}: the broker did not close a connection within {} s of its end of stream",
+                            KEEP_ALIVE.as_secs()
+                        );
+                        failed.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+                left -= count;
+                written.fetch_add(count, Ordering::Relaxed);
+                continue 'connections;
+            }
+            match tokio::time::timeout(KEEP_ALIVE, pongs.recv()).await {
+                Ok(Some(())) => {
+                    left -= count;
+                    written.fetch_add(count, Ordering::Relaxed);
+                }
+                // closed by the broker: a valid frame can still break a rule (a second
+                // SUBSCRIBE with the packet id in use, say); the batch is not counted
+                Ok(None) => continue 'connections,
+                Err(_) => {
+                    eprintln!(
+                        "fuzz: worker {worker}: no PINGRESP within {} s",
+                        KEEP_ALIVE.as_secs()
+                    );
+                    failed.store(true, Ordering::Relaxed);
+                    return;
                 }
             }
-        });
-        while left > 0 && !drain.is_finished() {
-            batch.clear();
-            let count = (BATCH as u64).min(left);
-            for _ in 0..count {
-                frame(&mut rng, protocol, &mut batch);
-            }
-            if writer.write_all(&batch).await.is_err() {
-                break;
-            }
-            left -= count;
-            written.fetch_add(count, Ordering::Relaxed);
         }
-        drop(writer);
-        drain.abort();
+    }
+}
+
+/// Reads what the broker sends until it closes: every frame must decode, and each PINGRESP
+/// is passed on.
+async fn read_answers(
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    protocol: Protocol,
+    pongs: tokio::sync::mpsc::UnboundedSender<()>,
+) -> Result<(), String> {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    loop {
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
+        loop {
+            match codec::decode(&mut buf, Some(protocol), u32::MAX) {
+                Ok(None) => break,
+                Ok(Some(Packet::PingResp)) => {
+                    let _ = pongs.send(());
+                }
+                Ok(Some(_)) => {}
+                Err(error) => return Err(format!("the broker sent an undecodable frame: {error}")),
+            }
+        }
     }
 }
 
@@ -343,10 +409,10 @@ fn encode(packet: &Packet, protocol: Protocol) -> BytesMut {
     buf
 }
 
-/// Appends one frame: a valid packet, mutated one time in [`MUTATE_ONE_IN`].
-fn frame(rng: &mut TestRng, protocol: Protocol, out: &mut BytesMut) {
+/// Appends one frame: a valid packet, or a mutated one.
+fn frame(rng: &mut TestRng, protocol: Protocol, mutated: bool, out: &mut BytesMut) {
     let mut frame = encode(&valid_packet(rng), protocol);
-    if rng.random_range(0..MUTATE_ONE_IN) == 0 {
+    if mutated {
         mutate(rng, &mut frame);
     }
     out.put_slice(&frame);

@@ -210,15 +210,17 @@ pub(crate) async fn run<S>(
                 if close {
                     let reported_lost = guard.settled;
                     guard.settled = true;
-                    if writable {
-                        let _ = tokio::time::timeout(limits.write_timeout, stream.shutdown()).await;
-                        if !reported_lost {
-                            linger(&mut stream).await;
-                        }
-                    }
                     if reported_lost {
+                        // The peer is gone (or given up on): dropping the stream closes it.
+                        // A shutdown first would be one more syscall, on a socket that was
+                        // usually reset, in every abnormal close.
                         debug!(connection = id, "connection released");
                     } else {
+                        if writable {
+                            let _ =
+                                tokio::time::timeout(limits.write_timeout, stream.shutdown()).await;
+                            linger(&mut stream).await;
+                        }
                         debug!(connection = id, "connection closed by the broker");
                     }
                     return;
