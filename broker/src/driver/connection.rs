@@ -26,6 +26,7 @@
 //! the core that the connection is gone, so its will is not forgotten.
 
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -33,7 +34,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::Sleep;
 use tracing::debug;
 
 use crate::codec::{self, DecodeError, Packet, Protocol};
@@ -41,7 +42,6 @@ use crate::core::ConnectionId;
 
 use super::metrics::Metrics;
 use super::outbox::{Outgoing, WriteQueueReceiver};
-use super::sleep_until_or_never;
 
 /// What one read asks for at first; it doubles while reads fill it, up to [`MAX_READ`].
 const MIN_READ: usize = 1024;
@@ -185,8 +185,9 @@ pub(crate) async fn run<S>(
     let mut protocol: Option<Protocol> = None;
     let mut reading = true;
     let mut writable = true;
-    // when the frame at the front of the read buffer must be complete
-    let mut frame_deadline: Option<Instant> = None;
+    // when the frame at the front of the read buffer must be complete; boxed, because most
+    // connections never have one and a timer inline would grow every task's future
+    let mut frame_deadline: Option<Pin<Box<Sleep>>> = None;
     loop {
         tokio::select! {
             biased;
@@ -242,19 +243,19 @@ pub(crate) async fn run<S>(
                         let decoded = decode_all(id, &mut read.buf, &mut protocol, max, &events).await;
                         read.after_read(n, spare);
                         // the clock runs from the first byte of the frame now at the front
-                        frame_deadline = match (decoded, frame_deadline) {
+                        frame_deadline = match (decoded, frame_deadline.take()) {
                             (None, _) => {
                                 reading = false;
                                 None
                             }
                             _ if read.buf.is_empty() => None,
                             (Some(0), Some(deadline)) => Some(deadline),
-                            (Some(_), _) => Some(Instant::now() + limits.frame_timeout),
+                            (Some(_), _) => Some(Box::pin(tokio::time::sleep(limits.frame_timeout))),
                         };
                     }
                 }
             }
-            () = sleep_until_or_never(frame_deadline), if reading => {
+            () = expired(&mut frame_deadline), if reading => {
                 debug!(connection = id, "a packet was not finished in time");
                 metrics.unfinished_frame();
                 reading = false;
@@ -263,6 +264,14 @@ pub(crate) async fn run<S>(
                 guard.report().await;
             }
         }
+    }
+}
+
+/// Completes when `deadline` passes; never when there is none.
+async fn expired(deadline: &mut Option<Pin<Box<Sleep>>>) {
+    match deadline {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -93,6 +93,10 @@ impl Outbox {
         let queued = self.packets.pop_front()?;
         self.bytes -= queued.bytes.len();
         self.droppable -= usize::from(queued.droppable);
+        if self.packets.is_empty() {
+            // an idle connection keeps no queue (it grows to 4 slots, 160 B, at the CONNACK)
+            self.packets = VecDeque::new();
+        }
         Some(queued.bytes)
     }
 
