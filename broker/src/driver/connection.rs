@@ -10,7 +10,8 @@
 //!   how to close (CONNACK or DISCONNECT with a reason code, or a bare close). End of stream or
 //!   a read error is reported once as [`Event::Lost`].
 //!   The read buffer grows with the bytes that actually arrive, not with the length a frame
-//!   announces, and shrinks back once a large packet has gone through. A frame started and
+//!   announces, and is released whenever no frame is half-read (an idle connection waits for
+//!   readability with no buffer at all). A frame started and
 //!   not finished within `frame_timeout` ends the connection as lost: a client cannot hold a
 //!   buffer forever by never sending a packet's last byte.
 //! - **Writing.** The core task sends [`Outgoing`] batches through the connection's
