@@ -16,7 +16,6 @@ use serde_json::json;
 use crate::report::{ScenarioResult, Status, html};
 use crate::scenario;
 use crate::scenario::yaml::{self, Fields, Node};
-use crate::verdict::Check;
 
 /// What a target did with one scenario over all repeats.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -286,42 +285,67 @@ impl Column {
             .or(results.first())
     }
 
-    /// What the target chose where the spec lets it (its `may` checks): `as written` when
-    /// they held, `otherwise` when one did not, `varies` when repeats chose differently.
-    /// `None` when the scenario records no choice.
+    /// What the target chose where the spec lets it (its `may` checks, as
+    /// [`ScenarioResult::choices`]), or `varies` when repeats chose differently. `None` when
+    /// the scenario records no choice.
     pub fn choices(&self, scenario: &str) -> Option<String> {
-        let chosen: Vec<&str> = self
+        let chosen: Vec<String> = self
             .results
             .get(scenario)?
             .iter()
-            .filter(|r| r.checks.iter().any(Check::is_choice))
-            .map(|r| {
-                let held = r.checks.iter().filter(|c| c.is_choice()).all(|c| c.passed);
-                if held { "as written" } else { "otherwise" }
-            })
+            .map(|r| r.choices().join("; "))
+            .filter(|c| !c.is_empty())
             .collect();
-        let first = *chosen.first()?;
-        Some(if chosen.iter().all(|c| *c == first) {
-            first.to_owned()
+        let first = chosen.first()?;
+        Some(if chosen.iter().all(|c| c == first) {
+            first.clone()
         } else {
             "varies".to_owned()
         })
     }
 
-    /// `ref: 189 pass, 0 diverge, 0 intermittent, 0 skipped` (and how many were not run).
+    /// `mosquitto: 142 pass, 19 fail, 2 warn, 18 skip, 8 intermittent; 21 known divergences,
+    /// 0 unexpected` (and how many were not run). A row is intermittent when its repeats
+    /// disagreed or its profile says it is, so every row the matrix marks intermittent is
+    /// counted there and nowhere else; the divergences are counted against the profile, if
+    /// the column has one.
     pub fn summary(&self) -> String {
-        let count = |f: fn(&Observed) -> bool| self.observed.values().filter(|o| f(o)).count();
+        let (mut pass, mut fail, mut warn, mut skip, mut intermittent, mut not_run) =
+            (0, 0, 0, 0, 0, 0);
+        for (key, observed) in &self.observed {
+            let judgement = self.judgement(key);
+            match observed {
+                Observed::Skip(_) => skip += 1,
+                Observed::NotRun(_) => not_run += 1,
+                Observed::Intermittent { .. } => intermittent += 1,
+                _ if judgement == Some(Judgement::Intermittent) => intermittent += 1,
+                Observed::Pass => pass += 1,
+                Observed::Diverges {
+                    status: Status::Warn,
+                    ..
+                } => warn += 1,
+                Observed::Diverges { .. } => fail += 1,
+            }
+        }
         let mut line = format!(
-            "{}: {} pass, {} diverge, {} intermittent, {} skipped",
-            self.name,
-            count(|o| *o == Observed::Pass),
-            count(|o| matches!(o, Observed::Diverges { .. })),
-            count(|o| matches!(o, Observed::Intermittent { .. })),
-            count(|o| matches!(o, Observed::Skip(_))),
+            "{}: {pass} pass, {fail} fail, {warn} warn, {skip} skip, {intermittent} intermittent",
+            self.name
         );
-        let not_run = count(|o| matches!(o, Observed::NotRun(_)));
         if not_run > 0 {
             line.push_str(&format!(", {not_run} not run"));
+        }
+        if self.profile.is_some() {
+            let judged = |wanted: fn(&Judgement) -> bool| {
+                self.observed
+                    .keys()
+                    .filter(|k| self.judgement(k).as_ref().is_some_and(wanted))
+                    .count()
+            };
+            line.push_str(&format!(
+                "; {} known divergences, {} unexpected",
+                judged(|j| *j == Judgement::Known),
+                judged(Judgement::fails_gate)
+            ));
         }
         line
     }
@@ -350,6 +374,15 @@ impl Column {
                     .map(|j| (k.clone(), j))
             })
             .collect()
+    }
+}
+
+/// `text`, cut to `max` characters with an ellipsis: what a terminal table has room for.
+fn cut(text: String, max: usize) -> String {
+    if text.chars().count() > max {
+        text.chars().take(max - 1).collect::<String>() + "…"
+    } else {
+        text
     }
 }
 
@@ -385,7 +418,8 @@ impl Matrix {
         keys
     }
 
-    /// One target's outcome for one scenario: `pass`, `fail (known)`, `pass, recorded: no`.
+    /// One target's outcome for one scenario: `pass`, `fail (known)`, `pass, may: closed
+    /// without DISCONNECT`.
     pub fn cell(&self, column: &Column, key: &str) -> String {
         let Some(observed) = column.observed.get(key) else {
             return "-".into();
@@ -399,7 +433,7 @@ impl Matrix {
             None => observed.cell(),
         };
         if let Some(choices) = column.choices(key) {
-            cell.push_str(&format!(", recorded: {choices}"));
+            cell.push_str(&format!(", may: {choices}"));
         }
         cell
     }
@@ -426,7 +460,7 @@ impl Matrix {
                     None => ("all".to_owned(), first),
                 };
                 let recorded = column.representative(key)?.recorded();
-                Some(format!("{who}: recorded: {}", recorded.join("; ")))
+                Some(format!("{who}: may: {}", recorded.join("; ")))
             })
             .unwrap_or_default()
     }
@@ -446,12 +480,8 @@ impl Matrix {
         table.set_header(header);
         for key in self.scenarios() {
             let mut row = vec![key.clone()];
-            row.extend(self.columns.iter().map(|c| self.cell(c, key)));
-            let mut diff = self.first_difference(key);
-            if diff.chars().count() > 90 {
-                diff = diff.chars().take(89).collect::<String>() + "…";
-            }
-            row.push(diff);
+            row.extend(self.columns.iter().map(|c| cut(self.cell(c, key), 40)));
+            row.push(cut(self.first_difference(key), 90));
             table.add_row(row);
         }
         table.to_string()
@@ -597,6 +627,7 @@ impl Matrix {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::Check;
 
     fn result(file: &str, status: Status) -> ScenarioResult {
         ScenarioResult {
@@ -612,7 +643,7 @@ mod tests {
         }
     }
 
-    const PROFILE: &str = "broker: example 1.0\ndivergences:\n  - {scenario: a/known, expect: fail, kind: bug, observed: x, reason: y}\n  - {scenario: a/fixed, expect: fail, kind: bug, observed: x, reason: y}\n  - {scenario: a/noisy, expect: intermittent, kind: ambiguity, observed: x, reason: y, seen: 1/3}\n";
+    const PROFILE: &str = "broker: example 1.0\ndivergences:\n  - {scenario: a/known, expect: fail, kind: bug, observed: x, reason: y}\n  - {scenario: a/fixed, expect: fail, kind: bug, observed: x, reason: y}\n  - {scenario: a/noisy, expect: intermittent, kind: ambiguity, observed: x, reason: y, seen: 1/3}\n  - {scenario: a/steady, expect: intermittent, kind: ambiguity, observed: x, reason: y, seen: 1/3}\n";
 
     #[test]
     fn profile_judges_new_known_vanished_and_intermittent() {
@@ -625,6 +656,7 @@ mod tests {
                 result("scenarios/a/new.yaml", Status::Fail),
                 result("scenarios/a/flaky.yaml", Status::Fail),
                 result("scenarios/a/fine.yaml", Status::Pass),
+                result("scenarios/a/steady.yaml", Status::Pass),
             ],
             vec![
                 result("scenarios/a/known.yaml", Status::Fail),
@@ -633,6 +665,7 @@ mod tests {
                 result("scenarios/a/new.yaml", Status::Fail),
                 result("scenarios/a/flaky.yaml", Status::Pass),
                 result("scenarios/a/fine.yaml", Status::Pass),
+                result("scenarios/a/steady.yaml", Status::Pass),
             ],
         ];
         let column = Column::new("example", "mqtt://x", &runs, Some(profile));
@@ -645,6 +678,61 @@ mod tests {
         assert_eq!(j("a/fine"), Judgement::Conforms);
         let failures: Vec<_> = column.gate_failures().into_iter().map(|(k, _)| k).collect();
         assert_eq!(failures, ["a/fixed", "a/new"]);
+        // a/steady passed in both runs, but its profile marks it intermittent and so does the
+        // matrix: it is counted as intermittent, not as a pass
+        assert_eq!(j("a/steady"), Judgement::Intermittent);
+        assert_eq!(
+            column.summary(),
+            "example: 2 pass, 2 fail, 0 warn, 0 skip, 3 intermittent; 1 known divergences, 2 unexpected"
+        );
+    }
+
+    #[test]
+    fn cells_show_what_a_broker_chose_where_it_may() {
+        let may = |passed: bool| Check {
+            level: crate::scenario::Level::May,
+            passed,
+            expected: "server DISCONNECT 0x81 malformed-packet".into(),
+            observed: "closed without DISCONNECT".into(),
+            location: Default::default(),
+            scope: crate::verdict::Scope::Step,
+        };
+        let with = |status: Status, checks: Vec<Check>| ScenarioResult {
+            checks,
+            ..result("scenarios/a/choice.yaml", status)
+        };
+        let chose_otherwise = Column::new(
+            "b",
+            "mqtt://b",
+            &[vec![with(Status::Fail, vec![may(false), may(false)])]],
+            None,
+        );
+        let varies = Column::new(
+            "c",
+            "mqtt://c",
+            &[
+                vec![with(Status::Pass, vec![may(false)])],
+                vec![with(
+                    Status::Pass,
+                    vec![Check {
+                        scope: crate::verdict::Scope::Run,
+                        ..may(true)
+                    }],
+                )],
+            ],
+            None,
+        );
+        let matrix = Matrix {
+            columns: vec![chose_otherwise, varies],
+        };
+        assert_eq!(
+            matrix.cell(&matrix.columns[0], "a/choice"),
+            "fail, may: closed without DISCONNECT"
+        );
+        assert_eq!(
+            matrix.cell(&matrix.columns[1], "a/choice"),
+            "pass, may: varies"
+        );
     }
 
     #[test]

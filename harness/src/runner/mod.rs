@@ -8,6 +8,7 @@
 //! `director`). A [`Target`] says which runner a suite uses; a [`Run`] is what one scenario
 //! run produced.
 
+pub mod control_arm;
 mod director;
 pub mod sim;
 pub mod tcp;
@@ -17,8 +18,9 @@ use std::sync::Arc;
 use crate::scenario::Scenario;
 use crate::transcript::Transcript;
 use crate::verdict::{self, Check, Timeline, Tolerance, Verdict};
+use control_arm::ControlArm;
 use director::Direction;
-use tcp::{Capabilities, Cluster, Endpoint, Liveness, Skip, Unfinished};
+use tcp::{Capabilities, CleanupFailures, Cluster, Endpoint, Liveness, Skip, Unfinished};
 
 /// Where a scenario runs.
 #[derive(Clone, Debug)]
@@ -41,6 +43,8 @@ pub enum Target {
         run_id: String,
         /// Whether the broker is still there (see [`Target::tcp`]).
         liveness: Arc<Liveness>,
+        /// The clean-ups after scenarios that failed.
+        cleanups: Arc<CleanupFailures>,
     },
 }
 
@@ -68,6 +72,7 @@ impl Target {
             capabilities: Box::new(capabilities),
             run_id,
             liveness: Arc::default(),
+            cleanups: Arc::default(),
         }
     }
 
@@ -91,6 +96,14 @@ impl Target {
         match self {
             Target::Simulator { .. } => std::thread::available_parallelism().map_or(1, |n| n.get()),
             Target::Tcp { .. } => 32,
+        }
+    }
+
+    /// One line per clean-up that failed so far (none in the simulator).
+    pub fn cleanup_failures(&self) -> Vec<String> {
+        match self {
+            Target::Simulator { .. } => Vec::new(),
+            Target::Tcp { cleanups, .. } => cleanups.lines(),
         }
     }
 
@@ -145,6 +158,7 @@ impl Target {
                 cluster,
                 capabilities,
                 liveness,
+                cleanups,
                 ..
             } => {
                 if let Some(why) = liveness.lost() {
@@ -164,11 +178,17 @@ impl Target {
                 let prefix = self.prefix(index).unwrap_or_default();
                 let exclusive = tcp::needs_exclusive_run(scenario);
                 let prefix = (!exclusive).then_some(prefix.as_str());
-                tcp::run(scenario, nodes, cluster.as_ref(), prefix, liveness).map_err(|end| {
-                    match end {
-                        Unfinished::Failed(why) => NotRun::Failed(why),
-                        Unfinished::Lost(why) => NotRun::Lost(why),
-                    }
+                tcp::run(
+                    scenario,
+                    nodes,
+                    cluster.as_ref(),
+                    prefix,
+                    liveness,
+                    cleanups,
+                )
+                .map_err(|end| match end {
+                    Unfinished::Failed(why) => NotRun::Failed(why),
+                    Unfinished::Lost(why) => NotRun::Lost(why),
                 })
             }
         }
@@ -187,22 +207,25 @@ pub struct Run {
 
 impl Run {
     /// The run's result: the director's step checks, then the scenario's final expectations
-    /// checked against the transcript with the runner's tolerance.
+    /// checked against the transcript with the runner's tolerance (without the control arm's
+    /// wills), then the control arm's checks.
     fn judged(
         scenario: &Scenario,
+        arm: &ControlArm,
         direction: Direction,
         transcript: Transcript,
         tolerance: Tolerance,
     ) -> Run {
+        let own = arm.without_controls(&transcript);
         let mut checks = direction.checks;
         checks.extend(verdict::final_checks(
             scenario,
-            &transcript,
+            &own,
             &direction.marks,
             tolerance,
         ));
-        let timeline =
-            verdict::timeline(scenario, &transcript, &direction.marks, tolerance, &checks);
+        let timeline = verdict::timeline(scenario, &own, &direction.marks, tolerance, &checks);
+        checks.extend(direction.control_checks);
         Run {
             verdict: Verdict::of(&checks),
             transcript,

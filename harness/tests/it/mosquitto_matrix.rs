@@ -30,15 +30,12 @@ fn mosquitto_matches_its_profile() {
         .iter()
         .map(|m| format!("127.0.0.1:{}", m.port))
         .collect();
-    let markdown = dir.join("matrix.md");
     let output = Command::new(env!("CARGO_BIN_EXE_lastwill"))
         .current_dir(root)
         .args(["matrix", "--repeat", "2", "--target"])
         .arg(format!("mosquitto=mqtt://{}", authorities.join(",")))
         .arg("--profile")
         .arg(root.join("profiles/mosquitto-2.0.11.yaml"))
-        .arg("--markdown")
-        .arg(&markdown)
         .output()
         .expect("run lastwill matrix");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -695,6 +695,7 @@ mod arbitrary {
             of(any::<u64>()),
             of(duration()),
             broker(),
+            any::<bool>(),
         );
         (header, clients())
             .prop_flat_map(|(header, (protocol, clients))| {
@@ -712,7 +713,8 @@ mod arbitrary {
                 )
             })
             .prop_map(|(header, protocol, clients, steps, expect)| {
-                let (name, description, refs, tags, level, seed, duration, broker) = header;
+                let (name, description, refs, tags, level, seed, duration, broker, control) =
+                    header;
                 Scenario {
                     file: String::new(),
                     name,
@@ -724,6 +726,7 @@ mod arbitrary {
                     seed,
                     duration,
                     broker,
+                    control,
                     clients,
                     steps,
                     expect,

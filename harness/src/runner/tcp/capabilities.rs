@@ -9,11 +9,12 @@ use lastwill_broker::config::Overrides;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::Endpoint;
 use super::connection::Stream;
+use super::{Endpoint, requirements};
 use crate::io_error;
 use crate::link::Ended;
-use crate::scenario::{Scenario, StepKind};
+use crate::raw_connect;
+use crate::scenario::{Action, Scenario, StepKind};
 
 /// What a broker can do: which protocols it speaks, and what it announced in the CONNACK of
 /// a plain v5 connection (the settings that a CONNACK shows, as this one shows them, see
@@ -219,6 +220,15 @@ impl Endpoint {
                 StepKind::BrokerRestart if self.restart_cmd.is_none() => {
                     return Some(Skip::BrokerRestart { line });
                 }
+                StepKind::Client {
+                    action: Action::Send(bytes),
+                    ..
+                } if self.username.as_ref().is_some_and(|user| {
+                    raw_connect::with_credentials(bytes, user, self.password.as_deref()).is_none()
+                }) =>
+                {
+                    return Some(Skip::Credentials { line });
+                }
                 _ => {}
             }
         }
@@ -231,6 +241,7 @@ impl Endpoint {
             return Some(Skip::Unspoken(refused.clone()));
         }
         unmet_requirement(&scenario.broker, capabilities)
+            .or_else(|| unmet_requirement(&requirements::implied(scenario), capabilities))
     }
 }
 
@@ -249,6 +260,9 @@ pub enum Skip {
     TooFewNodes { named: usize, nodes: usize },
     /// A client speaks a protocol the broker refuses.
     Unspoken(Refusal),
+    /// A raw CONNECT that `--username/--password` cannot be spliced into, on a target that
+    /// needs them.
+    Credentials { line: usize },
     /// A `broker:` setting that no CONNACK shows, so the broker cannot be seen to have it.
     Unconfirmable { setting: &'static str },
     /// A `broker:` setting the broker's CONNACK announces otherwise, both sides as people
@@ -287,6 +301,11 @@ impl std::fmt::Display for Skip {
                 };
                 write!(f, "the target speaks MQTT {only} only: {how}")
             }
+            Skip::Credentials { line } => write!(
+                f,
+                "line {line}: the raw CONNECT cannot take --username/--password (its bytes \
+                 are not one well-formed CONNECT frame), and this target is run with them"
+            ),
             Skip::Unconfirmable { setting } => write!(
                 f,
                 "needs broker setting `{setting}`, which a CONNACK cannot confirm"

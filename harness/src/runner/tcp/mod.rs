@@ -7,7 +7,8 @@
 //!   and keeps the socket open until the run ends, so no FIN or RST ever leaves.
 //! - Steps only the simulator can do (`net:`) and `broker: restart` without a restart command
 //!   skip the scenario, with the reason; so do `broker:` requirements the broker's CONNACK
-//!   shows it does not meet.
+//!   shows it does not meet, and the capabilities the scenario's own packets need (a
+//!   wildcard filter, a shared subscription, a QoS 2 or retained will: see `requirements`).
 //! - Every client id and topic gets a per-run prefix, so parallel and repeated runs never see
 //!   each other; retained messages a run leaves under its prefix are cleared afterwards.
 //! - Time windows are checked on the harness's monotonic clock, widened by a tolerance for
@@ -21,9 +22,11 @@ mod connection;
 mod control;
 mod isolation;
 mod liveness;
+mod requirements;
 mod tls;
 
 pub use capabilities::{Capabilities, Refusal, Skip};
+pub use cleanup::CleanupFailures;
 pub use cluster::{Cluster, skip_reason as cluster_skip_reason};
 pub(crate) use connection::Stream;
 pub use isolation::needs_exclusive_run;
@@ -40,6 +43,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Run;
+use super::control_arm::ControlArm;
 use super::director::direct;
 use crate::client::{Agent, Network};
 use crate::scenario::Scenario;
@@ -142,13 +146,14 @@ pub enum Unfinished {
 /// `cluster`, each client on its node, see [`Cluster`]), in real time, on the current thread.
 /// With a `prefix`, its client ids and topics are moved under it; without one (an exclusive
 /// run, see [`needs_exclusive_run`]) they are used as written. Stops as soon as `liveness`
-/// says the broker is lost.
+/// says the broker is lost. A clean-up afterwards that fails is noted in `cleanups`.
 pub fn run(
     scenario: &Scenario,
     nodes: &[Endpoint],
     cluster: Option<&Cluster>,
     prefix: Option<&str>,
     liveness: &Arc<Liveness>,
+    cleanups: &CleanupFailures,
 ) -> Result<Run, Unfinished> {
     let Some(endpoint) = nodes.first() else {
         return Err(Unfinished::Failed("no broker address".into()));
@@ -163,6 +168,7 @@ pub fn run(
         None => scenario.clone(),
     };
     with_credentials(&mut scenario, endpoint);
+    let arm = ControlArm::plan(&scenario, prefix);
     let played = async {
         let start = Instant::now();
         let graveyard = Arc::new(Mutex::new(Vec::new()));
@@ -170,11 +176,16 @@ pub fn run(
         let placement = cluster::placement(&scenario, nodes.len());
         let mut agents = BTreeMap::new();
         let mut tasks = Vec::new();
-        for spec in &scenario.clients {
+        for spec in scenario
+            .clients
+            .iter()
+            .chain(arm.clients.iter().map(|c| &c.spec))
+        {
             let (tx, rx) = mpsc::unbounded_channel();
             agents.insert(spec.name.clone(), tx);
             let network = TcpNetwork {
-                endpoint: nodes[placement[&spec.name]].clone(),
+                // the control arm's clients are not the scenario's: they go to the first node
+                endpoint: nodes[placement.get(&spec.name).copied().unwrap_or(0)].clone(),
                 protocol: spec.protocol,
                 start,
                 graveyard: Arc::clone(&graveyard),
@@ -191,7 +202,7 @@ pub fn run(
             down: Mutex::default(),
             liveness: Arc::clone(liveness),
         };
-        let direction = direct(&scenario, &control, &agents, &recorder).await;
+        let direction = direct(&scenario, &arm, &control, &agents, &recorder).await;
         // nodes the run killed come back before the next run; the clean-up goes through a
         // node that is up (node 1 unless it stayed down)
         control.revive().await;
@@ -208,8 +219,13 @@ pub fn run(
             Some(prefix) => format!("{prefix}/#"),
             None => "#".to_owned(),
         };
-        end_sessions(endpoint, &scenario).await;
-        clear_retained(endpoint, &filter, &transcript).await;
+        let cleaned = match end_sessions(endpoint, &scenario).await {
+            Ok(()) => clear_retained(endpoint, &filter, &transcript).await,
+            Err(why) => Err(why),
+        };
+        if let Err(why) = cleaned {
+            cleanups.record(&scenario, &filter, &why);
+        }
         (direction, transcript)
     };
     let (direction, transcript) = local.block_on(&runtime, async {
@@ -221,6 +237,7 @@ pub fn run(
     })?;
     Ok(Run::judged(
         &scenario,
+        &arm,
         direction,
         transcript,
         endpoint.tolerance,
@@ -274,4 +291,73 @@ impl Network for TcpNetwork {
     fn vanish(&self, _client: &str) {}
 
     fn reappear(&self, _client: &str) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A broker that accepts every CONNECT (v5 CONNACK 0x00) and then ignores everything the
+    /// client sends: SUBSCRIBE included, so no clean-up can see what is retained.
+    fn deaf_broker() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let (mut socket, _) = listener.accept().await.unwrap();
+                    tokio::spawn(async move {
+                        let mut buf = [0u8; 1024];
+                        if matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {
+                            let _ = socket.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).await;
+                            while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+                        }
+                    });
+                }
+            });
+        });
+        port
+    }
+
+    #[test]
+    fn a_failed_cleanup_is_recorded_naming_the_scenario_its_topics_and_the_step() {
+        let scenario = crate::scenario::parse(
+            "name: idle\nclients:\n  a: {}\nsteps:\n  - a: connect\n",
+            "scenarios/idle.yaml",
+        )
+        .unwrap();
+        let endpoint = Endpoint::at("127.0.0.1", deaf_broker());
+        let cleanups = CleanupFailures::default();
+        let liveness = Arc::default();
+        let run = run(
+            &scenario,
+            std::slice::from_ref(&endpoint),
+            None,
+            Some("lwtests0"),
+            &liveness,
+            &cleanups,
+        )
+        .unwrap();
+        assert_eq!(
+            run.verdict,
+            crate::verdict::Verdict::Pass,
+            "{}",
+            run.render()
+        );
+        assert_eq!(
+            cleanups.lines(),
+            [
+                "scenarios/idle.yaml: clean-up of lwtests0/# failed: SUBSCRIBE lwtests0/#: no \
+              SUBACK within 2s; its retained messages or sessions may be left on the broker"
+            ]
+        );
+    }
 }
