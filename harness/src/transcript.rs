@@ -170,7 +170,7 @@ pub fn seconds(at: Duration) -> String {
     format!("{}.{:03}", at.as_secs(), at.subsec_millis())
 }
 
-fn describe(kind: &EventKind) -> (&'static str, String) {
+pub(crate) fn describe(kind: &EventKind) -> (&'static str, String) {
     match kind {
         EventKind::Sent(packet) => ("→", packet_line(packet)),
         EventKind::Received(packet) => ("←", packet_line(packet)),

@@ -14,8 +14,9 @@ use crate::client::{Command, Outcome, StepError, Wait};
 use crate::scenario::{
     Action, DropMode, Level, Location, NetAction, NodeAction, Scenario, StepKind,
 };
-use crate::transcript::{EventKind, Recorder, seconds};
+use crate::transcript::{EventKind, Recorder, Transcript, seconds};
 use crate::verdict::{self, Check, Marks, Scope};
+use lastwill_broker::codec::Packet;
 
 /// Scenario-level steps a runner may or may not be able to perform.
 pub trait Control {
@@ -267,15 +268,41 @@ async fn prove_watchers(
                     expected(&watcher.client, client),
                     Some(format!(
                         "control failed: {} never received the will of a client dropped by RST \
-                         (within {}s), so its negative expectations prove nothing",
+                         (within {}s){}, so its negative expectations prove nothing",
                         watcher.client,
-                        control_arm::WITHIN.as_secs()
+                        control_arm::WITHIN.as_secs(),
+                        closed_before(&recorder.transcript(), &watcher.client, since)
                     )),
                 ),
             });
         }
     }
     checks
+}
+
+/// `: its connection had ended at 10.002s (...)` when the watcher's last connection ended
+/// before `since`: what the control then shows is that the run lost its watcher.
+fn closed_before(transcript: &Transcript, watcher: &str, since: std::time::Duration) -> String {
+    let last = transcript
+        .events
+        .iter()
+        .filter(|e| e.client == watcher && e.at <= since)
+        .rfind(|e| {
+            matches!(
+                e.kind,
+                EventKind::Received(Packet::ConnAck(_))
+                    | EventKind::Closed
+                    | EventKind::Undecodable(_)
+                    | EventKind::Fault(_)
+            )
+        });
+    match last {
+        Some(e) if !matches!(e.kind, EventKind::Received(Packet::ConnAck(_))) => {
+            let (_, what) = crate::transcript::describe(&e.kind);
+            format!(": its connection had ended at {}s ({what})", seconds(e.at))
+        }
+        _ => String::new(),
+    }
 }
 
 fn expected(watcher: &str, client: &ControlClient) -> String {
