@@ -14,7 +14,7 @@ use std::time::Duration;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
 use lastwill::broker_process::BrokerProcess;
-use lastwill::runner::tcp::{DEFAULT_TOLERANCE, Endpoint};
+use lastwill::runner::tcp::{Endpoint, Skip};
 use lastwill::scenario::DropMode;
 use lastwill::storm::{self, Plan, Report};
 use lastwill_broker::codec::{Protocol, QoS};
@@ -51,8 +51,9 @@ const SPAWN_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Broker to storm, mqtt://HOST:PORT or mqtts://HOST:PORT [default: the reference broker,
-    /// started in this process on a free loopback port].
+    /// Broker to storm, mqtt://HOST:PORT or mqtts://HOST:PORT, with ?v5=HOST:PORT for a
+    /// separate MQTT 5 port [default: the reference broker, started in this process on a free
+    /// loopback port].
     #[arg(long, value_name = "TARGET", conflicts_with = "spawn")]
     pub target: Option<String>,
     /// Start the broker to storm as a child process: COMMAND runs as `sh -c 'exec COMMAND'`,
@@ -88,6 +89,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
+    /// Keep Alive of every client, in seconds; 0 turns it off (rumqttd refuses 0). Will
+    /// clients send nothing until they die, so all must connect within 1.5 times it.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub keep_alive: u16,
     /// Storms to run one after the other; times are reported as their medians, lost and
     /// duplicated wills as the worst round's.
     #[arg(long, value_name = "N", default_value_t = 1,
@@ -129,9 +134,19 @@ pub fn run(args: Args) -> ExitCode {
             Close::Fin => DropMode::Fin,
         },
         concurrency: args.concurrency as usize,
+        keep_alive: args.keep_alive,
         timeout: args.timeout,
         prefix: format!("lastwill-bench-{}", run_id()),
     };
+    // the embedded reference broker holds the other end of every connection in this process
+    let ends = if args.target.is_none() && args.spawn.is_none() {
+        2
+    } else {
+        1
+    };
+    if let Err(message) = open_files_for(ends * (plan.clients + plan.subscribers)) {
+        return usage_error(message);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -196,14 +211,64 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+/// Descriptors the bench needs besides its connections (stdio, the runtime, a spawned broker's
+/// pipes).
+const SPARE_FILES: u64 = 64;
+
+/// Makes sure this process may open `connections` descriptors: raises its soft
+/// RLIMIT_NOFILE towards the hard limit if needed, or says how to raise it.
+fn open_files_for(connections: usize) -> Result<(), String> {
+    let needed = connections as u64 + SPARE_FILES;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Ok(()); // no limit to read: let the connects say what goes wrong
+    }
+    if limit.rlim_cur >= needed {
+        return Ok(());
+    }
+    if limit.rlim_max >= needed {
+        let raised = libc::rlimit {
+            rlim_cur: needed,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct it is given
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "{connections} connection ends need about {needed} open files, but this process may open \
+         {} (hard limit {}): raise it with `ulimit -n {needed}` (as root above the hard limit), \
+         or storm with fewer --clients; the broker needs as many, see `Max open files` in \
+         /proc/BROKER_PID/limits",
+        limit.rlim_cur, limit.rlim_max
+    ))
+}
+
 /// The broker at `url`, probed: it must answer MQTT and allow the plan's QoS.
 async fn external(connection: &ConnectionArgs, url: &str, plan: &Plan) -> Result<Endpoint, String> {
     let mut instances = connection.instances(url)?;
     if instances.len() != 1 {
         return Err(format!("target `{url}`: a storm needs exactly one broker"));
     }
-    let target = instances.remove(0);
+    let mut target = instances.remove(0);
     let capabilities = target.probe().await?;
+    target.own_protocol = capabilities.own_protocol();
+    if let Some(refused) = capabilities
+        .refused
+        .as_ref()
+        .filter(|r| r.protocol == plan.protocol)
+    {
+        let other = capabilities.own_protocol();
+        return Err(format!(
+            "{target:?}: {}; ask for --protocol {other}",
+            Skip::Unspoken(refused.clone())
+        ));
+    }
     if let Some(max) = capabilities.announced.max_qos.filter(|max| plan.qos > *max) {
         return Err(format!(
             "{target:?} accepts QoS {} at most; ask for --qos {} or lower",
@@ -228,15 +293,7 @@ async fn embedded(plan: &Plan) -> Result<Endpoint, String> {
         .map_err(|e| format!("cannot start the reference broker: {e}"))?;
     tokio::spawn(Server::new(config).serve(listener, std::future::pending::<()>()));
     eprintln!("lastwill: storming the reference broker, in this process on {addr}");
-    Ok(Endpoint {
-        host: addr.ip().to_string(),
-        port: addr.port(),
-        tls: None,
-        username: None,
-        password: None,
-        restart_cmd: None,
-        tolerance: DEFAULT_TOLERANCE,
-    })
+    Ok(Endpoint::at(addr.ip().to_string(), addr.port()))
 }
 
 fn table(report: &Report) -> String {

@@ -16,7 +16,7 @@ use lastwill::runner::Target;
 use lastwill::suite;
 
 use super::output::ReportFile;
-use super::run::lost_target;
+use super::run::{lost_target, warn_of_failed_cleanups};
 use super::select::SelectArgs;
 use super::target::TargetArgs;
 use super::usage_error;
@@ -34,7 +34,9 @@ pub enum Format {
 pub struct Args {
     #[command(flatten)]
     pub select: SelectArgs,
-    /// A target: `ref` (the reference broker in the simulator) or NAME=mqtt://HOST:PORT[,HOST:PORT...].
+    /// A target: `ref` (the reference broker in the simulator) or
+    /// NAME=mqtt://HOST:PORT[?v5=HOST:PORT][,HOST:PORT...] (`?v5=`: the broker's separate MQTT 5
+    /// port; the first then serves 3.1.1).
     #[arg(long = "target", value_name = "TARGET", required = true)]
     pub targets: Vec<String>,
     /// Known divergences of a target: NAME=FILE, or FILE when one target is external.
@@ -99,6 +101,7 @@ pub fn run(args: Args) -> ExitCode {
                 break;
             }
         }
+        warn_of_failed_cleanups(name, &target);
         let profile = profiles
             .iter()
             .find(|(n, _)| n == name)

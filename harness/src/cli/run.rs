@@ -33,7 +33,9 @@ pub struct Args {
     #[command(flatten)]
     pub select: SelectArgs,
     /// `sim` (the reference broker in the simulator), mqtt://HOST:PORT or mqtts://HOST:PORT;
-    /// mqtt://HOST:PORT,HOST:PORT,... spreads the run over identically configured instances.
+    /// mqtt://HOST:PORT,HOST:PORT,... spreads the run over identically configured instances;
+    /// mqtt://HOST:PORT?v5=HOST:PORT names a broker's separate MQTT 5 port (the first then
+    /// serves 3.1.1). Scenarios of a protocol the broker refuses are skipped.
     #[arg(long, default_value = "sim", value_name = "TARGET")]
     pub target: String,
     /// Report format.
@@ -103,6 +105,7 @@ pub fn run(args: Args) -> ExitCode {
         (None, Format::Table) => super::print(&summary),
         _ => eprintln!("{summary}"),
     }
+    warn_of_failed_cleanups(&args.target, &target);
     if let Some(lost) = lost_target(&results) {
         return usage_error(lost);
     }
@@ -110,6 +113,21 @@ pub fn run(args: Args) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// One warning line per clean-up that failed, and their count: what they left on the broker
+/// may reach a later run.
+pub fn warn_of_failed_cleanups(name: &str, target: &Target) {
+    let failed = target.cleanup_failures();
+    for line in &failed {
+        eprintln!("lastwill: warning: {name}: {line}");
+    }
+    if !failed.is_empty() {
+        eprintln!(
+            "lastwill: warning: {name}: {} clean-ups failed",
+            failed.len()
+        );
     }
 }
 

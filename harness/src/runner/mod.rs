@@ -18,7 +18,7 @@ use crate::scenario::Scenario;
 use crate::transcript::Transcript;
 use crate::verdict::{self, Check, Timeline, Tolerance, Verdict};
 use director::Direction;
-use tcp::{Capabilities, Endpoint, Liveness, Skip, Unfinished};
+use tcp::{Capabilities, CleanupFailures, Endpoint, Liveness, Skip, Unfinished};
 
 /// Where a scenario runs.
 #[derive(Clone, Debug)]
@@ -34,11 +34,13 @@ pub enum Target {
     /// that need a broker to themselves then run on different instances at the same time).
     Tcp {
         instances: Vec<Endpoint>,
-        capabilities: Capabilities,
+        capabilities: Box<Capabilities>,
         /// Distinguishes this run's client ids and topics from every other run's.
         run_id: String,
         /// Whether the broker is still there (see [`Target::tcp`]).
         liveness: Arc<Liveness>,
+        /// The clean-ups after scenarios that failed.
+        cleanups: Arc<CleanupFailures>,
     },
 }
 
@@ -54,13 +56,18 @@ pub enum NotRun {
 }
 
 impl Target {
-    /// A broker over TCP, as a run starts with it: probed, and not (yet) lost.
-    pub fn tcp(instances: Vec<Endpoint>, capabilities: Capabilities, run_id: String) -> Target {
+    /// A broker over TCP, as a run starts with it: probed, and not (yet) lost. The harness's
+    /// own connections to every instance speak the protocol the probe found it speaks.
+    pub fn tcp(mut instances: Vec<Endpoint>, capabilities: Capabilities, run_id: String) -> Target {
+        for instance in &mut instances {
+            instance.own_protocol = capabilities.own_protocol();
+        }
         Target::Tcp {
             instances,
-            capabilities,
+            capabilities: Box::new(capabilities),
             run_id,
             liveness: Arc::default(),
+            cleanups: Arc::default(),
         }
     }
 
@@ -70,6 +77,14 @@ impl Target {
         match self {
             Target::Simulator { .. } => std::thread::available_parallelism().map_or(1, |n| n.get()),
             Target::Tcp { .. } => 32,
+        }
+    }
+
+    /// One line per clean-up that failed so far (none in the simulator).
+    pub fn cleanup_failures(&self) -> Vec<String> {
+        match self {
+            Target::Simulator { .. } => Vec::new(),
+            Target::Tcp { cleanups, .. } => cleanups.lines(),
         }
     }
 
@@ -110,6 +125,7 @@ impl Target {
                 instances,
                 capabilities,
                 liveness,
+                cleanups,
                 ..
             } => {
                 if let Some(why) = liveness.lost() {
@@ -122,7 +138,7 @@ impl Target {
                 let prefix = self.prefix(index).unwrap_or_default();
                 let exclusive = tcp::needs_exclusive_run(scenario);
                 let prefix = (!exclusive).then_some(prefix.as_str());
-                tcp::run(scenario, endpoint, prefix, liveness).map_err(|end| match end {
+                tcp::run(scenario, endpoint, prefix, liveness, cleanups).map_err(|end| match end {
                     Unfinished::Failed(why) => NotRun::Failed(why),
                     Unfinished::Lost(why) => NotRun::Lost(why),
                 })

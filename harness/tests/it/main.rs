@@ -10,12 +10,15 @@ use std::process::{Command, Output};
 
 #[path = "../support/mosquitto.rs"]
 mod mosquitto;
+#[path = "../support/peer.rs"]
+mod peer;
 #[path = "../support/reference_broker.rs"]
 mod reference_broker;
 #[path = "../support/mod.rs"]
 mod support;
 
 mod cli;
+mod command_line_clients;
 mod completions;
 mod coverage;
 mod html_report;
@@ -27,8 +30,10 @@ mod mosquitto_clients;
 mod mosquitto_explore;
 mod mosquitto_matrix;
 mod mosquitto_tls;
+mod mqttjs_cli;
 mod oracle_catalogue;
 mod oracle_independence;
+mod peer_targets;
 mod properties;
 mod scenario_errors;
 mod scenario_write;

@@ -21,7 +21,13 @@ pub fn peers_available(test: &str, programs: &[&str], install: &str) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let missing = missing.join(", ");
+    peer_missing(test, &missing.join(", "), install);
+    false
+}
+
+/// Says loudly that `test` skips because `missing` is not installed, and how to install it;
+/// fails the test instead when `LASTWILL_REQUIRE_PEERS=1`.
+pub fn peer_missing(test: &str, missing: &str, install: &str) {
     let required = std::env::var("LASTWILL_REQUIRE_PEERS").is_ok_and(|v| v == "1");
     assert!(
         !required,
@@ -37,5 +43,4 @@ pub fn peers_available(test: &str, programs: &[&str], install: &str) -> bool {
          ************************************************************************\n"
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
-    false
 }

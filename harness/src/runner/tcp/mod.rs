@@ -24,7 +24,8 @@ mod liveness;
 mod requirements;
 mod tls;
 
-pub use capabilities::{Capabilities, Skip};
+pub use capabilities::{Capabilities, Refusal, Skip};
+pub use cleanup::CleanupFailures;
 pub(crate) use connection::Stream;
 pub use isolation::needs_exclusive_run;
 pub use liveness::Liveness;
@@ -35,6 +36,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lastwill_broker::codec::Protocol;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -54,11 +56,33 @@ pub const DEFAULT_TOLERANCE: Tolerance = Tolerance {
     late: Duration::from_millis(1500),
 };
 
-/// Where and how to reach a broker over TCP (or TLS), and how to judge its timing.
-#[derive(Clone)]
-pub struct Endpoint {
+/// One address a broker listens on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
     pub host: String,
     pub port: u16,
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Where and how to reach a broker instance over TCP (or TLS), and how to judge its timing.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// Where the instance serves MQTT: every protocol, or 3.1.1 only when `v5_address` is set.
+    pub address: Address,
+    /// Where it serves MQTT 5, for brokers that listen on a port per protocol (`?v5=`).
+    pub v5_address: Option<Address>,
+    /// The protocol of the harness's own connections (probe aside: clean-ups, liveness
+    /// checks, will storms): MQTT 5 unless the probe found the broker refuses it.
+    pub own_protocol: Protocol,
     pub tls: Option<Arc<tokio_rustls::TlsConnector>>,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -67,10 +91,42 @@ pub struct Endpoint {
     pub tolerance: Tolerance,
 }
 
+impl Endpoint {
+    /// A plain-TCP instance at `host:port` for every protocol: no credentials, no restart
+    /// command, the default tolerance.
+    pub fn at(host: impl Into<String>, port: u16) -> Endpoint {
+        Endpoint {
+            address: Address {
+                host: host.into(),
+                port,
+            },
+            v5_address: None,
+            own_protocol: Protocol::V5,
+            tls: None,
+            username: None,
+            password: None,
+            restart_cmd: None,
+            tolerance: DEFAULT_TOLERANCE,
+        }
+    }
+
+    /// Where the instance serves `protocol`.
+    pub fn address(&self, protocol: Protocol) -> &Address {
+        match (protocol, &self.v5_address) {
+            (Protocol::V5, Some(v5)) => v5,
+            _ => &self.address,
+        }
+    }
+}
+
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
+        write!(f, "{scheme}://{}", self.address)?;
+        if let Some(v5) = &self.v5_address {
+            write!(f, "?v5={v5}")?;
+        }
+        Ok(())
     }
 }
 
@@ -86,12 +142,13 @@ pub enum Unfinished {
 /// Runs one scenario against the broker at `endpoint`, in real time, on the current thread. With a
 /// `prefix`, its client ids and topics are moved under it; without one (an exclusive run, see
 /// [`needs_exclusive_run`]) they are used as written. Stops as soon as `liveness` says the
-/// broker is lost.
+/// broker is lost. A clean-up afterwards that fails is noted in `cleanups`.
 pub fn run(
     scenario: &Scenario,
     endpoint: &Endpoint,
     prefix: Option<&str>,
     liveness: &Arc<Liveness>,
+    cleanups: &CleanupFailures,
 ) -> Result<Run, Unfinished> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -114,6 +171,7 @@ pub fn run(
             agents.insert(spec.name.clone(), tx);
             let network = TcpNetwork {
                 endpoint: endpoint.clone(),
+                protocol: spec.protocol,
                 start,
                 graveyard: Arc::clone(&graveyard),
                 liveness: Arc::clone(liveness),
@@ -137,8 +195,13 @@ pub fn run(
             Some(prefix) => format!("{prefix}/#"),
             None => "#".to_owned(),
         };
-        end_sessions(endpoint, &scenario).await;
-        clear_retained(endpoint, &filter, &transcript).await;
+        let cleaned = match end_sessions(endpoint, &scenario).await {
+            Ok(()) => clear_retained(endpoint, &filter, &transcript).await,
+            Err(why) => Err(why),
+        };
+        if let Err(why) = cleaned {
+            cleanups.record(&scenario, &filter, &why);
+        }
         (direction, transcript)
     };
     let (direction, transcript) = local.block_on(&runtime, async {
@@ -157,10 +220,12 @@ pub fn run(
 }
 
 #[derive(Clone)]
-/// The clients' network: real sockets, opened afresh for every connection, watched for a
-/// broker that went away.
+/// A client's network: real sockets to the broker's address for the client's protocol,
+/// opened afresh for every connection, watched for a broker that went away.
 struct TcpNetwork {
     endpoint: Endpoint,
+    /// The client's protocol: its connections go to the broker's address for it.
+    protocol: Protocol,
     start: Instant,
     /// Streams of vanished clients: open and untouched until the run ends.
     graveyard: Arc<Mutex<Vec<Stream>>>,
@@ -175,7 +240,7 @@ impl Network for TcpNetwork {
     }
 
     async fn connect(&self, _client: &str) -> io::Result<Self::Stream> {
-        match self.endpoint.open().await {
+        match self.endpoint.open(self.protocol).await {
             Ok(stream) => Ok(liveness::Watched {
                 stream,
                 liveness: Arc::clone(&self.liveness),
@@ -201,4 +266,65 @@ impl Network for TcpNetwork {
     fn vanish(&self, _client: &str) {}
 
     fn reappear(&self, _client: &str) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A broker that accepts every CONNECT (v5 CONNACK 0x00) and then ignores everything the
+    /// client sends: SUBSCRIBE included, so no clean-up can see what is retained.
+    fn deaf_broker() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let (mut socket, _) = listener.accept().await.unwrap();
+                    tokio::spawn(async move {
+                        let mut buf = [0u8; 1024];
+                        if matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {
+                            let _ = socket.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).await;
+                            while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+                        }
+                    });
+                }
+            });
+        });
+        port
+    }
+
+    #[test]
+    fn a_failed_cleanup_is_recorded_naming_the_scenario_its_topics_and_the_step() {
+        let scenario = crate::scenario::parse(
+            "name: idle\nclients:\n  a: {}\nsteps:\n  - a: connect\n",
+            "scenarios/idle.yaml",
+        )
+        .unwrap();
+        let endpoint = Endpoint::at("127.0.0.1", deaf_broker());
+        let cleanups = CleanupFailures::default();
+        let liveness = Arc::default();
+        let run = run(&scenario, &endpoint, Some("lwtests0"), &liveness, &cleanups).unwrap();
+        assert_eq!(
+            run.verdict,
+            crate::verdict::Verdict::Pass,
+            "{}",
+            run.render()
+        );
+        assert_eq!(
+            cleanups.lines(),
+            [
+                "scenarios/idle.yaml: clean-up of lwtests0/# failed: SUBSCRIBE lwtests0/#: no \
+              SUBACK within 2s; its retained messages or sessions may be left on the broker"
+            ]
+        );
+    }
 }
