@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 
 #[path = "../support/mosquitto.rs"]
 mod mosquitto;
+#[path = "../support/peer.rs"]
+mod peer;
 #[path = "../support/reference_broker.rs"]
 mod reference_broker;
 #[path = "../support/mod.rs"]
@@ -25,10 +27,10 @@ mod mosquitto_bench;
 mod mosquitto_capabilities;
 mod mosquitto_clients;
 mod mosquitto_explore;
-mod mosquitto_matrix;
 mod mosquitto_tls;
 mod oracle_catalogue;
 mod oracle_independence;
+mod peers_matrix;
 mod properties;
 mod scenario_errors;
 mod scenario_write;
