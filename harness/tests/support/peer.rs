@@ -103,7 +103,10 @@ pub fn target(peers: &[Peer]) -> String {
 fn tempfile(name: &str) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    std::env::temp_dir().join(format!("lastwill-peer-{name}-{}-{n}.log", std::process::id()))
+    std::env::temp_dir().join(format!(
+        "lastwill-peer-{name}-{}-{n}.log",
+        std::process::id()
+    ))
 }
 
 impl Drop for Peer {
