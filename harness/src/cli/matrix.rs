@@ -33,7 +33,7 @@ pub enum Format {
 pub struct Args {
     #[command(flatten)]
     pub select: SelectArgs,
-    /// A target: `ref` (the reference broker in the simulator) or NAME=mqtt://HOST:PORT[,HOST:PORT...].
+    /// A target: `ref` (the reference broker in the simulator) or NAME=mqtt://[USER[:PASSWORD]@]HOST:PORT[,HOST:PORT...].
     #[arg(long = "target", value_name = "TARGET", required = true)]
     pub targets: Vec<String>,
     /// Known divergences of a target: NAME=FILE, or FILE when one target is external.

@@ -101,8 +101,8 @@ impl TargetArgs {
 }
 
 impl ConnectionArgs {
-    /// The broker instances of `mqtt[s]://host[:port][,host:port...]` (several identically
-    /// configured instances), not yet probed, with default tolerances and no restart command.
+    /// The broker instances of `mqtt[s]://[user[:password]@]host[:port][,host:port...]`
+    /// (several identically configured instances), not yet probed, with default tolerances and no restart command.
     pub fn instances(&self, url: &str) -> Result<Vec<Endpoint>, String> {
         let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
             (true, rest)
@@ -122,6 +122,16 @@ impl ConnectionArgs {
             )?))
         } else {
             None
+        };
+        // `user[:password]@` before the hosts: credentials of this target alone (a matrix
+        // may set brokers that need them beside brokers that do not); --username and
+        // --password apply where the URL names none.
+        let (username, password, rest) = match rest.split_once('@') {
+            Some((userinfo, hosts)) => match userinfo.split_once(':') {
+                Some((user, password)) => (Some(user), Some(password), hosts),
+                None => (Some(userinfo), None, hosts),
+            },
+            None => (self.username.as_deref(), self.password.as_deref(), rest),
         };
         let mut instances = Vec::new();
         for authority in rest.trim_end_matches('/').split(',') {
@@ -144,8 +154,8 @@ impl ConnectionArgs {
                 host,
                 port,
                 tls: tls.clone(),
-                username: self.username.clone(),
-                password: self.password.clone(),
+                username: username.map(str::to_owned),
+                password: password.map(str::to_owned),
                 restart_cmd: None,
                 tolerance: DEFAULT_TOLERANCE,
             });
@@ -162,4 +172,42 @@ pub fn run_id() -> String {
         .unwrap_or_default()
         .as_micros();
     format!("{:x}", micros & 0xff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(username: Option<&str>) -> ConnectionArgs {
+        ConnectionArgs {
+            ca_file: None,
+            cert: None,
+            key: None,
+            insecure: false,
+            username: username.map(str::to_owned),
+            password: None,
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_the_targets_own() {
+        let instances = args(Some("flag"))
+            .instances("mqtt://anon:x@127.0.0.1:1884,127.0.0.1:1885")
+            .unwrap();
+        let seen: Vec<_> = instances
+            .iter()
+            .map(|e| (e.port, e.username.as_deref(), e.password.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1884, Some("anon"), Some("x")),
+                (1885, Some("anon"), Some("x"))
+            ]
+        );
+        let flag = args(Some("flag"))
+            .instances("mqtt://127.0.0.1:1884")
+            .unwrap();
+        assert_eq!(flag[0].username.as_deref(), Some("flag"));
+    }
 }
