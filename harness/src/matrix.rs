@@ -16,7 +16,6 @@ use serde_json::json;
 use crate::report::{ScenarioResult, Status, html};
 use crate::scenario;
 use crate::scenario::yaml::{self, Fields, Node};
-use crate::verdict::Check;
 
 /// What a target did with one scenario over all repeats.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -286,23 +285,20 @@ impl Column {
             .or(results.first())
     }
 
-    /// What the target chose where the spec lets it (its `may` checks): `as written` when
-    /// they held, `otherwise` when one did not, `varies` when repeats chose differently.
-    /// `None` when the scenario records no choice.
+    /// What the target chose where the spec lets it (its `may` checks, as
+    /// [`ScenarioResult::choices`]), or `varies` when repeats chose differently. `None` when
+    /// the scenario records no choice.
     pub fn choices(&self, scenario: &str) -> Option<String> {
-        let chosen: Vec<&str> = self
+        let chosen: Vec<String> = self
             .results
             .get(scenario)?
             .iter()
-            .filter(|r| r.checks.iter().any(Check::is_choice))
-            .map(|r| {
-                let held = r.checks.iter().filter(|c| c.is_choice()).all(|c| c.passed);
-                if held { "as written" } else { "otherwise" }
-            })
+            .map(|r| r.choices().join("; "))
+            .filter(|c| !c.is_empty())
             .collect();
-        let first = *chosen.first()?;
-        Some(if chosen.iter().all(|c| *c == first) {
-            first.to_owned()
+        let first = chosen.first()?;
+        Some(if chosen.iter().all(|c| c == first) {
+            first.clone()
         } else {
             "varies".to_owned()
         })
@@ -353,6 +349,15 @@ impl Column {
     }
 }
 
+/// `text`, cut to `max` characters with an ellipsis: what a terminal table has room for.
+fn cut(text: String, max: usize) -> String {
+    if text.chars().count() > max {
+        text.chars().take(max - 1).collect::<String>() + "…"
+    } else {
+        text
+    }
+}
+
 /// How a matrix cell looks in the HTML page.
 fn tone(observed: &Observed, judgement: Option<Judgement>) -> html::Tone {
     match (observed, judgement) {
@@ -385,7 +390,8 @@ impl Matrix {
         keys
     }
 
-    /// One target's outcome for one scenario: `pass`, `fail (known)`, `pass, recorded: no`.
+    /// One target's outcome for one scenario: `pass`, `fail (known)`, `pass, may: closed
+    /// without DISCONNECT`.
     pub fn cell(&self, column: &Column, key: &str) -> String {
         let Some(observed) = column.observed.get(key) else {
             return "-".into();
@@ -399,7 +405,7 @@ impl Matrix {
             None => observed.cell(),
         };
         if let Some(choices) = column.choices(key) {
-            cell.push_str(&format!(", recorded: {choices}"));
+            cell.push_str(&format!(", may: {choices}"));
         }
         cell
     }
@@ -426,7 +432,7 @@ impl Matrix {
                     None => ("all".to_owned(), first),
                 };
                 let recorded = column.representative(key)?.recorded();
-                Some(format!("{who}: recorded: {}", recorded.join("; ")))
+                Some(format!("{who}: may: {}", recorded.join("; ")))
             })
             .unwrap_or_default()
     }
@@ -446,12 +452,8 @@ impl Matrix {
         table.set_header(header);
         for key in self.scenarios() {
             let mut row = vec![key.clone()];
-            row.extend(self.columns.iter().map(|c| self.cell(c, key)));
-            let mut diff = self.first_difference(key);
-            if diff.chars().count() > 90 {
-                diff = diff.chars().take(89).collect::<String>() + "…";
-            }
-            row.push(diff);
+            row.extend(self.columns.iter().map(|c| cut(self.cell(c, key), 40)));
+            row.push(cut(self.first_difference(key), 90));
             table.add_row(row);
         }
         table.to_string()
@@ -597,6 +599,7 @@ impl Matrix {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::Check;
 
     fn result(file: &str, status: Status) -> ScenarioResult {
         ScenarioResult {
@@ -645,6 +648,54 @@ mod tests {
         assert_eq!(j("a/fine"), Judgement::Conforms);
         let failures: Vec<_> = column.gate_failures().into_iter().map(|(k, _)| k).collect();
         assert_eq!(failures, ["a/fixed", "a/new"]);
+    }
+
+    #[test]
+    fn cells_show_what_a_broker_chose_where_it_may() {
+        let may = |passed: bool| Check {
+            level: crate::scenario::Level::May,
+            passed,
+            expected: "server DISCONNECT 0x81 malformed-packet".into(),
+            observed: "closed without DISCONNECT".into(),
+            location: Default::default(),
+            scope: crate::verdict::Scope::Step,
+        };
+        let with = |status: Status, checks: Vec<Check>| ScenarioResult {
+            checks,
+            ..result("scenarios/a/choice.yaml", status)
+        };
+        let chose_otherwise = Column::new(
+            "b",
+            "mqtt://b",
+            &[vec![with(Status::Fail, vec![may(false), may(false)])]],
+            None,
+        );
+        let varies = Column::new(
+            "c",
+            "mqtt://c",
+            &[
+                vec![with(Status::Pass, vec![may(false)])],
+                vec![with(
+                    Status::Pass,
+                    vec![Check {
+                        scope: crate::verdict::Scope::Run,
+                        ..may(true)
+                    }],
+                )],
+            ],
+            None,
+        );
+        let matrix = Matrix {
+            columns: vec![chose_otherwise, varies],
+        };
+        assert_eq!(
+            matrix.cell(&matrix.columns[0], "a/choice"),
+            "fail, may: closed without DISCONNECT"
+        );
+        assert_eq!(
+            matrix.cell(&matrix.columns[1], "a/choice"),
+            "pass, may: varies"
+        );
     }
 
     #[test]

@@ -70,23 +70,27 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
-    /// Why it did not pass, in one line: the first failed `must` or `should` check, or why it
-    /// did not run. Empty when it passed (whatever its `may` checks recorded).
+    /// Why it did not pass, in one line: the first failed check of the level that decided
+    /// its status (`must` for a failure, `should` for a warning: a warning before the failure
+    /// is not why it failed), or why it did not run. Empty when it passed (whatever its `may`
+    /// checks recorded).
     pub fn first_problem(&self) -> String {
-        match &self.status {
-            Status::Skip(why) | Status::Error(why) | Status::NotRun(why) => why.clone(),
-            _ => self
-                .checks
-                .iter()
-                .find(|c| !c.passed && c.level != Level::May)
-                .map(|c| {
-                    format!(
-                        "line {}: expected {}; observed {}",
-                        c.location.line, c.expected, c.observed
-                    )
-                })
-                .unwrap_or_default(),
-        }
+        let deciding = match &self.status {
+            Status::Skip(why) | Status::Error(why) | Status::NotRun(why) => return why.clone(),
+            Status::Pass => return String::new(),
+            Status::Fail => Level::Must,
+            Status::Warn => Level::Should,
+        };
+        self.checks
+            .iter()
+            .find(|c| !c.passed && c.level == deciding)
+            .map(|c| {
+                format!(
+                    "line {}: expected {}; observed {}",
+                    c.location.line, c.expected, c.observed
+                )
+            })
+            .unwrap_or_default()
     }
 
     /// What the broker chose where the spec lets it, one line per choice (see
@@ -97,6 +101,23 @@ impl ScenarioResult {
             .filter(|c| c.is_choice())
             .filter_map(Check::recorded)
             .collect()
+    }
+
+    /// What the broker chose where the spec lets it, each choice once, in check order (see
+    /// [`Check::chose`]).
+    pub fn choices(&self) -> Vec<&str> {
+        let mut chosen: Vec<&str> = Vec::new();
+        for choice in self
+            .checks
+            .iter()
+            .filter(|c| c.is_choice())
+            .filter_map(Check::chose)
+        {
+            if !chosen.contains(&choice) {
+                chosen.push(choice);
+            }
+        }
+        chosen
     }
 
     /// The first problem, or else what was recorded: the one line a table shows.
@@ -251,6 +272,50 @@ mod tests {
             },
             scope,
         }
+    }
+
+    fn check(level: Level, line: usize, expected: &str) -> Check {
+        Check {
+            level,
+            passed: false,
+            expected: expected.into(),
+            observed: "something else".into(),
+            location: Location { line, column: 5 },
+            scope: Scope::Run,
+        }
+    }
+
+    #[test]
+    fn the_first_problem_is_the_check_that_decided_the_status() {
+        let mut result = ScenarioResult {
+            file: "scenarios/x.yaml".into(),
+            name: "x".into(),
+            refs: vec![],
+            status: Status::Fail,
+            // a recorded choice and a warning come before the failure
+            checks: vec![
+                check(Level::May, 10, "DISCONNECT 0x81"),
+                check(Level::Should, 12, "prompt will"),
+                check(Level::Must, 20, "the will"),
+            ],
+            transcript: String::new(),
+            elapsed: Duration::ZERO,
+            covered: Duration::ZERO,
+            timeline: Timeline::default(),
+        };
+        assert_eq!(
+            result.first_problem(),
+            "line 20: expected the will; observed something else"
+        );
+        result.status = Status::Warn;
+        result.checks.pop();
+        assert_eq!(
+            result.first_problem(),
+            "line 12: expected prompt will; observed something else"
+        );
+        result.status = Status::Pass;
+        assert_eq!(result.first_problem(), "");
+        assert_eq!(result.choices(), ["something else"]);
     }
 
     #[test]

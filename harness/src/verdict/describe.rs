@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use lastwill_broker::codec::{Publish, QoS};
+use lastwill_broker::codec::{Publish, QoS, UserProperty};
 
 use super::{Marks, Tolerance, window_bounds};
 use crate::scenario::{MessageMatcher, PropertiesMatcher, PropertyCheck, Range, TimeRef, Window};
@@ -151,20 +151,8 @@ fn properties(m: &PropertiesMatcher) -> Vec<String> {
     fn checked<T: Shown>(name: &str, check: &Option<PropertyCheck<T>>) -> Option<String> {
         check.as_ref().map(|c| property_check(name, c))
     }
-    let user = m.user_properties.as_ref().map(|list| {
-        if list.is_empty() {
-            return "no user properties".to_owned();
-        }
-        let items: Vec<String> = list
-            .iter()
-            .map(|(k, v)| format!("user[{}]={}", quoted(k.as_bytes()), quoted(v.as_bytes())))
-            .collect();
-        format!("only {}", items.join(" "))
-    });
-    let ids = m.subscription_identifiers.as_ref().map(|ids| {
-        let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
-        format!("subscription_ids=[{}]", ids.join(","))
-    });
+    let user = m.user_properties.as_deref().map(only_user_properties);
+    let ids = m.subscription_identifiers.as_deref().map(subscription_ids);
     [
         checked("payload_format", &m.payload_format),
         checked("message_expiry", &m.message_expiry),
@@ -180,18 +168,45 @@ fn properties(m: &PropertiesMatcher) -> Vec<String> {
     .collect()
 }
 
+/// `user["k"]="v" user["k2"]="w"`, or `no user properties`: what a message carried.
+pub(super) fn user_properties(list: &[UserProperty]) -> String {
+    if list.is_empty() {
+        return "no user properties".to_owned();
+    }
+    let items: Vec<String> = list
+        .iter()
+        .map(|(k, v)| format!("user[{}]={}", quoted(k.as_bytes()), quoted(v.as_bytes())))
+        .collect();
+    items.join(" ")
+}
+
+/// `only user["k"]="v"`, or `no user properties`: what a matcher expects.
+pub(super) fn only_user_properties(list: &[UserProperty]) -> String {
+    match list {
+        [] => user_properties(list),
+        _ => format!("only {}", user_properties(list)),
+    }
+}
+
+/// `subscription_ids=[1,2]`
+pub(super) fn subscription_ids(ids: &[u32]) -> String {
+    let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+    format!("subscription_ids=[{}]", ids.join(","))
+}
+
 /// `1.021s "will/a" "gone" qos=1 retain=0`
 pub(super) fn received(at: Duration, p: &Publish) -> String {
     format!("{}s {}", seconds(at), publish(p))
 }
 
-/// `"will/a" "gone" qos=1 retain=0`
+/// `"will/a" "gone" qos=1 retain=0`, with ` dup=1` on a redelivery.
 pub(super) fn publish(p: &Publish) -> String {
     format!(
-        "{} {} qos={} retain={}",
+        "{} {} qos={} retain={}{}",
         quoted(p.topic.as_bytes()),
         quoted(&p.payload),
         p.qos.as_u8(),
-        u8::from(p.retain)
+        u8::from(p.retain),
+        if p.dup { " dup=1" } else { "" }
     )
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lastwill_broker::codec::{
-    ConnAck, ConnAckCode, MessageProperties, Packet, Protocol, Publish, ReasonCode,
+    ConnAck, ConnAckCode, Connect, MessageProperties, Packet, Protocol, Publish, ReasonCode,
 };
 
 use crate::client::Outcome;
@@ -18,7 +18,7 @@ use crate::scenario::{
     PropertiesMatcher, PropertyCheck, Receives, Scenario, Step, StepExpectation, StepKind, TimeRef,
     Window,
 };
-use crate::transcript::{EventKind, Fault, Transcript, code_name, seconds};
+use crate::transcript::{EventKind, Fault, Transcript, code_name, quoted, seconds};
 use describe::Shown;
 pub use timeline::{Arrival, ExpectedWindow, Timeline, timeline};
 
@@ -110,6 +110,18 @@ impl Check {
         self.level == Level::May && (self.scope == Scope::Run || !self.passed)
     }
 
+    /// What the broker chose, for a `may` check: what was expected when it held, what
+    /// happened instead when it did not (`closed without DISCONNECT`). `None` for `must` and
+    /// `should` checks.
+    pub fn chose(&self) -> Option<&str> {
+        let chosen = if self.passed {
+            &self.expected
+        } else {
+            &self.observed
+        };
+        (self.level == Level::May).then_some(chosen.as_str())
+    }
+
     /// What a `may` check recorded, in one line: the expectation when it held, what happened
     /// instead when it did not (`line 19: CONNACK 0x00 success, not reason 0x95
     /// packet-too-large`). `None` for `must` and `should` checks.
@@ -178,41 +190,42 @@ pub fn step_checks(step: &Step, outcome: &Outcome, default_level: Level) -> Vec<
                 scope: Scope::Step,
             })
         };
-        check_step(
-            expectation,
-            connect_protocol(step, outcome),
-            outcome,
-            &mut push,
-        );
+        check_step(expectation, connect_of(step), outcome, &mut push);
     }
     checks
 }
 
+/// The structured CONNECT a step sends, if it sends one.
+fn connect_of(step: &Step) -> Option<&Connect> {
+    match &step.kind {
+        StepKind::Client {
+            action: Action::Connect(connect),
+            ..
+        } => Some(connect),
+        _ => None,
+    }
+}
+
 /// The protocol of the CONNECT a step sent, or of the CONNACK it got (a `send` of raw bytes),
 /// if either: a `reason:` on it is a code of that protocol's CONNACK table.
-fn connect_protocol(step: &Step, outcome: &Outcome) -> Option<Protocol> {
-    match (&step.kind, &outcome.connack) {
-        (
-            StepKind::Client {
-                action: Action::Connect(connect),
-                ..
-            },
-            _,
-        ) => Some(connect.protocol),
-        (_, Some(connack)) => Some(match connack.code {
+fn connect_protocol(connect: Option<&Connect>, outcome: &Outcome) -> Option<Protocol> {
+    match (connect, &outcome.connack) {
+        (Some(connect), _) => Some(connect.protocol),
+        (None, Some(connack)) => Some(match connack.code {
             ConnAckCode::V5(_) => Protocol::V5,
             ConnAckCode::V311(_) => Protocol::V311,
         }),
-        _ => None,
+        (None, None) => None,
     }
 }
 
 fn check_step(
     e: &StepExpectation,
-    connect_protocol: Option<Protocol>,
+    connect: Option<&Connect>,
     outcome: &Outcome,
     push: &mut impl FnMut(String, Option<String>),
 ) {
+    let connect_protocol = connect_protocol(connect, outcome);
     let connack_code = outcome.connack.as_ref().map(|c| u8::from(c.code));
     let shown_connack = || match &outcome.connack {
         Some(c) => format!("CONNACK {}", c.code),
@@ -275,7 +288,8 @@ fn check_step(
         );
     }
     if !e.connack.is_empty() {
-        check_connack_properties(&e.connack, outcome.connack.as_ref(), push);
+        let keep_alive = connect.map(|c| c.keep_alive);
+        check_connack_properties(&e.connack, keep_alive, outcome.connack.as_ref(), push);
     }
     if let Some(granted) = &e.granted {
         let got = outcome.suback.as_ref().map(|s| bytes_of(&s.codes));
@@ -336,8 +350,11 @@ fn check_step(
     }
 }
 
+/// Checks the CONNACK's properties; `keep_alive` is the Keep Alive of the CONNECT it answers,
+/// when the step sent a structured one.
 fn check_connack_properties(
     e: &ConnAckExpectation,
+    keep_alive: Option<u16>,
     connack: Option<&ConnAck>,
     push: &mut impl FnMut(String, Option<String>),
 ) {
@@ -416,13 +433,28 @@ fn check_connack_properties(
         p.shared_subscription_available.as_ref(),
         |a, b| a == b,
     );
-    property(
-        push,
-        "server_keep_alive",
-        &e.server_keep_alive,
-        p.server_keep_alive.as_ref(),
-        |a, b| a == b,
-    );
+    // A Server Keep Alive equal to the client's changes nothing, so it meets `absent`: the
+    // client's Keep Alive is in force either way ([MQTT-3.2.2-21], [MQTT-3.2.2-22]).
+    if let Some(check) = &e.server_keep_alive {
+        let announced = p.server_keep_alive.as_ref();
+        let (ok, or_the_clients) = match (check, keep_alive) {
+            (PropertyCheck::Absent, Some(ka)) => (
+                announced.is_none_or(|v| *v == ka),
+                format!(" (or the client's {ka})"),
+            ),
+            _ => (
+                property_holds(check, announced, |a, b| a == b),
+                String::new(),
+            ),
+        };
+        push(
+            format!(
+                "{}{or_the_clients}",
+                describe::property_check("server_keep_alive", check)
+            ),
+            (!ok).then(|| describe::property_value("server_keep_alive", announced)),
+        );
+    }
 }
 
 /// Checks one optional property against `absent` / `present` / a value.
@@ -559,6 +591,20 @@ fn check_client(
                     .collect();
                 let count = u32::try_from(hits.len()).unwrap_or(u32::MAX);
                 first_hits.push(hits.first().copied());
+                // Too few: say how the messages that came in time differ, so that a QoS or
+                // DUP mismatch does not read as a timing failure.
+                let miss_note = if count < matcher.count.min {
+                    near_miss(matcher, &received, tolerance, |at, p| {
+                        in_window(*window, at)
+                            && !matchers.iter().zip(&windows).any(|(other, w)| {
+                                !std::ptr::eq(other, matcher)
+                                    && matches(other, p, tolerance)
+                                    && in_window(*w, at)
+                            })
+                    })
+                } else {
+                    String::new()
+                };
                 let times = match &matcher.window {
                     Some(w) => format!(" {}", describe::window(w, marks, tolerance)),
                     None => String::new(),
@@ -580,7 +626,10 @@ fn check_client(
                         describe::count(matcher),
                         describe::matcher(matcher)
                     ),
-                    observed: format!("{count} matching in time{stray_note}; {}", listing()),
+                    observed: format!(
+                        "{count} matching in time{stray_note}{miss_note}; {}",
+                        listing()
+                    ),
                     location: matcher.location,
                     scope: Scope::Run,
                 });
@@ -633,6 +682,45 @@ fn check_client(
     }
 }
 
+/// `: arrived at 1.100s with qos=0, expected qos=1`: the message a matcher expects, come
+/// otherwise. Candidates are the received messages `eligible` takes (in the matcher's window,
+/// expected by no other matcher) that share the matcher's topic or payload where it names
+/// either; the one differing in the fewest fields is named, with how many more there were.
+/// Empty when there is none.
+fn near_miss(
+    matcher: &MessageMatcher,
+    received: &[(Duration, &Publish)],
+    tolerance: Tolerance,
+    eligible: impl Fn(Duration, &Publish) -> bool,
+) -> String {
+    let same_message = |p: &Publish| {
+        let topic = matcher.topic.as_ref().map(|t| *t == p.topic);
+        let payload = matcher.payload.as_ref().map(|b| *b == p.payload);
+        topic.unwrap_or(false) || payload.unwrap_or(false) || (topic, payload) == (None, None)
+    };
+    let misses: Vec<(Duration, Vec<Difference>)> = received
+        .iter()
+        .filter(|(at, p)| eligible(*at, p) && same_message(p))
+        .map(|(at, p)| (*at, differences(matcher, p, tolerance)))
+        .filter(|(_, d)| !d.is_empty())
+        .collect();
+    let Some((at, closest)) = misses.iter().min_by_key(|(_, d)| d.len()) else {
+        return String::new();
+    };
+    let carried: Vec<&str> = closest.iter().map(|d| d.carried.as_str()).collect();
+    let expected: Vec<&str> = closest.iter().map(|d| d.expected.as_str()).collect();
+    let more = match misses.len() - 1 {
+        0 => String::new(),
+        n => format!(" (and {n} more in time that differ)"),
+    };
+    format!(
+        ": arrived at {}s with {}, expected {}{more}",
+        seconds(*at),
+        carried.join(" and "),
+        expected.join(" and ")
+    )
+}
+
 /// Whether the client's last connection was still open when the run ended: it got a
 /// CONNACK after its last close, drop, vanish or DISCONNECT.
 fn is_connected_at_end(transcript: &Transcript, client: &str) -> bool {
@@ -668,44 +756,147 @@ fn window_bounds(window: &Window, marks: &Marks, tolerance: Tolerance) -> (Durat
 
 /// Does a received PUBLISH satisfy a matcher (window aside)?
 pub fn matches(m: &MessageMatcher, p: &Publish, tolerance: Tolerance) -> bool {
-    m.topic.as_ref().is_none_or(|t| *t == p.topic)
-        && m.payload.as_ref().is_none_or(|b| *b == p.payload)
-        && m.qos.is_none_or(|q| q == p.qos)
-        && m.retain.is_none_or(|r| r == p.retain)
-        && m.dup.is_none_or(|d| d == p.dup)
-        && properties_match(&m.properties, p, tolerance)
+    differences(m, p, tolerance).is_empty()
 }
 
-fn properties_match(m: &PropertiesMatcher, p: &Publish, tolerance: Tolerance) -> bool {
-    let props: &MessageProperties = &p.properties;
-    let holds = |check: &Option<PropertyCheck<_>>, value: Option<&_>| -> bool {
-        check
-            .as_ref()
-            .is_none_or(|c| property_holds(c, value, |a: &String, b: &String| a == b))
+/// One way a received PUBLISH differs from a matcher: what it carried and what was expected,
+/// both as the transcript writes them (`qos=0`, `qos=1`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Difference {
+    pub carried: String,
+    pub expected: String,
+}
+
+/// Every field in which a received PUBLISH differs from a matcher (window aside), in the
+/// order the matcher is written; empty when it matches.
+pub fn differences(m: &MessageMatcher, p: &Publish, tolerance: Tolerance) -> Vec<Difference> {
+    let mut found = Vec::new();
+    let mut compare = |ok: bool, carried: String, expected: String| {
+        if !ok {
+            found.push(Difference { carried, expected });
+        }
     };
-    m.payload_format
-        .as_ref()
-        .is_none_or(|c| property_holds(c, props.payload_format_indicator.as_ref(), |a, b| a == b))
-        && m.message_expiry.as_ref().is_none_or(|c| {
-            property_holds(c, props.message_expiry_interval.as_ref(), |range, v| {
-                let slack = tolerance.expiry_slack();
-                (range.min.saturating_sub(slack)..=range.max.saturating_add(slack)).contains(v)
-            })
-        })
-        && holds(&m.content_type, props.content_type.as_ref())
-        && holds(&m.response_topic, props.response_topic.as_ref())
-        && m.correlation_data
-            .as_ref()
-            .is_none_or(|c| property_holds(c, props.correlation_data.as_ref(), |a, b| a == b))
-        && m.user_properties
-            .as_ref()
-            .is_none_or(|u| *u == props.user_properties)
-        && m.subscription_identifiers
-            .as_ref()
-            .is_none_or(|ids| *ids == p.subscription_identifiers)
-        && m.topic_alias
-            .as_ref()
-            .is_none_or(|c| property_holds(c, p.topic_alias.as_ref(), |a, b| a == b))
+    if let Some(t) = &m.topic {
+        compare(
+            *t == p.topic,
+            format!("topic={}", quoted(p.topic.as_bytes())),
+            format!("topic={}", quoted(t.as_bytes())),
+        );
+    }
+    if let Some(b) = &m.payload {
+        compare(
+            *b == p.payload,
+            format!("payload={}", quoted(&p.payload)),
+            format!("payload={}", quoted(b)),
+        );
+    }
+    if let Some(q) = m.qos {
+        compare(
+            q == p.qos,
+            format!("qos={}", p.qos.as_u8()),
+            format!("qos={}", q.as_u8()),
+        );
+    }
+    if let Some(r) = m.retain {
+        compare(
+            r == p.retain,
+            format!("retain={}", u8::from(p.retain)),
+            format!("retain={}", u8::from(r)),
+        );
+    }
+    if let Some(d) = m.dup {
+        compare(
+            d == p.dup,
+            format!("dup={}", u8::from(p.dup)),
+            format!("dup={}", u8::from(d)),
+        );
+    }
+    property_differences(&m.properties, p, tolerance, &mut compare);
+    found
+}
+
+fn property_differences(
+    m: &PropertiesMatcher,
+    p: &Publish,
+    tolerance: Tolerance,
+    compare: &mut impl FnMut(bool, String, String),
+) {
+    fn one<E: Shown, V: Shown>(
+        compare: &mut impl FnMut(bool, String, String),
+        name: &str,
+        check: &Option<PropertyCheck<E>>,
+        value: Option<&V>,
+        equal: impl Fn(&E, &V) -> bool,
+    ) {
+        if let Some(check) = check {
+            compare(
+                property_holds(check, value, equal),
+                describe::property_value(name, value),
+                describe::property_check(name, check),
+            );
+        }
+    }
+    let props: &MessageProperties = &p.properties;
+    let same = |a: &String, b: &String| a == b;
+    one(
+        compare,
+        "payload_format",
+        &m.payload_format,
+        props.payload_format_indicator.as_ref(),
+        |a, b| a == b,
+    );
+    one(
+        compare,
+        "message_expiry",
+        &m.message_expiry,
+        props.message_expiry_interval.as_ref(),
+        |range, v| {
+            let slack = tolerance.expiry_slack();
+            (range.min.saturating_sub(slack)..=range.max.saturating_add(slack)).contains(v)
+        },
+    );
+    one(
+        compare,
+        "content_type",
+        &m.content_type,
+        props.content_type.as_ref(),
+        same,
+    );
+    one(
+        compare,
+        "response_topic",
+        &m.response_topic,
+        props.response_topic.as_ref(),
+        same,
+    );
+    one(
+        compare,
+        "correlation_data",
+        &m.correlation_data,
+        props.correlation_data.as_ref(),
+        |a, b| a == b,
+    );
+    if let Some(list) = &m.user_properties {
+        compare(
+            *list == props.user_properties,
+            describe::user_properties(&props.user_properties),
+            describe::only_user_properties(list),
+        );
+    }
+    if let Some(ids) = &m.subscription_identifiers {
+        compare(
+            *ids == p.subscription_identifiers,
+            describe::subscription_ids(&p.subscription_identifiers),
+            describe::subscription_ids(ids),
+        );
+    }
+    one(
+        compare,
+        "topic_alias",
+        &m.topic_alias,
+        p.topic_alias.as_ref(),
+        |a, b| a == b,
+    );
 }
 
 #[cfg(test)]

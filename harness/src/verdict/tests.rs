@@ -201,11 +201,51 @@ fn connack_properties_are_absent_present_or_a_value() {
         "assigned_client_id absent"
     );
     assert_eq!(
-        the(&checks, "server_keep_alive absent").observed,
+        the(&checks, "server_keep_alive absent (or the client's 60)").observed,
         "server_keep_alive=5"
     );
     let none = checks_of_step(steps, &closed());
     assert_eq!(the(&none, "CONNACK properties").observed, "no CONNACK");
+}
+
+#[test]
+fn a_server_keep_alive_equal_to_the_clients_counts_as_absent() {
+    let steps = concat!(
+        "  - device: {connect: {keep_alive: 2}}
+",
+        "    expect: {server_keep_alive: absent}"
+    );
+    let expected = "server_keep_alive absent (or the client's 2)";
+    let announcing = |value: Option<u16>| {
+        let mut outcome = connack(0, false);
+        outcome
+            .connack
+            .as_mut()
+            .unwrap()
+            .properties
+            .server_keep_alive = value;
+        checks_of_step(steps, &outcome)
+    };
+    assert!(the(&announcing(None), expected).passed);
+    // [MQTT-3.2.2-22]: the same value changes nothing, so the client's Keep Alive applies
+    assert!(the(&announcing(Some(2)), expected).passed);
+    let other = announcing(Some(3));
+    assert!(!the(&other, expected).passed);
+    assert_eq!(the(&other, expected).observed, "server_keep_alive=3");
+    // a raw CONNECT states no Keep Alive the harness can read: only absence meets it
+    let raw = concat!(
+        "  - device: {send: \"10 00\"}
+",
+        "    expect: {server_keep_alive: absent}"
+    );
+    let mut outcome = connack(0, false);
+    outcome
+        .connack
+        .as_mut()
+        .unwrap()
+        .properties
+        .server_keep_alive = Some(2);
+    assert!(!the(&checks_of_step(raw, &outcome), "server_keep_alive absent").passed);
 }
 
 #[test]
@@ -647,6 +687,78 @@ fn qos_retain_and_dup_must_match_when_given() {
             expected
         )
         .passed
+    );
+}
+
+#[test]
+fn a_message_in_time_with_other_flags_is_named_as_such() {
+    let expect = "expect:\n  watcher:\n    receives:\n      - {topic: will/device, payload: offline, qos: 1, retain: false, at: dropped}";
+    let expected = "watcher receives exactly once {topic=\"will/device\", payload=\"offline\", qos=1, retain=0} at dropped [0.900s, 1.500s]";
+    let mut downgraded = will("offline");
+    downgraded.qos = QoS::AtMostOnce;
+    let checks = final_of(
+        expect,
+        vec![received(1_100, downgraded)],
+        Tolerance::SIMULATOR,
+    );
+    let check = the(&checks, expected);
+    assert!(!check.passed);
+    assert_eq!(
+        check.observed,
+        "0 matching in time: arrived at 1.100s with qos=0, expected qos=1; received 1.100s \"will/device\" \"offline\" qos=0 retain=0"
+    );
+    // two fields at once, and a redelivery shows its DUP flag in the listing
+    let mut resent = will("offline");
+    resent.retain = true;
+    resent.dup = true;
+    let mut others = vec![received(1_100, resent)];
+    // several that differ: the closest is named, the rest counted
+    let mut retained_qos0 = will("offline");
+    retained_qos0.retain = true;
+    retained_qos0.qos = QoS::AtMostOnce;
+    others.push(received(1_200, retained_qos0));
+    // another message (other topic and payload) is no near miss
+    others.push(received(
+        1_300,
+        Publish::new("x", Bytes::from("y"), QoS::AtMostOnce),
+    ));
+    let checks = final_of(expect, others, Tolerance::SIMULATOR);
+    let observed = &the(&checks, expected).observed;
+    assert!(
+        observed.starts_with(
+            "0 matching in time: arrived at 1.100s with retain=1, expected retain=0 (and 1 more in time that differ); received 1.100s \"will/device\" \"offline\" qos=1 retain=1 dup=1;"
+        ),
+        "{observed}"
+    );
+    // late and otherwise right: only the window is named, as before
+    let checks = final_of(
+        expect,
+        vec![received(3_000, will("offline"))],
+        Tolerance::SIMULATOR,
+    );
+    assert!(
+        the(&checks, expected)
+            .observed
+            .starts_with("0 matching in time and 1 outside its window (at 3.000s); received")
+    );
+}
+
+#[test]
+fn property_mismatches_are_named_by_property() {
+    let expect = "expect:\n  watcher:\n    receives:\n      - {topic: will/device, content_type: text/plain, user_properties: [{a: b}]}";
+    let mut typed = will("offline");
+    typed.properties.content_type = Some("application/json".into());
+    let checks = final_of(expect, vec![received(1_100, typed)], Tolerance::SIMULATOR);
+    let check = checks
+        .iter()
+        .find(|c| c.expected.starts_with("watcher receives"))
+        .unwrap();
+    assert!(
+        check.observed.starts_with(
+            "0 matching in time: arrived at 1.100s with content_type=\"application/json\" and no user properties, expected content_type=\"text/plain\" and only user[\"a\"]=\"b\";"
+        ),
+        "{}",
+        check.observed
     );
 }
 
