@@ -221,13 +221,6 @@ pick_ports() {
 	fi
 }
 
-# `peers/<name>.sh installed`: exits 0 when the pinned version is installed, else says how to
-# install it on stderr and exits 1 (what lastwill's real-peer tests ask before `start`). Each
-# script defines `installed`.
-cmd_installed() {
-	installed || die "$PEER_NAME is not installed; run $0 install"
-}
-
 # Dispatches `peers/<name>.sh COMMAND ARGS…` to the script's cmd_COMMAND function.
 main() {
 	local cmd=${1:-}

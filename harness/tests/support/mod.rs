@@ -18,13 +18,16 @@ pub fn peers_available(test: &str, programs: &[&str], install: &str) -> bool {
                 .is_err()
         })
         .collect();
-    missing.is_empty() || peers_skipped(test, &missing.join(", "), install)
+    if missing.is_empty() {
+        return true;
+    }
+    peer_missing(test, &missing.join(", "), install);
+    false
 }
 
-/// The skip of a real-peer test whose `missing` programs are not installed: a loud notice
-/// naming `install`, and `false`; or a failure when `LASTWILL_REQUIRE_PEERS=1` (as `.ci/run`
-/// sets), so that CI always runs what a developer's machine may skip.
-pub fn peers_skipped(test: &str, missing: &str, install: &str) -> bool {
+/// Says loudly that `test` skips because `missing` is not installed, and how to install it;
+/// fails the test instead when `LASTWILL_REQUIRE_PEERS=1`.
+pub fn peer_missing(test: &str, missing: &str, install: &str) {
     let required = std::env::var("LASTWILL_REQUIRE_PEERS").is_ok_and(|v| v == "1");
     assert!(
         !required,
@@ -40,5 +43,4 @@ pub fn peers_skipped(test: &str, missing: &str, install: &str) -> bool {
          ************************************************************************\n"
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
-    false
 }
