@@ -567,15 +567,7 @@ mod tests {
     }
 
     fn target() -> Endpoint {
-        Endpoint {
-            host: "127.0.0.1".into(),
-            port: 1883,
-            tls: None,
-            username: None,
-            password: None,
-            restart_cmd: None,
-            tolerance: crate::runner::tcp::DEFAULT_TOLERANCE,
-        }
+        Endpoint::at("127.0.0.1", 1883)
     }
 
     fn ms(n: u64) -> Duration {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
 use lastwill::broker_process::BrokerProcess;
-use lastwill::runner::tcp::{DEFAULT_TOLERANCE, Endpoint};
+use lastwill::runner::tcp::{Endpoint, Skip};
 use lastwill::scenario::DropMode;
 use lastwill::storm::{self, Plan, Report};
 use lastwill_broker::codec::{Protocol, QoS};
@@ -51,8 +51,9 @@ const SPAWN_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Broker to storm, mqtt://HOST:PORT or mqtts://HOST:PORT [default: the reference broker,
-    /// started in this process on a free loopback port].
+    /// Broker to storm, mqtt://HOST:PORT or mqtts://HOST:PORT, with ?v5=HOST:PORT for a
+    /// separate MQTT 5 port [default: the reference broker, started in this process on a free
+    /// loopback port].
     #[arg(long, value_name = "TARGET", conflicts_with = "spawn")]
     pub target: Option<String>,
     /// Start the broker to storm as a child process: COMMAND runs as `sh -c 'exec COMMAND'`,
@@ -202,8 +203,20 @@ async fn external(connection: &ConnectionArgs, url: &str, plan: &Plan) -> Result
     if instances.len() != 1 {
         return Err(format!("target `{url}`: a storm needs exactly one broker"));
     }
-    let target = instances.remove(0);
+    let mut target = instances.remove(0);
     let capabilities = target.probe().await?;
+    target.own_protocol = capabilities.own_protocol();
+    if let Some(refused) = capabilities
+        .refused
+        .as_ref()
+        .filter(|r| r.protocol == plan.protocol)
+    {
+        let other = capabilities.own_protocol();
+        return Err(format!(
+            "{target:?}: {}; ask for --protocol {other}",
+            Skip::Unspoken(refused.clone())
+        ));
+    }
     if let Some(max) = capabilities.announced.max_qos.filter(|max| plan.qos > *max) {
         return Err(format!(
             "{target:?} accepts QoS {} at most; ask for --qos {} or lower",
@@ -228,15 +241,7 @@ async fn embedded(plan: &Plan) -> Result<Endpoint, String> {
         .map_err(|e| format!("cannot start the reference broker: {e}"))?;
     tokio::spawn(Server::new(config).serve(listener, std::future::pending::<()>()));
     eprintln!("lastwill: storming the reference broker, in this process on {addr}");
-    Ok(Endpoint {
-        host: addr.ip().to_string(),
-        port: addr.port(),
-        tls: None,
-        username: None,
-        password: None,
-        restart_cmd: None,
-        tolerance: DEFAULT_TOLERANCE,
-    })
+    Ok(Endpoint::at(addr.ip().to_string(), addr.port()))
 }
 
 fn table(report: &Report) -> String {

@@ -26,7 +26,8 @@ use super::usage_error;
 #[derive(Debug, clap::Args)]
 #[command(mut_arg("seed", |a| a.help("Seed of the generated cases (and of the simulator)")))]
 pub struct Args {
-    /// `ref` (the reference broker in the simulator), mqtt://HOST:PORT or mqtts://HOST:PORT.
+    /// `ref` (the reference broker in the simulator), mqtt://HOST:PORT or mqtts://HOST:PORT
+    /// (mqtt://HOST:PORT?v5=HOST:PORT for a broker with a separate MQTT 5 port).
     #[arg(long, default_value = "ref", value_name = "TARGET")]
     pub target: String,
     /// Cases to draw.

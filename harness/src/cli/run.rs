@@ -33,7 +33,9 @@ pub struct Args {
     #[command(flatten)]
     pub select: SelectArgs,
     /// `sim` (the reference broker in the simulator), mqtt://HOST:PORT or mqtts://HOST:PORT;
-    /// mqtt://HOST:PORT,HOST:PORT,... spreads the run over identically configured instances.
+    /// mqtt://HOST:PORT,HOST:PORT,... spreads the run over identically configured instances;
+    /// mqtt://HOST:PORT?v5=HOST:PORT names a broker's separate MQTT 5 port (the first then
+    /// serves 3.1.1). Scenarios of a protocol the broker refuses are skipped.
     #[arg(long, default_value = "sim", value_name = "TARGET")]
     pub target: String,
     /// Report format.

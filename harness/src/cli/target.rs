@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lastwill::runner::Target;
-use lastwill::runner::tcp::{DEFAULT_TOLERANCE, Endpoint, tls_connector};
+use lastwill::runner::tcp::{Address, Endpoint, tls_connector};
 use lastwill::verdict::Tolerance;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -101,8 +101,10 @@ impl TargetArgs {
 }
 
 impl ConnectionArgs {
-    /// The broker instances of `mqtt[s]://[user[:password]@]host[:port][,host:port...]`
-    /// (several identically configured instances), not yet probed, with default tolerances and no restart command.
+    /// The broker instances of `mqtt[s]://[USER[:PASSWORD]@]INSTANCE[,INSTANCE...]` (several identically
+    /// configured instances), not yet probed, with default tolerances and no restart command.
+    /// An instance is `HOST[:PORT]`, or `HOST[:PORT]?v5=HOST[:PORT]` for a broker that
+    /// serves MQTT 5 on a port of its own (the first address then serves 3.1.1).
     pub fn instances(&self, url: &str) -> Result<Vec<Endpoint>, String> {
         let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://") {
             (true, rest)
@@ -113,6 +115,7 @@ impl ConnectionArgs {
                 "target `{url}`: expected `sim`, mqtt://HOST:PORT or mqtts://HOST:PORT"
             ));
         };
+        let default_port = if tls { 8883 } else { 1883 };
         let tls = if tls {
             let client = self.cert.as_deref().zip(self.key.as_deref());
             Some(Arc::new(tls_connector(
@@ -123,7 +126,7 @@ impl ConnectionArgs {
         } else {
             None
         };
-        // `user[:password]@` before the hosts: credentials of this target alone (a matrix
+        // `user[:password]@` before the instances: credentials of this target alone (a matrix
         // may set brokers that need them beside brokers that do not); --username and
         // --password apply where the URL names none.
         let (username, password, rest) = match rest.split_once('@') {
@@ -134,34 +137,57 @@ impl ConnectionArgs {
             None => (self.username.as_deref(), self.password.as_deref(), rest),
         };
         let mut instances = Vec::new();
-        for authority in rest.trim_end_matches('/').split(',') {
-            let (host, port) = match authority.rsplit_once(':') {
-                Some((host, port)) => (
-                    host,
-                    port.parse()
-                        .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
-                ),
-                None => (authority, if tls.is_some() { 8883 } else { 1883 }),
+        for instance in rest.trim_end_matches('/').split(',') {
+            let (main, v5) = match instance.split_once('?') {
+                Some((main, query)) => match query.strip_prefix("v5=") {
+                    Some(v5) => (main, Some(v5)),
+                    None => {
+                        return Err(format!(
+                            "target `{url}`: unknown parameter `?{query}` (expected ?v5=HOST:PORT)"
+                        ));
+                    }
+                },
+                None => (instance, None),
             };
-            let host = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            if host.is_empty() {
-                return Err(format!("target `{url}`: no host"));
-            }
+            let parse = |authority| address(url, authority, default_port);
+            let Address { host, port } = parse(main)?;
             instances.push(Endpoint {
-                host,
-                port,
+                v5_address: v5.map(parse).transpose()?,
                 tls: tls.clone(),
                 username: username.map(str::to_owned),
                 password: password.map(str::to_owned),
-                restart_cmd: None,
-                tolerance: DEFAULT_TOLERANCE,
+                ..Endpoint::at(host, port)
             });
         }
         Ok(instances)
     }
+}
+
+/// `HOST[:PORT]` (IPv6 hosts in brackets) of target `url`.
+fn address(url: &str, authority: &str, default_port: u16) -> Result<Address, String> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, rest)) => (host, rest.strip_prefix(':')),
+            None => return Err(format!("target `{url}`: no `]` after `[{bracketed}`")),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        Some(port) => port
+            .parse()
+            .map_err(|_| format!("target `{url}`: bad port `{port}`"))?,
+        None => default_port,
+    };
+    if host.is_empty() {
+        return Err(format!("target `{url}`: no host"));
+    }
+    Ok(Address {
+        host: host.to_owned(),
+        port,
+    })
 }
 
 /// A short id for one run against an external broker, prefixed to its client ids and topics
@@ -176,27 +202,41 @@ pub fn run_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    use lastwill_broker::codec::Protocol;
+
     use super::*;
 
-    fn args(username: Option<&str>) -> ConnectionArgs {
+    fn connection() -> ConnectionArgs {
         ConnectionArgs {
             ca_file: None,
             cert: None,
             key: None,
             insecure: false,
-            username: username.map(str::to_owned),
+            username: None,
             password: None,
         }
     }
 
+    fn addresses(url: &str) -> Result<Vec<String>, String> {
+        Ok(connection()
+            .instances(url)?
+            .iter()
+            .map(|e| format!("{e:?}"))
+            .collect())
+    }
+
     #[test]
     fn credentials_in_the_url_are_the_targets_own() {
-        let instances = args(Some("flag"))
-            .instances("mqtt://anon:x@127.0.0.1:1884,127.0.0.1:1885")
+        let flag = ConnectionArgs {
+            username: Some("flag".to_owned()),
+            ..connection()
+        };
+        let instances = flag
+            .instances("mqtt://anon:x@127.0.0.1:1884,127.0.0.1:1885?v5=127.0.0.1:1886")
             .unwrap();
         let seen: Vec<_> = instances
             .iter()
-            .map(|e| (e.port, e.username.as_deref(), e.password.as_deref()))
+            .map(|e| (e.address.port, e.username.as_deref(), e.password.as_deref()))
             .collect();
         assert_eq!(
             seen,
@@ -205,9 +245,54 @@ mod tests {
                 (1885, Some("anon"), Some("x"))
             ]
         );
-        let flag = args(Some("flag"))
-            .instances("mqtt://127.0.0.1:1884")
+        let plain = flag.instances("mqtt://127.0.0.1:1884").unwrap();
+        assert_eq!(plain[0].username.as_deref(), Some("flag"));
+    }
+
+    #[test]
+    fn an_instance_may_name_a_separate_v5_address() {
+        let instances = connection()
+            .instances("mqtt://127.0.0.1:1883?v5=127.0.0.1:1884")
             .unwrap();
-        assert_eq!(flag[0].username.as_deref(), Some("flag"));
+        let [rumqttd] = instances.as_slice() else {
+            panic!("one instance: {instances:?}")
+        };
+        assert_eq!(
+            rumqttd.address(Protocol::V311).to_string(),
+            "127.0.0.1:1883"
+        );
+        assert_eq!(rumqttd.address(Protocol::V5).to_string(), "127.0.0.1:1884");
+    }
+
+    #[test]
+    fn instances_keep_their_own_v5_addresses_and_default_ports() {
+        assert_eq!(
+            addresses("mqtt://a,b:1885?v5=b:1886,[::1]").unwrap(),
+            [
+                "mqtt://a:1883",
+                "mqtt://b:1885?v5=b:1886",
+                "mqtt://[::1]:1883"
+            ]
+        );
+        assert_eq!(
+            addresses("mqtt://h:1?v5=h").unwrap(),
+            ["mqtt://h:1?v5=h:1883"]
+        );
+    }
+
+    #[test]
+    fn bad_targets_say_what_is_wrong() {
+        assert_eq!(
+            addresses("mqtt://h:1?v3=h:2").unwrap_err(),
+            "target `mqtt://h:1?v3=h:2`: unknown parameter `?v3=h:2` (expected ?v5=HOST:PORT)"
+        );
+        assert_eq!(
+            addresses("mqtt://h:1?v5=h:x").unwrap_err(),
+            "target `mqtt://h:1?v5=h:x`: bad port `x`"
+        );
+        assert_eq!(
+            addresses("mqtt://h:1?v5=").unwrap_err(),
+            "target `mqtt://h:1?v5=`: no host"
+        );
     }
 }

@@ -34,7 +34,7 @@ pub enum Target {
     /// that need a broker to themselves then run on different instances at the same time).
     Tcp {
         instances: Vec<Endpoint>,
-        capabilities: Capabilities,
+        capabilities: Box<Capabilities>,
         /// Distinguishes this run's client ids and topics from every other run's.
         run_id: String,
         /// Whether the broker is still there (see [`Target::tcp`]).
@@ -54,11 +54,15 @@ pub enum NotRun {
 }
 
 impl Target {
-    /// A broker over TCP, as a run starts with it: probed, and not (yet) lost.
-    pub fn tcp(instances: Vec<Endpoint>, capabilities: Capabilities, run_id: String) -> Target {
+    /// A broker over TCP, as a run starts with it: probed, and not (yet) lost. The harness's
+    /// own connections to every instance speak the protocol the probe found it speaks.
+    pub fn tcp(mut instances: Vec<Endpoint>, capabilities: Capabilities, run_id: String) -> Target {
+        for instance in &mut instances {
+            instance.own_protocol = capabilities.own_protocol();
+        }
         Target::Tcp {
             instances,
-            capabilities,
+            capabilities: Box::new(capabilities),
             run_id,
             liveness: Arc::default(),
         }

@@ -30,6 +30,7 @@ mod mosquitto_explore;
 mod mosquitto_tls;
 mod oracle_catalogue;
 mod oracle_independence;
+mod peer_targets;
 mod peers_matrix;
 mod properties;
 mod scenario_errors;

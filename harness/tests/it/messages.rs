@@ -13,7 +13,7 @@ use std::time::Duration;
 use lastwill::client::Outcome;
 use lastwill::report::{self, ScenarioResult, Status};
 use lastwill::runner::sim;
-use lastwill::runner::tcp::{Capabilities, DEFAULT_TOLERANCE, Endpoint, Skip};
+use lastwill::runner::tcp::{Capabilities, Endpoint, Skip};
 use lastwill::scenario::{self, Scenario};
 use lastwill::transcript::Transcript;
 use lastwill::verdict::{self, Check, Marks, Tolerance};
@@ -105,19 +105,12 @@ fn capabilities() -> [Capabilities; 2] {
     };
     [meagre, ample].map(|properties| Capabilities {
         announced: Overrides::announced_in(&properties),
+        refused: None,
     })
 }
 
 fn endpoint() -> Endpoint {
-    Endpoint {
-        host: "127.0.0.1".into(),
-        port: 1883,
-        tls: None,
-        username: None,
-        password: None,
-        restart_cmd: None,
-        tolerance: DEFAULT_TOLERANCE,
-    }
+    Endpoint::at("127.0.0.1", 1883)
 }
 
 fn result(scenario: &Scenario, status: Status, checks: Vec<Check>) -> ScenarioResult {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use lastwill::runner::sim::broker_config;
-use lastwill::runner::tcp::{Capabilities, DEFAULT_TOLERANCE, Endpoint, Skip};
+use lastwill::runner::tcp::{Capabilities, Endpoint, Skip};
 use lastwill::scenario::{self, Scenario};
 use lastwill_broker::codec::{Connect, Packet, Protocol, QoS};
 use lastwill_broker::config::{
@@ -77,6 +77,7 @@ fn reference_capabilities(config: &Config) -> Capabilities {
             ..
         }) if connack.code.is_success() => Capabilities {
             announced: Overrides::announced_in(&connack.properties),
+            refused: None,
         },
         other => panic!("the reference broker did not accept the probe: {other:?}"),
     }
@@ -84,15 +85,7 @@ fn reference_capabilities(config: &Config) -> Capabilities {
 
 #[test]
 fn every_setting_is_read_run_and_required() {
-    let endpoint = Endpoint {
-        host: "127.0.0.1".into(),
-        port: 1883,
-        tls: None,
-        username: None,
-        password: None,
-        restart_cmd: None,
-        tolerance: DEFAULT_TOLERANCE,
-    };
+    let endpoint = Endpoint::at("127.0.0.1", 1883);
     let default_broker = reference_capabilities(&Config::default());
     for setting in SETTINGS {
         let value = sample(setting);

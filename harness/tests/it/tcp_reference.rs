@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::reference_broker::ReferenceBroker;
 
-use lastwill::runner::tcp::{DEFAULT_TOLERANCE, Endpoint, Skip};
+use lastwill::runner::tcp::{Endpoint, Skip};
 use lastwill::runner::{NotRun, Run, Target};
 use lastwill::scenario::{self, Scenario};
 use lastwill::verdict::Verdict;
@@ -38,15 +38,7 @@ fn start_broker(overrides: &Overrides, dir: &Path, name: &str) -> ReferenceBroke
 
 fn run_on_own_broker(scenario: &Scenario, index: usize, dir: &Path) -> Result<Run, NotRun> {
     let broker = start_broker(&scenario.broker, dir, &format!("broker-{index}"));
-    let target = Endpoint {
-        host: "127.0.0.1".into(),
-        port: broker.port,
-        tls: None,
-        username: None,
-        password: None,
-        restart_cmd: None,
-        tolerance: DEFAULT_TOLERANCE,
-    };
+    let target = Endpoint::at("127.0.0.1", broker.port);
     // the probe needs the scenario's credentials; its clients bring their own (or none)
     let first = scenario.broker.credentials.iter().flatten().next();
     let prober = Endpoint {

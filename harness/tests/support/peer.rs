@@ -56,7 +56,10 @@ impl Peer {
                 crate::support::peer_missing(test, name, &install);
                 return None;
             }
-            panic!("{} start printed no address line; stderr:\n{stderr}", script.display());
+            panic!(
+                "{} start printed no address line; stderr:\n{stderr}",
+                script.display()
+            );
         }
         // the script logs to stderr for as long as it runs: drain it so it never blocks
         if let Some(mut err) = child.stderr.take() {
@@ -95,4 +98,3 @@ fn script(name: &str) -> PathBuf {
         .join("peers")
         .join(format!("{name}.sh"))
 }
-

@@ -19,10 +19,12 @@ use crate::transcript::{EventKind, Transcript};
 /// a later one. A will still pending in such a session is due at its session's end and comes
 /// out now, while nothing of this run listens any more.
 pub(super) async fn end_sessions(endpoint: &Endpoint, scenario: &Scenario) {
-    let mut client_ids: Vec<&str> = scenario
+    // each session in its client's protocol: a broker that serves the protocols on separate
+    // ports keeps a client's session where the client connected
+    let mut sessions: Vec<(&str, Protocol)> = scenario
         .clients
         .iter()
-        .map(|c| c.client_id.as_str())
+        .map(|c| (c.client_id.as_str(), c.protocol))
         .collect();
     for step in &scenario.steps {
         if let StepKind::Client {
@@ -30,17 +32,14 @@ pub(super) async fn end_sessions(endpoint: &Endpoint, scenario: &Scenario) {
             ..
         } = &step.kind
         {
-            client_ids.push(&connect.client_id);
+            sessions.push((&connect.client_id, connect.protocol));
         }
     }
-    client_ids.retain(|id| !id.is_empty());
-    client_ids.sort_unstable();
-    client_ids.dedup();
-    for client_id in client_ids {
-        let Ok(mut session) = endpoint
-            .connect(Connect::new(Protocol::V5, client_id))
-            .await
-        else {
+    sessions.retain(|(id, _)| !id.is_empty());
+    sessions.sort_unstable();
+    sessions.dedup();
+    for (client_id, protocol) in sessions {
+        let Ok(mut session) = endpoint.connect(Connect::new(protocol, client_id)).await else {
             return;
         };
         // wait for the CONNACK (or the refusal) before saying goodbye
@@ -56,7 +55,7 @@ pub(super) async fn end_sessions(endpoint: &Endpoint, scenario: &Scenario) {
 pub(super) async fn clear_retained(endpoint: &Endpoint, filter: &str, transcript: &Transcript) {
     let client_id = own_client_id("cleanup");
     let Ok(mut cleaner) = endpoint
-        .connect(Connect::new(Protocol::V311, client_id))
+        .connect(Connect::new(endpoint.own_protocol, client_id))
         .await
     else {
         return;

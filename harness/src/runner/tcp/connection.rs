@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use lastwill_broker::codec::{Connect, Packet};
+use lastwill_broker::codec::{Connect, Packet, Protocol};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -15,14 +15,16 @@ use super::{Endpoint, tls};
 use crate::link::Link;
 
 impl Endpoint {
-    /// A new connection to the broker (TLS when the endpoint is `mqtts://`).
-    pub(crate) async fn open(&self) -> io::Result<Stream> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
+    /// A new connection to the broker's address for `protocol` (TLS when the endpoint is
+    /// `mqtts://`).
+    pub(crate) async fn open(&self, protocol: Protocol) -> io::Result<Stream> {
+        let address = self.address(protocol);
+        let tcp = TcpStream::connect((address.host.as_str(), address.port)).await?;
         tcp.set_nodelay(true)?;
         match &self.tls {
             None => Ok(Stream::Plain(tcp)),
             Some(connector) => {
-                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                let name = rustls::pki_types::ServerName::try_from(address.host.clone())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                 let tls = connector.connect(name, tcp).await.map_err(tls::in_words)?;
                 Ok(Stream::Tls(Box::new(tls)))
@@ -30,14 +32,21 @@ impl Endpoint {
         }
     }
 
-    /// A connection of the harness's own (probe, clean-up, will storms): opens one and sends
-    /// `connect` with the endpoint's credentials; the CONNACK is the caller's to read.
-    pub(crate) async fn connect(&self, mut connect: Connect) -> io::Result<Link<Stream>> {
-        connect.username = self.username.clone();
-        connect.password = self.password.clone().map(Bytes::from);
-        let mut link = Link::new(self.open().await?, connect.protocol);
+    /// A connection of the harness's own (probe, clean-up, will storms): opens one to the
+    /// address of `connect`'s protocol and sends `connect` with the endpoint's credentials;
+    /// the CONNACK is the caller's to read.
+    pub(crate) async fn connect(&self, connect: Connect) -> io::Result<Link<Stream>> {
+        let connect = self.credentialed(connect);
+        let mut link = Link::new(self.open(connect.protocol).await?, connect.protocol);
         link.send(&[Packet::Connect(connect)]).await?;
         Ok(link)
+    }
+
+    /// `connect` with the endpoint's `--username`/`--password`.
+    pub(crate) fn credentialed(&self, mut connect: Connect) -> Connect {
+        connect.username = self.username.clone();
+        connect.password = self.password.clone().map(Bytes::from);
+        connect
     }
 }
 

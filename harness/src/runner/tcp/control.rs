@@ -49,7 +49,7 @@ impl TcpControl {
         // wait until the broker accepts connections again
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if self.endpoint.open().await.is_ok() {
+            if self.endpoint.open(self.endpoint.own_protocol).await.is_ok() {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

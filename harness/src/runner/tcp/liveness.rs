@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use lastwill_broker::codec::{Connect, Packet, Protocol};
+use lastwill_broker::codec::{Connect, Packet};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 
@@ -135,7 +135,7 @@ impl Endpoint {
     /// Whether the broker answers a CONNECT with a CONNACK (of any code) within
     /// [`ANSWER_LIMIT`]; if not, why, in words.
     async fn answers(&self) -> Result<(), String> {
-        let connect = Connect::new(Protocol::V5, own_client_id("alive"));
+        let connect = Connect::new(self.own_protocol, own_client_id("alive"));
         let mut link = tokio::time::timeout(ANSWER_LIMIT, self.connect(connect))
             .await
             .map_err(|_| format!("no connection within {}s", ANSWER_LIMIT.as_secs()))?

@@ -22,7 +22,7 @@ mod isolation;
 mod liveness;
 mod tls;
 
-pub use capabilities::{Capabilities, Skip};
+pub use capabilities::{Capabilities, Refusal, Skip};
 pub(crate) use connection::Stream;
 pub use isolation::needs_exclusive_run;
 pub use liveness::Liveness;
@@ -33,6 +33,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lastwill_broker::codec::Protocol;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -52,11 +53,33 @@ pub const DEFAULT_TOLERANCE: Tolerance = Tolerance {
     late: Duration::from_millis(1500),
 };
 
-/// Where and how to reach a broker over TCP (or TLS), and how to judge its timing.
-#[derive(Clone)]
-pub struct Endpoint {
+/// One address a broker listens on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
     pub host: String,
     pub port: u16,
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Where and how to reach a broker instance over TCP (or TLS), and how to judge its timing.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// Where the instance serves MQTT: every protocol, or 3.1.1 only when `v5_address` is set.
+    pub address: Address,
+    /// Where it serves MQTT 5, for brokers that listen on a port per protocol (`?v5=`).
+    pub v5_address: Option<Address>,
+    /// The protocol of the harness's own connections (probe aside: clean-ups, liveness
+    /// checks, will storms): MQTT 5 unless the probe found the broker refuses it.
+    pub own_protocol: Protocol,
     pub tls: Option<Arc<tokio_rustls::TlsConnector>>,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -65,10 +88,42 @@ pub struct Endpoint {
     pub tolerance: Tolerance,
 }
 
+impl Endpoint {
+    /// A plain-TCP instance at `host:port` for every protocol: no credentials, no restart
+    /// command, the default tolerance.
+    pub fn at(host: impl Into<String>, port: u16) -> Endpoint {
+        Endpoint {
+            address: Address {
+                host: host.into(),
+                port,
+            },
+            v5_address: None,
+            own_protocol: Protocol::V5,
+            tls: None,
+            username: None,
+            password: None,
+            restart_cmd: None,
+            tolerance: DEFAULT_TOLERANCE,
+        }
+    }
+
+    /// Where the instance serves `protocol`.
+    pub fn address(&self, protocol: Protocol) -> &Address {
+        match (protocol, &self.v5_address) {
+            (Protocol::V5, Some(v5)) => v5,
+            _ => &self.address,
+        }
+    }
+}
+
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
+        write!(f, "{scheme}://{}", self.address)?;
+        if let Some(v5) = &self.v5_address {
+            write!(f, "?v5={v5}")?;
+        }
+        Ok(())
     }
 }
 
@@ -112,6 +167,7 @@ pub fn run(
             agents.insert(spec.name.clone(), tx);
             let network = TcpNetwork {
                 endpoint: endpoint.clone(),
+                protocol: spec.protocol,
                 start,
                 graveyard: Arc::clone(&graveyard),
                 liveness: Arc::clone(liveness),
@@ -155,10 +211,12 @@ pub fn run(
 }
 
 #[derive(Clone)]
-/// The clients' network: real sockets, opened afresh for every connection, watched for a
-/// broker that went away.
+/// A client's network: real sockets to the broker's address for the client's protocol,
+/// opened afresh for every connection, watched for a broker that went away.
 struct TcpNetwork {
     endpoint: Endpoint,
+    /// The client's protocol: its connections go to the broker's address for it.
+    protocol: Protocol,
     start: Instant,
     /// Streams of vanished clients: open and untouched until the run ends.
     graveyard: Arc<Mutex<Vec<Stream>>>,
@@ -173,7 +231,7 @@ impl Network for TcpNetwork {
     }
 
     async fn connect(&self, _client: &str) -> io::Result<Self::Stream> {
-        match self.endpoint.open().await {
+        match self.endpoint.open(self.protocol).await {
             Ok(stream) => Ok(liveness::Watched {
                 stream,
                 liveness: Arc::clone(&self.liveness),

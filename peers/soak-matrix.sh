@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Back-to-back profile-gated matrix runs against one Mosquitto 2.0.11, checking after each run
+# that nothing retained is left on the broker (a leak is a bug: a leftover can fail a later
+# scenario, and the gate must never be flaky).
+#   peers/soak-matrix.sh [N]            N runs (default 20) with the default --jobs
+# Environment: LASTWILL (the binary, default target/release/lastwill, else target/debug/lastwill),
+# LASTWILL_SOAK_ARGS (extra `lastwill matrix` arguments). Prints one line per run and a summary
+# line; exits 0 only when every run passed the gate and left nothing retained. Each run's
+# output is kept in the run directory named on stderr.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUNS=${1:-20}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || {
+	echo "soak-matrix: N must be a positive number, not '$RUNS'" >&2
+	exit 1
+}
+LASTWILL=${LASTWILL:-}
+if [[ -z $LASTWILL ]]; then
+	LASTWILL=$ROOT/target/release/lastwill
+	[[ -x $LASTWILL ]] || LASTWILL=$ROOT/target/debug/lastwill
+fi
+[[ -x $LASTWILL ]] || {
+	echo "soak-matrix: no lastwill binary (cargo build --release)" >&2
+	exit 1
+}
+command -v mosquitto_sub >/dev/null || {
+	echo "soak-matrix: mosquitto_sub not found (peers/mosquitto.sh install)" >&2
+	exit 1
+}
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/lastwill-soak.XXXXXX")
+echo "soak-matrix: outputs in $OUT" >&2
+
+coproc BROKER { exec "$ROOT/peers/mosquitto.sh" start; }
+BROKER_PID=$BROKER_PID
+stop_broker() {
+	kill -TERM "$BROKER_PID" 2>/dev/null || true
+	wait "$BROKER_PID" 2>/dev/null || true
+}
+trap stop_broker EXIT
+read -r line <&"${BROKER[0]}"
+URL=${line#mqtt=}
+PORT=${URL##*:}
+echo "soak-matrix: mosquitto at $URL, $RUNS runs" >&2
+
+# Every retained message on the broker, one `topic payload` line each: mosquitto sends the
+# retained messages right after SUBACK, so -W 2 (then exit 27) is plenty on loopback.
+retained() {
+	mosquitto_sub -h 127.0.0.1 -p "$PORT" -t '#' -v --retained-only -W 2 2>/dev/null || true
+}
+
+failed=0
+leaked=0
+for run in $(seq 1 "$RUNS"); do
+	start=$(date +%s)
+	status=pass
+	# shellcheck disable=SC2086 # LASTWILL_SOAK_ARGS is a list of words
+	if ! "$LASTWILL" matrix --target "mosquitto=$URL" \
+		--profile "$ROOT/profiles/mosquitto-2.0.11.yaml" ${LASTWILL_SOAK_ARGS:-} \
+		>"$OUT/run-$run.out" 2>"$OUT/run-$run.err"; then
+		status=FAIL
+		failed=$((failed + 1))
+	fi
+	left=$(retained)
+	count=0
+	if [[ -n $left ]]; then
+		count=$(wc -l <<<"$left")
+		leaked=$((leaked + 1))
+		printf '%s\n' "$left" >"$OUT/run-$run.retained"
+	fi
+	echo "run $run/$RUNS: gate $status, $count retained left, $(($(date +%s) - start)) s"
+done
+echo "soak-matrix: $RUNS runs, $failed failed the gate, $leaked left retained messages"
+[[ $failed -eq 0 && $leaked -eq 0 ]]
