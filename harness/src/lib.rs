@@ -6,6 +6,7 @@
 //! - [`io_error`]: I/O errors in words.
 //! - [`broker_process`]: a broker started as a child process, and its CPU time and memory.
 //! - [`scenario`]: the YAML scenario language, parsed strictly into a typed model.
+//! - [`raw_connect`]: a `send:` step's CONNECT bytes: their protocol, credentials spliced in.
 //! - [`selection`]: which scenarios a command takes (`--tag`, `--name`).
 //! - [`transcript`]: what happened in a run, rendered as stable text.
 //! - [`link`]: whole MQTT packets in and out over any byte stream.
@@ -32,6 +33,7 @@ pub mod io_error;
 pub mod link;
 pub mod matrix;
 pub mod oracle;
+pub mod raw_connect;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -62,7 +62,58 @@ fn result(
     }
 }
 
-/// Runs every scenario on `target`, `jobs` at a time, showing a progress bar on a terminal.
+/// How often a run without a terminal says how far it got.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Progress where the bar is hidden (stderr is no terminal: CI logs, pipes): one line on
+/// stderr when a scenario finishes `every` or more after the last line, so a long run against
+/// a real broker is not minutes of silence.
+struct Heartbeat {
+    total: usize,
+    every: Duration,
+    started: Instant,
+    last: Mutex<Instant>,
+    on: bool,
+}
+
+impl Heartbeat {
+    fn new(total: usize, every: Duration) -> Heartbeat {
+        use std::io::IsTerminal as _;
+        let now = Instant::now();
+        Heartbeat {
+            total,
+            every,
+            started: now,
+            last: Mutex::new(now),
+            on: !std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// The line due at `now` with `done` scenarios finished, if one is due.
+    fn line(&self, done: u64, now: Instant) -> Option<String> {
+        let mut last = self.last.lock().expect("heartbeat lock");
+        if now.duration_since(*last) < self.every {
+            return None;
+        }
+        *last = now;
+        Some(format!(
+            "lastwill: {done}/{} scenarios done, {}s elapsed",
+            self.total,
+            now.duration_since(self.started).as_secs()
+        ))
+    }
+
+    fn tick(&self, done: u64) {
+        if self.on
+            && let Some(line) = self.line(done, Instant::now())
+        {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// Runs every scenario on `target`, `jobs` at a time, showing a progress bar on a terminal
+/// (and a line every ten seconds without one).
 /// On a TCP target, scenarios that need a broker to themselves run afterwards, one per broker
 /// instance at a time; a broker that stops answering ends the run within seconds, and the
 /// scenarios it cut short or never started are [`Status::NotRun`]. Results come back in the
@@ -74,6 +125,7 @@ pub fn run(scenarios: &[Scenario], target: &Target, jobs: usize) -> Vec<Scenario
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("progress template"),
     );
+    let heartbeat = Heartbeat::new(scenarios.len(), HEARTBEAT);
     let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; scenarios.len()]);
     let finished = AtomicBool::new(false);
     std::thread::scope(|watching| {
@@ -90,7 +142,8 @@ pub fn run(scenarios: &[Scenario], target: &Target, jobs: usize) -> Vec<Scenario
             let next = AtomicUsize::new(0);
             std::thread::scope(|scope| {
                 for worker in 0..jobs {
-                    let (next, batch, progress, results) = (&next, &batch, &progress, &results);
+                    let (next, batch, progress, results, heartbeat) =
+                        (&next, &batch, &progress, &results, &heartbeat);
                     scope.spawn(move || {
                         while let Some(&index) = batch.get(next.fetch_add(1, Ordering::Relaxed)) {
                             let scenario = &scenarios[index];
@@ -98,6 +151,7 @@ pub fn run(scenarios: &[Scenario], target: &Target, jobs: usize) -> Vec<Scenario
                             let result = run_one(target, scenario, index, worker);
                             progress.set_message(scenario.file.clone());
                             progress.inc(1);
+                            heartbeat.tick(progress.position());
                             results.lock().expect("results lock")[index] = Some(result);
                         }
                     });
@@ -113,4 +167,25 @@ pub fn run(scenarios: &[Scenario], target: &Target, jobs: usize) -> Vec<Scenario
         .into_iter()
         .flatten()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heartbeat_speaks_once_per_interval() {
+        let beat = Heartbeat::new(189, Duration::from_secs(10));
+        let at = |s: u64| beat.started + Duration::from_secs(s);
+        assert_eq!(beat.line(3, at(4)), None);
+        assert_eq!(
+            beat.line(40, at(10)).as_deref(),
+            Some("lastwill: 40/189 scenarios done, 10s elapsed")
+        );
+        assert_eq!(beat.line(41, at(15)), None);
+        assert_eq!(
+            beat.line(80, at(31)).as_deref(),
+            Some("lastwill: 80/189 scenarios done, 31s elapsed")
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //! target with the divergences its profile lists: a divergence the profile does not list, or
 //! a listed one that no longer happens, fails the run (exit 1). `--repeat N` runs every
 //! external target N times, so that timing noise shows up as intermittent instead of failing.
+//! `--format` and `--output` work as for `run`: one report, on standard output or in a file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,21 +46,13 @@ pub struct Args {
     /// Runs of each external target; outcomes that differ between runs are intermittent.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
-    /// What to print on standard output (the summary goes to stderr unless it is the table).
+    /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Also write the matrix as Markdown (every file is checked before the run starts).
+    /// Write the report to FILE instead of standard output (the summary still goes to
+    /// stderr); checked before the run starts.
     #[arg(long, value_name = "FILE")]
-    pub markdown: Option<PathBuf>,
-    /// Also write the matrix as JSON.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Also write the matrix as JUnit XML (one suite per target).
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// Also write the matrix as one self-contained HTML page, with transcripts and timelines.
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub settings: TargetArgs,
 }
@@ -81,8 +74,8 @@ pub fn run(args: Args) -> ExitCode {
         Ok(profiles) => profiles,
         Err(message) => return usage_error(message),
     };
-    let files = match ReportFile::open_all([&args.markdown, &args.json, &args.junit, &args.html]) {
-        Ok(files) => files,
+    let output = match args.output.as_deref().map(ReportFile::open).transpose() {
+        Ok(output) => output,
         Err(message) => return usage_error(message),
     };
     let mut columns = Vec::new();
@@ -116,25 +109,24 @@ pub fn run(args: Args) -> ExitCode {
         columns.push(Column::new(name, url, &runs, profile));
     }
     let matrix = Matrix { columns };
-    let render = |format: Format| match format {
+    let rendered = match args.format {
         Format::Table => matrix.table(),
         Format::Markdown => matrix.markdown(),
         Format::Json => matrix.json(),
         Format::Junit => matrix.junit(),
         Format::Html => matrix.html(),
     };
-    super::print(render(args.format));
-    match args.format {
-        Format::Table => super::print(matrix.summary()),
-        _ => eprintln!("{}", matrix.summary()),
-    }
-    let formats = [Format::Markdown, Format::Json, Format::Junit, Format::Html];
-    for (file, format) in files.into_iter().zip(formats) {
-        if let Some(file) = file
-            && let Err(message) = file.write(&render(format))
-        {
-            return usage_error(message);
+    match output {
+        Some(file) => {
+            if let Err(message) = file.write(&rendered) {
+                return usage_error(message);
+            }
         }
+        None => super::print(&rendered),
+    }
+    match (&args.output, args.format) {
+        (None, Format::Table) => super::print(matrix.summary()),
+        _ => eprintln!("{}", matrix.summary()),
     }
     let mut failed = false;
     for column in &matrix.columns {

@@ -29,16 +29,6 @@ impl ReportFile {
         })
     }
 
-    /// Opens every path given, in order.
-    pub fn open_all<'a>(
-        paths: impl IntoIterator<Item = &'a Option<PathBuf>>,
-    ) -> Result<Vec<Option<ReportFile>>, String> {
-        paths
-            .into_iter()
-            .map(|path| path.as_deref().map(ReportFile::open).transpose())
-            .collect()
-    }
-
     /// Replaces the file's contents with `text`.
     pub fn write(mut self, text: &str) -> Result<(), String> {
         self.file

@@ -334,17 +334,30 @@ impl<N: Network> Agent<N> {
         let mut violations = Vec::new();
         match packet {
             Packet::ConnAck(connack) => {
+                // each version's own statements: 3.1.1 has none against a second CONNACK, and
+                // its return codes are Table 3.1's, a CONNACK outside it being one it must
+                // not send [MQTT-3.2.2-6 (3.1.1)]
+                let (second, known, unknown, refused_present) = match connack.code {
+                    ConnAckCode::V5(code) => (
+                        "[MQTT-3.2.0-2] a second CONNACK on one connection",
+                        code.is_connack(),
+                        "[MQTT-3.2.2-8] CONNACK reason code",
+                        "[MQTT-3.2.2-6]",
+                    ),
+                    ConnAckCode::V311(code) => (
+                        "a second CONNACK on one connection",
+                        code.name().is_some(),
+                        "[MQTT-3.2.2-6] CONNACK return code",
+                        "[MQTT-3.2.2-4]",
+                    ),
+                };
                 if connection.connack {
-                    violations.push("[MQTT-3.2.0-2] a second CONNACK on one connection".to_owned());
+                    violations.push(second.to_owned());
                 }
                 connection.connack = true;
-                let (known, refused_present) = match connack.code {
-                    ConnAckCode::V5(code) => (code.is_connack(), "[MQTT-3.2.2-6]"),
-                    ConnAckCode::V311(code) => (code.name().is_some(), "[MQTT-3.2.2-4]"),
-                };
                 if !known {
                     violations.push(format!(
-                        "[MQTT-3.2.2-8] CONNACK code 0x{:02X} is not in the CONNACK table",
+                        "{unknown} 0x{:02X} is not in its version's table",
                         u8::from(connack.code)
                     ));
                 }

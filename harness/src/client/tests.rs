@@ -503,3 +503,30 @@ async fn broken_server_rules_are_recorded_as_violations_and_garbage_closes() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_3_1_1_connack_outside_its_table_cites_the_3_1_1_statement() {
+    local(async {
+        let mut rig = Rig::start(
+            "{protocol: 3.1.1, keep_alive_pings: false}",
+            "  - device: connect",
+        );
+        let outcome = rig.begin(rig.action(0), wait());
+        let mut broker = rig.accept(Protocol::V311).await;
+        let Ok(Packet::Connect(_)) = broker.recv().await else {
+            panic!("expected CONNECT")
+        };
+        // return code 0x87 is v5's not-authorized, and no 3.1.1 return code
+        broker.write(&[0x20, 0x02, 0x00, 0x87]).await.unwrap();
+        outcome.await.expect("an outcome");
+        let transcript = rig.transcript();
+        assert!(
+            transcript.contains(
+                "device ! protocol violation: [MQTT-3.2.2-6] CONNACK return code 0x87 is not in its version's table\n"
+            ),
+            "{transcript}"
+        );
+        assert!(!transcript.contains("MQTT-3.2.2-8"), "{transcript}");
+    })
+    .await;
+}

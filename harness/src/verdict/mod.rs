@@ -13,6 +13,7 @@ use lastwill_broker::codec::{
 };
 
 use crate::client::Outcome;
+use crate::raw_connect;
 use crate::scenario::{
     Action, ClientExpectation, ConnAckExpectation, EndState, Level, Location, MessageMatcher,
     PropertiesMatcher, PropertyCheck, Receives, Scenario, Step, StepExpectation, StepKind, TimeRef,
@@ -190,7 +191,8 @@ pub fn step_checks(step: &Step, outcome: &Outcome, default_level: Level) -> Vec<
                 scope: Scope::Step,
             })
         };
-        check_step(expectation, connect_of(step), outcome, &mut push);
+        let protocol = connect_protocol(step, outcome);
+        check_step(expectation, connect_of(step), protocol, outcome, &mut push);
     }
     checks
 }
@@ -206,26 +208,36 @@ fn connect_of(step: &Step) -> Option<&Connect> {
     }
 }
 
-/// The protocol of the CONNECT a step sent, or of the CONNACK it got (a `send` of raw bytes),
-/// if either: a `reason:` on it is a code of that protocol's CONNACK table.
-fn connect_protocol(connect: Option<&Connect>, outcome: &Outcome) -> Option<Protocol> {
-    match (connect, &outcome.connack) {
-        (Some(connect), _) => Some(connect.protocol),
-        (None, Some(connack)) => Some(match connack.code {
+/// The protocol of the CONNECT a step sent (structured, or raw bytes by their Protocol
+/// Level), or else of the CONNACK it got: a `reason:` on it is a code of that protocol's
+/// CONNACK table.
+fn connect_protocol(step: &Step, outcome: &Outcome) -> Option<Protocol> {
+    let sent = match &step.kind {
+        StepKind::Client {
+            action: Action::Connect(connect),
+            ..
+        } => Some(connect.protocol),
+        StepKind::Client {
+            action: Action::Send(bytes),
+            ..
+        } => raw_connect::protocol(bytes),
+        _ => None,
+    };
+    sent.or_else(|| {
+        outcome.connack.as_ref().map(|connack| match connack.code {
             ConnAckCode::V5(_) => Protocol::V5,
             ConnAckCode::V311(_) => Protocol::V311,
-        }),
-        (None, None) => None,
-    }
+        })
+    })
 }
 
 fn check_step(
     e: &StepExpectation,
     connect: Option<&Connect>,
+    connect_protocol: Option<Protocol>,
     outcome: &Outcome,
     push: &mut impl FnMut(String, Option<String>),
 ) {
-    let connect_protocol = connect_protocol(connect, outcome);
     let connack_code = outcome.connack.as_ref().map(|c| u8::from(c.code));
     let shown_connack = || match &outcome.connack {
         Some(c) => format!("CONNACK {}", c.code),

@@ -884,3 +884,14 @@ fn remaining_message_expiry_strays_by_whole_seconds_of_lateness_only() {
     assert!(!passes(27, tcp));
     assert!(!passes(22, tcp));
 }
+
+#[test]
+fn a_raw_3_1_1_connect_has_its_reason_named_from_the_3_1_1_table() {
+    // a v5 client's raw CONNECT of level 4 (3.1.1), refused by a close
+    let steps = concat!(
+        "  - device: {send: \"10 0c 00 04 4d 51 54 54 04 02 00 3c 00 00\"}\n",
+        "    expect: {reason: 4}"
+    );
+    let checks = checks_of_step(steps, &closed());
+    assert!(!the(&checks, "reason 0x04 bad-user-name-or-password").passed);
+}

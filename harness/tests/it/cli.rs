@@ -306,7 +306,7 @@ fn run_and_matrix_take_only_the_selected_scenarios() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     // the summary is on the terminal, not only in a Markdown file
     let summary = format!(
-        "ref: {} pass, 0 diverge, 0 intermittent, 0 skipped",
+        "ref: {} pass, 0 fail, 0 warn, 0 skip, 0 intermittent",
         expected.len()
     );
     assert!(stdout.contains(&summary), "{stdout}");
@@ -367,15 +367,23 @@ fn report_paths_are_checked_before_the_run_starts() {
         error.ends_with("report.xml: no such file or directory"),
         "{error}"
     );
-    for flag in ["--markdown", "--json", "--junit", "--html"] {
-        let output = lastwill(&["matrix", "--target", "ref", flag, report.to_str().unwrap()]);
-        assert_eq!(output.status.code(), Some(2), "{flag}");
+    for format in ["table", "markdown", "json", "junit", "html"] {
+        let output = lastwill(&[
+            "matrix",
+            "--target",
+            "ref",
+            "--format",
+            format,
+            "--output",
+            report.to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{format}");
         // one line: no matrix was run, and nothing else was printed
         assert!(
             one_line_error(&output).ends_with("no such file or directory"),
-            "{flag}"
+            "{format}"
         );
-        assert!(output.stdout.is_empty(), "{flag}");
+        assert!(output.stdout.is_empty(), "{format}");
     }
 }
 

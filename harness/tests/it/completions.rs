@@ -75,6 +75,11 @@ fn bash_completes_subcommands_and_flags() {
         bash_completes(&script, &["lastwill", "run", "--ca"]),
         ["--ca-file"]
     );
+    let matrix_formats = bash_completes(&script, &["lastwill", "matrix", "--format", ""]);
+    assert!(
+        matrix_formats.iter().any(|f| f == "markdown"),
+        "{matrix_formats:?}"
+    );
     let formats = bash_completes(&script, &["lastwill", "run", "--format", ""]);
     assert!(
         formats.iter().any(|f| f == "junit") && formats.iter().any(|f| f == "json"),
@@ -165,5 +170,14 @@ fn man_pages_render_with_every_subcommand_and_flag() {
     for flag in ["--target", "--ca-file", "--insecure", "--format", "--seed"] {
         assert!(run.contains(flag), "lastwill-run(1) has no {flag}:\n{run}");
     }
+    // the matrix takes its report flags as run and bench do
+    let matrix = rendered(&dir.join("lastwill-matrix.1"));
+    for flag in ["--format", "--output", "--repeat", "--profile"] {
+        assert!(
+            matrix.contains(flag),
+            "lastwill-matrix(1) has no {flag}:\n{matrix}"
+        );
+    }
+    assert!(!matrix.contains("--markdown"), "{matrix}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -120,7 +120,9 @@ fn the_report_loads_in_chromium_and_draws_the_timeline() {
         "two=ref",
         "--name",
         "will-delay/*",
-        "--html",
+        "--format",
+        "html",
+        "--output",
         page.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{output:?}");

@@ -13,7 +13,8 @@ use super::Endpoint;
 use super::connection::Stream;
 use crate::io_error;
 use crate::link::Ended;
-use crate::scenario::{Scenario, StepKind};
+use crate::raw_connect;
+use crate::scenario::{Action, Scenario, StepKind};
 
 /// What a broker can do: which protocols it speaks, and what it announced in the CONNACK of
 /// a plain v5 connection (the settings that a CONNACK shows, as this one shows them, see
@@ -219,6 +220,15 @@ impl Endpoint {
                 StepKind::BrokerRestart if self.restart_cmd.is_none() => {
                     return Some(Skip::BrokerRestart { line });
                 }
+                StepKind::Client {
+                    action: Action::Send(bytes),
+                    ..
+                } if self.username.as_ref().is_some_and(|user| {
+                    raw_connect::with_credentials(bytes, user, self.password.as_deref()).is_none()
+                }) =>
+                {
+                    return Some(Skip::Credentials { line });
+                }
                 _ => {}
             }
         }
@@ -243,6 +253,9 @@ pub enum Skip {
     BrokerRestart { line: usize },
     /// A client speaks a protocol the broker refuses.
     Unspoken(Refusal),
+    /// A raw CONNECT that `--username/--password` cannot be spliced into, on a target that
+    /// needs them.
+    Credentials { line: usize },
     /// A `broker:` setting that no CONNACK shows, so the broker cannot be seen to have it.
     Unconfirmable { setting: &'static str },
     /// A `broker:` setting the broker's CONNACK announces otherwise, both sides as people
@@ -270,6 +283,11 @@ impl std::fmt::Display for Skip {
                 };
                 write!(f, "the target speaks MQTT {only} only: {how}")
             }
+            Skip::Credentials { line } => write!(
+                f,
+                "line {line}: the raw CONNECT cannot take --username/--password (its bytes \
+                 are not one well-formed CONNECT frame), and this target is run with them"
+            ),
             Skip::Unconfirmable { setting } => write!(
                 f,
                 "needs broker setting `{setting}`, which a CONNACK cannot confirm"

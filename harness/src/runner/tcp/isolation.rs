@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::Endpoint;
+use crate::raw_connect;
 use crate::scenario::{Action, MAX_TOPIC_BYTES, MessageMatcher, Receives, Scenario, StepKind};
 
 /// Whether the scenario must run alone and without a prefix: raw `send:` bytes carry their
@@ -70,20 +71,34 @@ pub(super) fn with_prefix(scenario: &Scenario, prefix: &str) -> Scenario {
     s
 }
 
-/// Gives every structured CONNECT that names no user the endpoint's `--username`/`--password`.
+/// Gives every CONNECT that names no user the endpoint's `--username`/`--password`: the
+/// structured ones, and raw `send:` bytes that can take them (see
+/// [`raw_connect::with_credentials`]; [`Endpoint::skip_reason`] skips a scenario whose raw
+/// CONNECT cannot).
 pub(super) fn with_credentials(scenario: &mut Scenario, endpoint: &Endpoint) {
-    if endpoint.username.is_none() {
+    let Some(username) = &endpoint.username else {
         return;
-    }
+    };
     for step in &mut scenario.steps {
-        if let StepKind::Client {
-            action: Action::Connect(connect),
-            ..
-        } = &mut step.kind
-            && connect.username.is_none()
-        {
-            connect.username = endpoint.username.clone();
-            connect.password = endpoint.password.clone().map(Bytes::from);
+        match &mut step.kind {
+            StepKind::Client {
+                action: Action::Connect(connect),
+                ..
+            } if connect.username.is_none() => {
+                connect.username = Some(username.clone());
+                connect.password = endpoint.password.clone().map(Bytes::from);
+            }
+            StepKind::Client {
+                action: Action::Send(bytes),
+                ..
+            } => {
+                if let Some(spliced) =
+                    raw_connect::with_credentials(bytes, username, endpoint.password.as_deref())
+                {
+                    *bytes = spliced;
+                }
+            }
+            _ => {}
         }
     }
 }
