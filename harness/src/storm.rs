@@ -3,7 +3,9 @@
 //!
 //! 1. `subscribers` clients subscribe to `<prefix>/storm/+`.
 //! 2. `clients` clients connect, at most `concurrency` at a time, each with a will on
-//!    `<prefix>/storm/<n>` (keep-alive 0, so none times out while the others connect).
+//!    `<prefix>/storm/<n>`, with the plan's Keep Alive (60 s by default; rumqttd refuses 0):
+//!    will clients stay silent, as a dying client would, so a storm must connect them all
+//!    within 1.5 times it [MQTT-3.1.2-24]; subscribers send PINGREQ when idle that long.
 //! 3. Every will client's connection is closed abruptly (RST, or FIN without DISCONNECT), one
 //!    after another as fast as the harness can, each close timestamped.
 //! 4. Subscribers timestamp every will they receive, answering QoS 1 and 2 as a client must,
@@ -29,6 +31,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::broker_process::{BrokerProcess, Usage};
+use crate::io_error;
 use crate::link::{Ended, Link};
 use crate::runner::tcp::{Endpoint, Stream};
 use crate::scenario::DropMode;
@@ -54,6 +57,8 @@ pub struct Plan {
     pub drop: DropMode,
     /// Will clients connecting at the same time.
     pub concurrency: usize,
+    /// Keep Alive of every client, in seconds (0: none).
+    pub keep_alive: u16,
     /// How long to wait for wills once the last one is due.
     pub timeout: Duration,
     /// Prepended to every client id and topic, so runs never see each other.
@@ -239,7 +244,11 @@ pub async fn run(
         let link = subscribe(target, plan, s).await?;
         subscribers.spawn(collect(
             link,
-            plan.clients,
+            Subscriber {
+                n: s,
+                expected: plan.clients,
+                keep_alive: plan.keep_alive,
+            },
             stopped.clone(),
             progress.clone(),
         ));
@@ -322,8 +331,9 @@ fn broker_cost(
 /// A subscriber on the storm's topics, its SUBACK read.
 async fn subscribe(target: &Endpoint, plan: &Plan, n: usize) -> Result<Link<Stream>, String> {
     let mut connect = Connect::new(plan.protocol, format!("{}-sub-{n}", plan.prefix));
-    connect.keep_alive = 0;
-    let mut link = connected(target, connect).await?;
+    connect.keep_alive = plan.keep_alive;
+    let who = format!("subscriber {n} ({})", connect.client_id);
+    let mut link = connected(target, connect, &who).await?;
     let subscribe = Subscribe {
         packet_id: 1,
         filters: vec![SubscriptionRequest::new(
@@ -335,35 +345,47 @@ async fn subscribe(target: &Endpoint, plan: &Plan, n: usize) -> Result<Link<Stre
     };
     link.send(&[Packet::Subscribe(subscribe)])
         .await
-        .map_err(|e| format!("subscriber {n}: {e}"))?;
-    match reply(&mut link).await? {
+        .map_err(|e| format!("{who}, subscribe: {e}"))?;
+    match reply(&mut link)
+        .await
+        .map_err(|e| format!("{who}, subscribe: {e}"))?
+    {
         Packet::SubAck(ack) if ack.codes.first().is_some_and(|code| !code.is_failure()) => Ok(link),
-        other => Err(format!("subscriber {n}: SUBSCRIBE answered with {other:?}")),
+        other => Err(format!(
+            "{who}, subscribe: SUBSCRIBE answered with {other:?}"
+        )),
     }
 }
 
-/// Opens a connection with `connect` and reads a successful CONNACK.
-async fn connected(target: &Endpoint, connect: Connect) -> Result<Link<Stream>, String> {
-    let client_id = connect.client_id.clone();
+/// Opens a connection with `connect` and reads a successful CONNACK; errors name `who` and
+/// the phase.
+async fn connected(target: &Endpoint, connect: Connect, who: &str) -> Result<Link<Stream>, String> {
     let mut link = tokio::time::timeout(REPLY_LIMIT, target.connect(connect))
         .await
-        .map_err(|_| format!("{client_id}: connection timed out"))?
-        .map_err(|e| format!("{client_id}: cannot connect: {e}"))?;
-    match reply(&mut link).await? {
+        .map_err(|_| format!("{who}, connect: connection timed out ({FD_HINT})"))?
+        .map_err(|e| format!("{who}, connect: cannot connect: {}", io_error::describe(&e)))?;
+    match reply(&mut link)
+        .await
+        .map_err(|e| format!("{who}, connect: {e}"))?
+    {
         Packet::ConnAck(ack) if ack.code.is_success() => Ok(link),
-        Packet::ConnAck(ack) => Err(format!("{client_id}: refused with CONNACK {}", ack.code)),
+        Packet::ConnAck(ack) => Err(format!("{who}, connect: refused with CONNACK {}", ack.code)),
         other => Err(format!(
-            "{client_id}: CONNECT answered with {}",
+            "{who}, connect: CONNECT answered with {}",
             other.name()
         )),
     }
 }
 
+/// Why a broker stops answering in the middle of a storm, most often, and what to do.
+const FD_HINT: &str = "the broker may have run out of file descriptors: see `Max open files` in \
+                       /proc/BROKER_PID/limits, and start it after `ulimit -n 65536`";
+
 /// The next packet, which must come within [`REPLY_LIMIT`].
 async fn reply(link: &mut Link<Stream>) -> Result<Packet, String> {
     match link.recv_within(REPLY_LIMIT).await {
         Ok(Some(packet)) => Ok(packet),
-        Ok(None) => Err(format!("no reply within {REPLY_LIMIT:?}")),
+        Ok(None) => Err(format!("no reply within {REPLY_LIMIT:?}; {FD_HINT}")),
         Err(Ended::Closed) => Err("the broker closed the connection".into()),
         Err(Ended::Failed(reason)) => Err(format!("the connection failed: {reason}")),
         Err(Ended::Undecodable(e)) => Err(format!("undecodable reply: {e}")),
@@ -399,7 +421,7 @@ async fn connect_will_clients(
             settle(done)?;
         }
         let mut connect = Connect::new(plan.protocol, format!("{}-will-{n}", plan.prefix));
-        connect.keep_alive = 0;
+        connect.keep_alive = plan.keep_alive;
         connect.will = Some(LastWill {
             topic: format!("{}/storm/{n}", plan.prefix),
             payload: payload.clone(),
@@ -414,7 +436,8 @@ async fn connect_will_clients(
         }
         let target = target.clone();
         connecting.spawn(async move {
-            let link = connected(&target, connect).await;
+            let who = format!("will client {n} ({})", connect.client_id);
+            let link = connected(&target, connect, &who).await;
             drop(permit);
             (n, link)
         });
@@ -425,27 +448,60 @@ async fn connect_will_clients(
     Ok(links.into_iter().flatten().collect())
 }
 
-/// Reads wills on one subscriber until it has `expected` distinct ones or `stop` is raised.
+/// One subscriber of a storm.
+struct Subscriber {
+    n: usize,
+    /// Distinct wills it waits for.
+    expected: usize,
+    keep_alive: u16,
+}
+
+/// Reads wills on one subscriber until it has `expected` distinct ones or `stop` is raised,
+/// sending PINGREQ whenever it has been idle for its Keep Alive [MQTT-3.1.2-23].
 async fn collect(
     mut link: Link<Stream>,
-    expected: usize,
+    subscriber: Subscriber,
     mut stop: watch::Receiver<bool>,
     progress: ProgressBar,
 ) -> Result<Vec<Delivery>, String> {
+    let Subscriber {
+        n,
+        expected,
+        keep_alive,
+    } = subscriber;
     let mut deliveries = Vec::with_capacity(expected);
     let mut seen = vec![false; expected];
     let mut distinct = 0;
+    let idle = Duration::from_secs(u64::from(keep_alive.max(1)));
+    let mut ping = Instant::now() + idle;
     while distinct < expected {
         let packet = tokio::select! {
             biased;
             _ = stop.changed() => break,
             packet = link.recv() => packet,
+            _ = tokio::time::sleep_until(ping), if keep_alive > 0 => {
+                link.send(&[Packet::PingReq])
+                    .await
+                    .map_err(|e| format!("subscriber {n}, receive: cannot send PINGREQ: {e}"))?;
+                ping = Instant::now() + idle;
+                continue;
+            }
         };
         let packet = match packet {
             Ok(packet) => packet,
-            Err(Ended::Closed) => return Err("the broker closed a subscriber".into()),
-            Err(Ended::Failed(reason)) => return Err(format!("a subscriber failed: {reason}")),
-            Err(Ended::Undecodable(e)) => return Err(format!("subscriber: {e}")),
+            Err(Ended::Closed) => {
+                return Err(format!(
+                    "subscriber {n}, receive: the broker closed the connection"
+                ));
+            }
+            Err(Ended::Failed(reason)) => {
+                return Err(format!(
+                    "subscriber {n}, receive: the connection failed: {reason}"
+                ));
+            }
+            Err(Ended::Undecodable(e)) => {
+                return Err(format!("subscriber {n}, receive: undecodable packet: {e}"));
+            }
         };
         let at = Instant::now();
         if let Packet::Publish(publish) = &packet
@@ -466,7 +522,7 @@ async fn collect(
         if let Some(answer) = answer {
             link.send(&[answer])
                 .await
-                .map_err(|e| format!("subscriber: {e}"))?;
+                .map_err(|e| format!("subscriber {n}, receive: cannot acknowledge: {e}"))?;
         }
     }
     link.goodbye(&[]).await;
@@ -561,6 +617,7 @@ mod tests {
             will_delay,
             drop: DropMode::Rst,
             concurrency: 1,
+            keep_alive: 60,
             timeout: Duration::from_secs(1),
             prefix: "t".into(),
         }

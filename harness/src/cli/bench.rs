@@ -89,6 +89,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
+    /// Keep Alive of every client, in seconds; 0 turns it off (rumqttd refuses 0). Will
+    /// clients send nothing until they die, so all must connect within 1.5 times it.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub keep_alive: u16,
     /// Storms to run one after the other; times are reported as their medians, lost and
     /// duplicated wills as the worst round's.
     #[arg(long, value_name = "N", default_value_t = 1,
@@ -130,9 +134,19 @@ pub fn run(args: Args) -> ExitCode {
             Close::Fin => DropMode::Fin,
         },
         concurrency: args.concurrency as usize,
+        keep_alive: args.keep_alive,
         timeout: args.timeout,
         prefix: format!("lastwill-bench-{}", run_id()),
     };
+    // the embedded reference broker holds the other end of every connection in this process
+    let ends = if args.target.is_none() && args.spawn.is_none() {
+        2
+    } else {
+        1
+    };
+    if let Err(message) = open_files_for(ends * (plan.clients + plan.subscribers)) {
+        return usage_error(message);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -195,6 +209,44 @@ pub fn run(args: Args) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Descriptors the bench needs besides its connections (stdio, the runtime, a spawned broker's
+/// pipes).
+const SPARE_FILES: u64 = 64;
+
+/// Makes sure this process may open `connections` descriptors: raises its soft
+/// RLIMIT_NOFILE towards the hard limit if needed, or says how to raise it.
+fn open_files_for(connections: usize) -> Result<(), String> {
+    let needed = connections as u64 + SPARE_FILES;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Ok(()); // no limit to read: let the connects say what goes wrong
+    }
+    if limit.rlim_cur >= needed {
+        return Ok(());
+    }
+    if limit.rlim_max >= needed {
+        let raised = libc::rlimit {
+            rlim_cur: needed,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct it is given
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "{connections} connection ends need about {needed} open files, but this process may open \
+         {} (hard limit {}): raise it with `ulimit -n {needed}` (as root above the hard limit), \
+         or storm with fewer --clients; the broker needs as many, see `Max open files` in \
+         /proc/BROKER_PID/limits",
+        limit.rlim_cur, limit.rlim_max
+    ))
 }
 
 /// The broker at `url`, probed: it must answer MQTT and allow the plan's QoS.

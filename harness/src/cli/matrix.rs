@@ -16,7 +16,7 @@ use lastwill::runner::Target;
 use lastwill::suite;
 
 use super::output::ReportFile;
-use super::run::lost_target;
+use super::run::{lost_target, warn_of_failed_cleanups};
 use super::select::SelectArgs;
 use super::target::TargetArgs;
 use super::usage_error;
@@ -102,6 +102,7 @@ pub fn run(args: Args) -> ExitCode {
                 break;
             }
         }
+        warn_of_failed_cleanups(name, &target);
         let profile = profiles
             .iter()
             .find(|(n, _)| n == name)

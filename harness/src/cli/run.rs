@@ -105,6 +105,7 @@ pub fn run(args: Args) -> ExitCode {
         (None, Format::Table) => super::print(&summary),
         _ => eprintln!("{summary}"),
     }
+    warn_of_failed_cleanups(&args.target, &target);
     if let Some(lost) = lost_target(&results) {
         return usage_error(lost);
     }
@@ -112,6 +113,21 @@ pub fn run(args: Args) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// One warning line per clean-up that failed, and their count: what they left on the broker
+/// may reach a later run.
+pub fn warn_of_failed_cleanups(name: &str, target: &Target) {
+    let failed = target.cleanup_failures();
+    for line in &failed {
+        eprintln!("lastwill: warning: {name}: {line}");
+    }
+    if !failed.is_empty() {
+        eprintln!(
+            "lastwill: warning: {name}: {} clean-ups failed",
+            failed.len()
+        );
     }
 }
 

@@ -27,6 +27,10 @@ pub struct TargetArgs {
     /// How much earlier than its window a message may arrive from an external broker.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "500ms")]
     pub early: Duration,
+    /// Clear the retained messages an external broker holds before the run, instead of
+    /// refusing to run on it (a run needs a broker without retained messages).
+    #[arg(long)]
+    pub clear_retained: bool,
 }
 
 /// How to reach an external broker: TLS trust and credentials.
@@ -91,7 +95,46 @@ impl TargetArgs {
             instances.push(target);
         }
         let capabilities = capabilities.ok_or_else(|| format!("target `{url}`: no host"))?;
+        for instance in &mut instances {
+            instance.own_protocol = capabilities.own_protocol();
+            self.no_retained(&runtime, instance)?;
+        }
         Ok(Target::tcp(instances, capabilities, run_id()))
+    }
+
+    /// Checks that `instance` holds no retained message (clearing them with
+    /// `--clear-retained`): a leftover of an earlier run would reach this one's watchers.
+    fn no_retained(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        instance: &Endpoint,
+    ) -> Result<(), String> {
+        let retained = runtime.block_on(instance.retained_before_run(self.clear_retained))?;
+        if retained.is_empty() {
+            return Ok(());
+        }
+        let mut shown = retained
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if retained.len() > 3 {
+            shown.push_str(", …");
+        }
+        if self.clear_retained {
+            eprintln!(
+                "lastwill: {instance:?}: cleared {} retained messages ({shown})",
+                retained.len()
+            );
+            return Ok(());
+        }
+        Err(format!(
+            "{instance:?} holds {} retained messages ({shown}), which this run's watchers would \
+             see: a clean-up of an earlier run failed, or someone else uses the broker; clear \
+             them with --clear-retained",
+            retained.len()
+        ))
     }
 
     /// `--jobs`, or the target's own default.

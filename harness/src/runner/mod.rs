@@ -18,7 +18,7 @@ use crate::scenario::Scenario;
 use crate::transcript::Transcript;
 use crate::verdict::{self, Check, Timeline, Tolerance, Verdict};
 use director::Direction;
-use tcp::{Capabilities, Endpoint, Liveness, Skip, Unfinished};
+use tcp::{Capabilities, CleanupFailures, Endpoint, Liveness, Skip, Unfinished};
 
 /// Where a scenario runs.
 #[derive(Clone, Debug)]
@@ -39,6 +39,8 @@ pub enum Target {
         run_id: String,
         /// Whether the broker is still there (see [`Target::tcp`]).
         liveness: Arc<Liveness>,
+        /// The clean-ups after scenarios that failed.
+        cleanups: Arc<CleanupFailures>,
     },
 }
 
@@ -65,6 +67,7 @@ impl Target {
             capabilities: Box::new(capabilities),
             run_id,
             liveness: Arc::default(),
+            cleanups: Arc::default(),
         }
     }
 
@@ -74,6 +77,14 @@ impl Target {
         match self {
             Target::Simulator { .. } => std::thread::available_parallelism().map_or(1, |n| n.get()),
             Target::Tcp { .. } => 32,
+        }
+    }
+
+    /// One line per clean-up that failed so far (none in the simulator).
+    pub fn cleanup_failures(&self) -> Vec<String> {
+        match self {
+            Target::Simulator { .. } => Vec::new(),
+            Target::Tcp { cleanups, .. } => cleanups.lines(),
         }
     }
 
@@ -114,6 +125,7 @@ impl Target {
                 instances,
                 capabilities,
                 liveness,
+                cleanups,
                 ..
             } => {
                 if let Some(why) = liveness.lost() {
@@ -126,7 +138,7 @@ impl Target {
                 let prefix = self.prefix(index).unwrap_or_default();
                 let exclusive = tcp::needs_exclusive_run(scenario);
                 let prefix = (!exclusive).then_some(prefix.as_str());
-                tcp::run(scenario, endpoint, prefix, liveness).map_err(|end| match end {
+                tcp::run(scenario, endpoint, prefix, liveness, cleanups).map_err(|end| match end {
                     Unfinished::Failed(why) => NotRun::Failed(why),
                     Unfinished::Lost(why) => NotRun::Lost(why),
                 })

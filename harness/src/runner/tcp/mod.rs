@@ -23,6 +23,7 @@ mod liveness;
 mod tls;
 
 pub use capabilities::{Capabilities, Refusal, Skip};
+pub use cleanup::CleanupFailures;
 pub(crate) use connection::Stream;
 pub use isolation::needs_exclusive_run;
 pub use liveness::Liveness;
@@ -139,12 +140,13 @@ pub enum Unfinished {
 /// Runs one scenario against the broker at `endpoint`, in real time, on the current thread. With a
 /// `prefix`, its client ids and topics are moved under it; without one (an exclusive run, see
 /// [`needs_exclusive_run`]) they are used as written. Stops as soon as `liveness` says the
-/// broker is lost.
+/// broker is lost. A clean-up afterwards that fails is noted in `cleanups`.
 pub fn run(
     scenario: &Scenario,
     endpoint: &Endpoint,
     prefix: Option<&str>,
     liveness: &Arc<Liveness>,
+    cleanups: &CleanupFailures,
 ) -> Result<Run, Unfinished> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -191,8 +193,13 @@ pub fn run(
             Some(prefix) => format!("{prefix}/#"),
             None => "#".to_owned(),
         };
-        end_sessions(endpoint, &scenario).await;
-        clear_retained(endpoint, &filter, &transcript).await;
+        let cleaned = match end_sessions(endpoint, &scenario).await {
+            Ok(()) => clear_retained(endpoint, &filter, &transcript).await,
+            Err(why) => Err(why),
+        };
+        if let Err(why) = cleaned {
+            cleanups.record(&scenario, &filter, &why);
+        }
         (direction, transcript)
     };
     let (direction, transcript) = local.block_on(&runtime, async {
@@ -257,4 +264,65 @@ impl Network for TcpNetwork {
     fn vanish(&self, _client: &str) {}
 
     fn reappear(&self, _client: &str) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A broker that accepts every CONNECT (v5 CONNACK 0x00) and then ignores everything the
+    /// client sends: SUBSCRIBE included, so no clean-up can see what is retained.
+    fn deaf_broker() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let (mut socket, _) = listener.accept().await.unwrap();
+                    tokio::spawn(async move {
+                        let mut buf = [0u8; 1024];
+                        if matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {
+                            let _ = socket.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).await;
+                            while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+                        }
+                    });
+                }
+            });
+        });
+        port
+    }
+
+    #[test]
+    fn a_failed_cleanup_is_recorded_naming_the_scenario_its_topics_and_the_step() {
+        let scenario = crate::scenario::parse(
+            "name: idle\nclients:\n  a: {}\nsteps:\n  - a: connect\n",
+            "scenarios/idle.yaml",
+        )
+        .unwrap();
+        let endpoint = Endpoint::at("127.0.0.1", deaf_broker());
+        let cleanups = CleanupFailures::default();
+        let liveness = Arc::default();
+        let run = run(&scenario, &endpoint, Some("lwtests0"), &liveness, &cleanups).unwrap();
+        assert_eq!(
+            run.verdict,
+            crate::verdict::Verdict::Pass,
+            "{}",
+            run.render()
+        );
+        assert_eq!(
+            cleanups.lines(),
+            [
+                "scenarios/idle.yaml: clean-up of lwtests0/# failed: SUBSCRIBE lwtests0/#: no \
+              SUBACK within 2s; its retained messages or sessions may be left on the broker"
+            ]
+        );
+    }
 }
