@@ -35,7 +35,7 @@ mod wire;
 pub use packet::*;
 pub use reason::{ConnAckCode, ConnectReturnCode, ReasonCode};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use frame::PacketType;
 
@@ -141,10 +141,7 @@ pub fn decode(
     if buf.len() < frame_len {
         return Ok(None);
     }
-    let body = buf
-        .split_to(frame_len)
-        .freeze()
-        .split_off(header.header_len);
+    let body = take_body(buf, header.header_len, frame_len);
     let packet = match (protocol, header.packet_type) {
         (Some(protocol), packet_type) => decode_packet(packet_type, header.flags, body, protocol)?,
         (None, PacketType::Connect) => Packet::Connect(connect::decode_connect(body)?),
@@ -156,6 +153,21 @@ pub fn decode(
         }
     };
     Ok(Some(packet))
+}
+
+/// Takes the frame at the front of `buf` and returns its body. A decoded packet keeps slices
+/// of its body (a will's payload, a message's), so a body cut from a larger read buffer would
+/// pin all of it for as long as the packet lives: a stored will would hold its connection's
+/// whole read chunk. A frame smaller than half the buffer is copied out instead, so that
+/// what a packet pins is at most twice its size.
+fn take_body(buf: &mut BytesMut, header_len: usize, frame_len: usize) -> Bytes {
+    if frame_len * 2 < buf.capacity() {
+        let body = Bytes::copy_from_slice(&buf[header_len..frame_len]);
+        buf.advance(frame_len);
+        body
+    } else {
+        buf.split_to(frame_len).freeze().split_off(header_len)
+    }
 }
 
 fn decode_packet(

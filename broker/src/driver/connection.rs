@@ -10,7 +10,8 @@
 //!   how to close (CONNACK or DISCONNECT with a reason code, or a bare close). End of stream or
 //!   a read error is reported once as [`Event::Lost`].
 //!   The read buffer grows with the bytes that actually arrive, not with the length a frame
-//!   announces, and shrinks back once a large packet has gone through. A frame started and
+//!   announces, and is released whenever no frame is half-read (an idle connection waits for
+//!   readability with no buffer at all). A frame started and
 //!   not finished within `frame_timeout` ends the connection as lost: a client cannot hold a
 //!   buffer forever by never sending a packet's last byte.
 //! - **Writing.** The core task sends [`Outgoing`] batches through the connection's
@@ -25,13 +26,16 @@
 //! end in any unexpected way anyway (a panic in the codec, an abort), a drop guard still tells
 //! the core that the connection is gone, so its will is not forgotten.
 
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::Sleep;
 use tracing::debug;
 
 use crate::codec::{self, DecodeError, Packet, Protocol};
@@ -39,7 +43,6 @@ use crate::core::ConnectionId;
 
 use super::metrics::Metrics;
 use super::outbox::{Outgoing, WriteQueueReceiver};
-use super::sleep_until_or_never;
 
 /// What one read asks for at first; it doubles while reads fill it, up to [`MAX_READ`].
 const MIN_READ: usize = 1024;
@@ -87,12 +90,13 @@ impl ReadBuffer {
         }
     }
 
-    /// Makes room for the next read.
-    fn prepare(&mut self) {
+    /// Makes room for the next read; returns how much there is.
+    fn prepare(&mut self) -> usize {
         if self.buf.capacity() - self.buf.len() < self.chunk / 2 {
             self.buf.reserve(self.chunk);
         }
         self.count();
+        self.buf.capacity() - self.buf.len()
     }
 
     /// After a read of `n` bytes and decoding what it completed.
@@ -101,8 +105,9 @@ impl ReadBuffer {
             // the read filled what it asked for: more is coming, ask for more next time
             self.chunk = (self.chunk * 2).min(MAX_READ);
         }
-        if self.buf.is_empty() && self.buf.capacity() > 2 * MAX_READ {
-            // a large packet went through: do not keep its buffer while idle
+        if self.buf.is_empty() {
+            // Nothing half-read: hold no buffer while waiting for the next bytes (an idle
+            // connection would otherwise keep its last read's capacity, 1 KiB or more).
             self.buf = BytesMut::new();
         }
         self.count();
@@ -142,7 +147,9 @@ impl LostGuard {
         if !self.settled {
             self.settled = true;
             // An error means the core task is gone (shutting down): nobody to tell.
-            let _ = self.events.send(Event::Lost(self.id)).await;
+            if let Ok(permit) = self.events.reserve().await {
+                permit.send(Event::Lost(self.id));
+            }
         }
     }
 }
@@ -155,10 +162,14 @@ impl Drop for LostGuard {
     }
 }
 
+/// Waits until a stream has bytes to read (or an error or end of stream), without a buffer.
+pub(crate) type PollReadReady<S> = fn(&S, &mut Context<'_>) -> Poll<io::Result<()>>;
+
 /// Runs one connection until the core closes it or the core task goes away.
 pub(crate) async fn run<S>(
     id: ConnectionId,
     mut stream: S,
+    read_ready: PollReadReady<S>,
     limits: Limits,
     metrics: Arc<Metrics>,
     events: mpsc::Sender<Event>,
@@ -175,13 +186,10 @@ pub(crate) async fn run<S>(
     let mut protocol: Option<Protocol> = None;
     let mut reading = true;
     let mut writable = true;
-    // when the frame at the front of the read buffer must be complete
-    let mut frame_deadline: Option<Instant> = None;
+    // when the frame at the front of the read buffer must be complete; boxed, because most
+    // connections never have one and a timer inline would grow every task's future
+    let mut frame_deadline: Option<Pin<Box<Sleep>>> = None;
     loop {
-        if reading {
-            read.prepare();
-        }
-        let spare = read.buf.capacity() - read.buf.len();
         tokio::select! {
             biased;
             message = outgoing.recv() => {
@@ -204,23 +212,25 @@ pub(crate) async fn run<S>(
                 if close {
                     let reported_lost = guard.settled;
                     guard.settled = true;
-                    if writable {
-                        let _ = tokio::time::timeout(limits.write_timeout, stream.shutdown()).await;
-                        if !reported_lost {
-                            linger(&mut stream).await;
-                        }
-                    }
                     if reported_lost {
+                        // The peer is gone (or given up on): dropping the stream closes it.
+                        // A shutdown first would be one more syscall, on a socket that was
+                        // usually reset, in every abnormal close.
                         debug!(connection = id, "connection released");
                     } else {
+                        if writable {
+                            let _ =
+                                tokio::time::timeout(limits.write_timeout, stream.shutdown()).await;
+                            linger(&mut stream).await;
+                        }
                         debug!(connection = id, "connection closed by the broker");
                     }
                     return;
                 }
             }
-            result = stream.read_buf(&mut read.buf), if reading => {
+            result = read_some(&mut stream, read_ready, &mut read), if reading => {
                 match result {
-                    Ok(0) | Err(_) => {
+                    Ok((0, _)) | Err(_) => {
                         match result {
                             Ok(_) => debug!(connection = id, "connection closed by the peer"),
                             Err(error) => debug!(connection = id, %error, "connection failed"),
@@ -229,24 +239,24 @@ pub(crate) async fn run<S>(
                         read.release();
                         guard.report().await;
                     }
-                    Ok(n) => {
+                    Ok((n, spare)) => {
                         let max = limits.max_packet_size;
                         let decoded = decode_all(id, &mut read.buf, &mut protocol, max, &events).await;
                         read.after_read(n, spare);
                         // the clock runs from the first byte of the frame now at the front
-                        frame_deadline = match (decoded, frame_deadline) {
+                        frame_deadline = match (decoded, frame_deadline.take()) {
                             (None, _) => {
                                 reading = false;
                                 None
                             }
                             _ if read.buf.is_empty() => None,
                             (Some(0), Some(deadline)) => Some(deadline),
-                            (Some(_), _) => Some(Instant::now() + limits.frame_timeout),
+                            (Some(_), _) => Some(Box::pin(tokio::time::sleep(limits.frame_timeout))),
                         };
                     }
                 }
             }
-            () = sleep_until_or_never(frame_deadline), if reading => {
+            () = expired(&mut frame_deadline), if reading => {
                 debug!(connection = id, "a packet was not finished in time");
                 metrics.unfinished_frame();
                 reading = false;
@@ -255,6 +265,14 @@ pub(crate) async fn run<S>(
                 guard.report().await;
             }
         }
+    }
+}
+
+/// Completes when `deadline` passes; never when there is none.
+async fn expired(deadline: &mut Option<Pin<Box<Sleep>>>) {
+    match deadline {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -267,7 +285,8 @@ const LINGER_BYTES: usize = 1024 * 1024;
 /// kernel send RST, and a RST can make the peer lose what was written just before it: the
 /// CONNACK 0x95 for an oversized CONNECT ([MQTT-3.1.4-1]), a DISCONNECT with its reason.
 async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
-    let mut discard = [0u8; 4096];
+    // on the heap: an array here would make every connection task's future 4 KiB larger
+    let mut discard = vec![0u8; 4096];
     let mut left = LINGER_BYTES;
     let _ = tokio::time::timeout(LINGER_TIME, async {
         while left > 0 {
@@ -280,8 +299,30 @@ async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
     .await;
 }
 
+/// Reads what has arrived into `read`; returns the count and the room the read had. With no
+/// frame half-read, it first waits for the stream to be readable with no buffer allocated,
+/// so that an idle connection holds none (cancel-safe: nothing is read until it returns).
+async fn read_some<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    read_ready: PollReadReady<S>,
+    read: &mut ReadBuffer,
+) -> io::Result<(usize, usize)> {
+    if read.buf.is_empty() {
+        // moved in as `&mut S`, so the future is Send without asking S to be Sync
+        let waiting = &mut *stream;
+        std::future::poll_fn(move |cx| read_ready(waiting, cx)).await?;
+    }
+    let spare = read.prepare();
+    let n = stream.read_buf(&mut read.buf).await?;
+    Ok((n, spare))
+}
+
 /// Forwards every whole packet in `buf` to the core and says how many there were. `None`
 /// when reading must stop (the bytes were undecodable, or the core task is gone).
+///
+/// A slot in the event channel is reserved before each decode, so no [`Event`] (a CONNECT is
+/// several hundred bytes) is ever held across an `await`: that keeps it out of every
+/// connection task's future, which is the bulk of what an idle connection costs.
 async fn decode_all(
     id: ConnectionId,
     buf: &mut BytesMut,
@@ -290,9 +331,10 @@ async fn decode_all(
     events: &mpsc::Sender<Event>,
 ) -> Option<usize> {
     let mut decoded = 0;
-    loop {
+    while !buf.is_empty() {
+        let permit = events.reserve().await.ok()?;
         let event = match codec::decode(buf, *protocol, max_packet_size) {
-            Ok(None) => return Some(decoded),
+            Ok(None) => break,
             Ok(Some(packet)) => {
                 if let Packet::Connect(connect) = &packet {
                     *protocol = Some(connect.protocol);
@@ -302,13 +344,38 @@ async fn decode_all(
             Err(error) => {
                 debug!(connection = id, %error, "undecodable input");
                 // Whatever follows a bad frame is meaningless; the core will close.
-                let _ = events.send(Event::DecodeFailed(id, error)).await;
+                permit.send(Event::DecodeFailed(id, error));
                 return None;
             }
         };
-        if events.send(event).await.is_err() {
-            return None;
-        }
+        permit.send(event);
         decoded += 1;
+    }
+    Some(decoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::outbox::write_queue;
+
+    /// Every connection holds one of these futures for its whole life: it is most of what an
+    /// idle connection costs the broker, so it must stay small (no packet, event or buffer
+    /// inside it across an `await`).
+    #[test]
+    fn a_connection_task_future_stays_small() {
+        let (events, _events_rx) = mpsc::channel(1);
+        let (drained, _drained_rx) = mpsc::unbounded_channel();
+        let (_queue, outgoing) = write_queue(1, Arc::default(), drained);
+        let (stream, _peer) = tokio::io::duplex(64);
+        let limits = Limits {
+            max_packet_size: 1024,
+            frame_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(1),
+        };
+        let ready: PollReadReady<tokio::io::DuplexStream> = |_, _| Poll::Ready(Ok(()));
+        let task = run(1, stream, ready, limits, Arc::default(), events, outgoing);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1024, "the connection task's future is {size} bytes");
     }
 }

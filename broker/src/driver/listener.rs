@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -26,6 +27,13 @@ pub trait Listener {
 
     /// The address this listener is bound to (useful after binding port 0).
     fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Ready once `stream` has bytes to read (or an error, or end of stream). Connection
+    /// tasks wait on this before they allocate a read buffer, so an idle connection holds
+    /// none. The default is always ready: the buffer is then allocated before the wait.
+    fn poll_read_ready(_stream: &Self::Stream, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl Listener for tokio::net::TcpListener {
@@ -43,6 +51,10 @@ impl Listener for tokio::net::TcpListener {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         tokio::net::TcpListener::local_addr(self)
+    }
+
+    fn poll_read_ready(stream: &Self::Stream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        stream.poll_read_ready(cx)
     }
 }
 

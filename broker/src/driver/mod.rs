@@ -59,7 +59,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
@@ -145,14 +144,14 @@ impl Server {
                     // Events come first, but a busy broker must still take new clients: look
                     // at the listener once without waiting.
                     if accepting && let Some(accepted) = poll_once(listener.accept()).await {
-                        accept_paused_until = driver.accepted(accepted, &mut tasks, &events_tx);
+                        accept_paused_until = driver.accepted::<L>(accepted, &mut tasks, &events_tx);
                     }
                 }
                 Some(id) = drained_rx.recv() => driver.fill(id),
                 () = sleep_until_or_never(deadline) => {}
                 () = sleep_until_or_never(accept_paused_until) => accept_paused_until = None,
                 accepted = listener.accept(), if accepting => {
-                    accept_paused_until = driver.accepted(accepted, &mut tasks, &events_tx);
+                    accept_paused_until = driver.accepted::<L>(accepted, &mut tasks, &events_tx);
                 }
                 Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                     if let Err(error) = joined
@@ -317,15 +316,12 @@ impl Driver {
 
     /// Starts a task for a newly accepted connection and tells the core. Returns when to
     /// try accepting again if `accept` failed (e.g. out of file descriptors).
-    fn accepted<S>(
+    fn accepted<L: Listener>(
         &mut self,
-        accepted: io::Result<(S, SocketAddr)>,
+        accepted: io::Result<(L::Stream, SocketAddr)>,
         tasks: &mut JoinSet<()>,
         events: &mpsc::Sender<Event>,
-    ) -> Option<Instant>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
+    ) -> Option<Instant> {
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -347,6 +343,7 @@ impl Driver {
         let task = tasks.spawn(connection::run(
             id,
             stream,
+            L::poll_read_ready,
             limits,
             Arc::clone(&self.metrics),
             events.clone(),

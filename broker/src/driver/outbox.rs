@@ -12,11 +12,11 @@
 //! core's in-flight window bounds them, and the core believes them sent.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::core::ConnectionId;
 
@@ -93,6 +93,10 @@ impl Outbox {
         let queued = self.packets.pop_front()?;
         self.bytes -= queued.bytes.len();
         self.droppable -= usize::from(queued.droppable);
+        if self.packets.is_empty() {
+            // an idle connection keeps no queue (it grows to 4 slots, 160 B, at the CONNACK)
+            self.packets = VecDeque::new();
+        }
         Some(queued.bytes)
     }
 
@@ -109,13 +113,62 @@ impl Outbox {
     }
 }
 
-/// The state a connection's two ends share about its window.
+/// What a connection's two ends share: its window, and the batches handed over and not yet
+/// taken. A mutex-guarded slot and a [`Notify`] rather than a channel: an idle connection
+/// holds a few dozen bytes here, where an mpsc channel allocates a block of 32 slots
+/// (~1.3 KiB) up front, and batches handed over before the task wakes are gathered into one
+/// write as they arrive.
 #[derive(Debug, Default)]
-struct Window {
+struct Shared {
     /// Bytes handed to the task and not yet written.
     unwritten: AtomicUsize,
     /// The core task has more for this connection: tell it once below [`LOW_WATER`].
     wants_more: AtomicBool,
+    handoff: Mutex<Handoff>,
+    /// Wakes the task when a batch, a close or the core task's end was handed over.
+    ready: Notify,
+}
+
+/// Handed over by the core task, not yet taken by the connection task.
+#[derive(Debug, Default)]
+struct Handoff {
+    /// The first batch, passed on as it is when nothing follows it.
+    first: Option<Bytes>,
+    /// Once a second batch arrives: everything so far, gathered for one write.
+    gathered: BytesMut,
+    close: bool,
+    /// The core task dropped its end (shutting down, or it gave up on this peer).
+    core_gone: bool,
+    /// The connection task is gone: nothing more can be written to it.
+    task_gone: bool,
+}
+
+impl Handoff {
+    fn push(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.first.is_none() && self.gathered.is_empty() {
+            self.first = Some(bytes);
+            return;
+        }
+        if let Some(first) = self.first.take() {
+            self.gathered.reserve(first.len() + bytes.len());
+            self.gathered.extend_from_slice(&first);
+        }
+        self.gathered.extend_from_slice(&bytes);
+    }
+
+    fn take_bytes(&mut self) -> Bytes {
+        match self.first.take() {
+            Some(first) => first,
+            None => std::mem::take(&mut self.gathered).freeze(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.gathered.is_empty()
+    }
 }
 
 /// Creates a connection's write queue: the core task's end and the connection task's end.
@@ -126,17 +179,14 @@ pub(crate) fn write_queue(
     metrics: Arc<Metrics>,
     drained: mpsc::UnboundedSender<ConnectionId>,
 ) -> (WriteQueue, WriteQueueReceiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let window = Arc::new(Window::default());
+    let shared = Arc::new(Shared::default());
     (
         WriteQueue {
-            tx,
-            window: Arc::clone(&window),
+            shared: Arc::clone(&shared),
         },
         WriteQueueReceiver {
             id,
-            rx,
-            window,
+            shared,
             metrics,
             drained,
         },
@@ -146,8 +196,7 @@ pub(crate) fn write_queue(
 /// The core task's end of a connection's write queue.
 #[derive(Debug)]
 pub(crate) struct WriteQueue {
-    tx: mpsc::UnboundedSender<Outgoing>,
-    window: Arc<Window>,
+    shared: Arc<Shared>,
 }
 
 /// The connection task is gone: nothing more can be written to it.
@@ -157,31 +206,29 @@ pub(crate) struct TaskGone;
 impl WriteQueue {
     /// Bytes waiting for this connection: in its outbox and handed over, not yet written.
     pub fn backlog(&self, outbox: &Outbox) -> usize {
-        outbox.bytes() + self.window.unwritten.load(Ordering::Acquire)
+        outbox.bytes() + self.shared.unwritten.load(Ordering::Acquire)
     }
 
     /// Moves packets from `outbox` to the task while its window has room. When packets stay
     /// behind, the task will ask for more (through `drained`) once it has caught up.
     pub fn fill(&self, outbox: &mut Outbox) -> Result<(), TaskGone> {
+        let window = &*self.shared;
         loop {
-            let unwritten = self.window.unwritten.load(Ordering::Acquire);
+            let unwritten = window.unwritten.load(Ordering::Acquire);
             if unwritten < WRITE_WINDOW
                 && let Some(bytes) = outbox.take(WRITE_WINDOW - unwritten)
             {
-                self.send(Outgoing {
-                    bytes,
-                    close: false,
-                })?;
+                self.send(bytes, false)?;
                 continue;
             }
             if outbox.is_empty() {
                 return Ok(());
             }
-            self.window.wants_more.store(true, Ordering::Release);
+            window.wants_more.store(true, Ordering::Release);
             // The task may have caught up between the load above and the store: if it is
             // below the low-water mark now and nobody took the flag, go on filling here.
-            if self.window.unwritten.load(Ordering::Acquire) >= LOW_WATER
-                || !self.window.wants_more.swap(false, Ordering::AcqRel)
+            if window.unwritten.load(Ordering::Acquire) >= LOW_WATER
+                || !window.wants_more.swap(false, Ordering::AcqRel)
             {
                 return Ok(());
             }
@@ -190,66 +237,68 @@ impl WriteQueue {
 
     /// Asks the task to close after what it was given.
     pub fn close(&self) -> Result<(), TaskGone> {
-        self.send(Outgoing {
-            bytes: Bytes::new(),
-            close: true,
-        })
+        self.send(Bytes::new(), true)
     }
 
-    fn send(&self, batch: Outgoing) -> Result<(), TaskGone> {
-        let len = batch.bytes.len();
-        self.window.unwritten.fetch_add(len, Ordering::AcqRel);
-        self.tx.send(batch).map_err(|_| {
-            self.window.unwritten.fetch_sub(len, Ordering::AcqRel);
-            TaskGone
-        })
+    fn send(&self, bytes: Bytes, close: bool) -> Result<(), TaskGone> {
+        let len = bytes.len();
+        {
+            let mut handoff = self.shared.handoff.lock().expect("handoff lock");
+            if handoff.task_gone {
+                return Err(TaskGone);
+            }
+            self.shared.unwritten.fetch_add(len, Ordering::AcqRel);
+            handoff.push(bytes);
+            handoff.close |= close;
+        }
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+}
+
+impl Drop for WriteQueue {
+    fn drop(&mut self) {
+        self.shared.handoff.lock().expect("handoff lock").core_gone = true;
+        self.shared.ready.notify_one();
     }
 }
 
 /// The connection task's end of its write queue.
 pub(crate) struct WriteQueueReceiver {
     id: ConnectionId,
-    rx: mpsc::UnboundedReceiver<Outgoing>,
-    window: Arc<Window>,
+    shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     drained: mpsc::UnboundedSender<ConnectionId>,
 }
 
 impl WriteQueueReceiver {
-    /// The next batch and the batches already waiting behind it (up to a close) as one, so
+    /// Everything handed over since the last call (up to and with a close) as one batch, so
     /// that a subscriber flooded with wills gets them in a few large writes. `None` once the
-    /// core task has dropped its end.
+    /// core task has dropped its end and nothing is left. Cancel-safe: nothing is taken
+    /// until it is returned.
     pub async fn recv(&mut self) -> Option<Outgoing> {
-        let first = self.rx.recv().await?;
-        if first.close {
-            return Some(first);
-        }
-        let Ok(mut next) = self.rx.try_recv() else {
-            return Some(first);
-        };
-        let mut bytes = BytesMut::with_capacity(first.bytes.len() + next.bytes.len());
-        bytes.extend_from_slice(&first.bytes);
         loop {
-            bytes.extend_from_slice(&next.bytes);
-            if next.close {
-                break;
+            {
+                let mut handoff = self.shared.handoff.lock().expect("handoff lock");
+                if !handoff.is_empty() || handoff.close {
+                    let close = std::mem::take(&mut handoff.close);
+                    let bytes = handoff.take_bytes();
+                    return Some(Outgoing { bytes, close });
+                }
+                if handoff.core_gone {
+                    return None;
+                }
             }
-            match self.rx.try_recv() {
-                Ok(batch) => next = batch,
-                Err(_) => break,
-            }
+            self.shared.ready.notified().await;
         }
-        Some(Outgoing {
-            bytes: bytes.freeze(),
-            close: next.close,
-        })
     }
 
     /// `len` bytes taken from the queue were written (or will never be).
     pub fn written(&self, len: usize) {
         self.metrics.unqueued(len);
-        let left = self.window.unwritten.fetch_sub(len, Ordering::AcqRel) - len;
-        if left < LOW_WATER && self.window.wants_more.swap(false, Ordering::AcqRel) {
+        let window = &*self.shared;
+        let left = window.unwritten.fetch_sub(len, Ordering::AcqRel) - len;
+        if left < LOW_WATER && window.wants_more.swap(false, Ordering::AcqRel) {
             // An error means the core task is gone (shutting down): nobody to tell.
             let _ = self.drained.send(self.id);
         }
@@ -259,10 +308,10 @@ impl WriteQueueReceiver {
 impl Drop for WriteQueueReceiver {
     fn drop(&mut self) {
         // Batches never taken are never written: take them out of the accounting.
-        self.rx.close();
-        while let Ok(batch) = self.rx.try_recv() {
-            self.metrics.unqueued(batch.bytes.len());
-        }
+        let mut handoff = self.shared.handoff.lock().expect("handoff lock");
+        handoff.task_gone = true;
+        let untaken = handoff.take_bytes();
+        self.metrics.unqueued(untaken.len());
     }
 }
 
@@ -299,7 +348,7 @@ mod tests {
     #[test]
     fn the_task_asks_for_more_once_below_the_low_water_mark() {
         let (drained_tx, mut drained_rx) = mpsc::unbounded_channel();
-        let (queue, mut receiver) = write_queue(7, Arc::default(), drained_tx);
+        let (queue, receiver) = write_queue(7, Arc::default(), drained_tx);
         let mut outbox = Outbox::default();
         for _ in 0..3 {
             outbox.push(Bytes::from(vec![0; WRITE_WINDOW / 2]), false);
@@ -307,10 +356,10 @@ mod tests {
         queue.fill(&mut outbox).unwrap();
         // one window handed over, one packet left behind
         assert_eq!(outbox.bytes(), WRITE_WINDOW / 2);
-        let batch = receiver.rx.try_recv().unwrap();
-        assert_eq!(batch.bytes.len(), WRITE_WINDOW);
+        let batch = receiver.shared.handoff.lock().unwrap().take_bytes();
+        assert_eq!(batch.len(), WRITE_WINDOW);
         assert!(drained_rx.try_recv().is_err());
-        receiver.written(batch.bytes.len());
+        receiver.written(batch.len());
         assert_eq!(drained_rx.try_recv().unwrap(), 7);
         queue.fill(&mut outbox).unwrap();
         assert!(outbox.is_empty());

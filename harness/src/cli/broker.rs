@@ -131,7 +131,10 @@ pub fn run(args: Args) -> ExitCode {
         Err(message) => return usage_error(message),
     };
     init_logging("info");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: the broker's core is one task, and on a multi-threaded runtime every packet
+    // crossed threads twice (connection task to core task and back), each crossing a futex
+    // wake-up: 10,000 will clients cost 51 µs of CPU each that way, 35 µs on one thread.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

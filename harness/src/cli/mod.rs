@@ -102,6 +102,9 @@ pub fn init_logging(default: &str) {
         .and_then(|directives| directives.parse::<Targets>().ok())
         .unwrap_or_else(|| default.parse().unwrap_or_default());
     tracing_subscriber::fmt()
+        // The builder's own default ceiling is INFO, which would cap `RUST_LOG=debug`: let
+        // `filter` alone decide.
+        .with_max_level(tracing::level_filters::LevelFilter::TRACE)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .finish()

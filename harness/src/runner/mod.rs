@@ -8,6 +8,7 @@
 //! `director`). A [`Target`] says which runner a suite uses; a [`Run`] is what one scenario
 //! run produced.
 
+pub mod control_arm;
 mod director;
 pub mod sim;
 pub mod tcp;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use crate::scenario::Scenario;
 use crate::transcript::Transcript;
 use crate::verdict::{self, Check, Timeline, Tolerance, Verdict};
+use control_arm::ControlArm;
 use director::Direction;
 use tcp::{Capabilities, CleanupFailures, Endpoint, Liveness, Skip, Unfinished};
 
@@ -159,22 +161,25 @@ pub struct Run {
 
 impl Run {
     /// The run's result: the director's step checks, then the scenario's final expectations
-    /// checked against the transcript with the runner's tolerance.
+    /// checked against the transcript with the runner's tolerance (without the control arm's
+    /// wills), then the control arm's checks.
     fn judged(
         scenario: &Scenario,
+        arm: &ControlArm,
         direction: Direction,
         transcript: Transcript,
         tolerance: Tolerance,
     ) -> Run {
+        let own = arm.without_controls(&transcript);
         let mut checks = direction.checks;
         checks.extend(verdict::final_checks(
             scenario,
-            &transcript,
+            &own,
             &direction.marks,
             tolerance,
         ));
-        let timeline =
-            verdict::timeline(scenario, &transcript, &direction.marks, tolerance, &checks);
+        let timeline = verdict::timeline(scenario, &own, &direction.marks, tolerance, &checks);
+        checks.extend(direction.control_checks);
         Run {
             verdict: Verdict::of(&checks),
             transcript,

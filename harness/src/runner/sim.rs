@@ -20,6 +20,7 @@ use lastwill_broker::driver::Server;
 use tokio::sync::{Notify, mpsc};
 
 use super::Run;
+use super::control_arm::ControlArm;
 use super::director::{Control, direct};
 use crate::client::{Agent, Network};
 use crate::scenario::{NetAction, Scenario};
@@ -80,9 +81,14 @@ pub fn run_with_tick(scenario: &Scenario, seed: u64, tick: Duration) -> Result<R
         });
     }
 
+    let arm = ControlArm::plan(scenario, None);
     let recorder = Recorder::default();
     let mut agents = BTreeMap::new();
-    for spec in &scenario.clients {
+    for spec in scenario
+        .clients
+        .iter()
+        .chain(arm.clients.iter().map(|c| &c.spec))
+    {
         let (tx, rx) = mpsc::unbounded_channel();
         agents.insert(spec.name.clone(), tx);
         let rx = Rc::new(std::cell::RefCell::new(Some(rx)));
@@ -104,6 +110,7 @@ pub fn run_with_tick(scenario: &Scenario, seed: u64, tick: Duration) -> Result<R
     let direction = Rc::new(std::cell::RefCell::new(None));
     {
         let scenario = scenario.clone();
+        let arm = arm.clone();
         let recorder = recorder.clone();
         let direction = Rc::clone(&direction);
         let control = SimControl {
@@ -112,7 +119,7 @@ pub fn run_with_tick(scenario: &Scenario, seed: u64, tick: Duration) -> Result<R
             clients: scenario.clients.iter().map(|c| c.name.clone()).collect(),
         };
         sim.client("director", async move {
-            let result = direct(&scenario, &control, &agents, &recorder).await;
+            let result = direct(&scenario, &arm, &control, &agents, &recorder).await;
             *direction.borrow_mut() = Some(result);
             Ok(())
         });
@@ -146,6 +153,7 @@ pub fn run_with_tick(scenario: &Scenario, seed: u64, tick: Duration) -> Result<R
     let transcript = recorder.transcript();
     Ok(Run::judged(
         scenario,
+        &arm,
         direction,
         transcript,
         Tolerance::SIMULATOR,

@@ -54,6 +54,10 @@ pub struct Scenario {
     /// `broker:` changes to the reference broker's configuration (requirements on an
     /// external broker).
     pub broker: Overrides,
+    /// `control:` whether the runner adds a control arm to the negative expectations (default
+    /// true; see `runner::control_arm`). `control: false` opts out, with the reason in a
+    /// comment, where no watcher can be shown to be able to receive a will at the end.
+    pub control: bool,
     /// `clients:` in file order.
     pub clients: Vec<ClientSpec>,
     /// `steps:` in order.

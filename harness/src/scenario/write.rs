@@ -163,6 +163,9 @@ fn top(s: &Scenario) -> Vec<(String, Y)> {
     if s.broker != Overrides::default() {
         e.put("broker", broker(&s.broker));
     }
+    if !s.control {
+        e.put("control", raw(false));
+    }
     e.put(
         "clients",
         Y::Map {

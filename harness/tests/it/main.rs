@@ -18,7 +18,9 @@ mod reference_broker;
 mod support;
 
 mod cli;
+mod command_line_clients;
 mod completions;
+mod control_arm;
 mod coverage;
 mod html_report;
 mod messages;
@@ -28,6 +30,7 @@ mod mosquitto_capabilities;
 mod mosquitto_clients;
 mod mosquitto_explore;
 mod mosquitto_tls;
+mod mqttjs_cli;
 mod oracle_catalogue;
 mod oracle_independence;
 mod peer_targets;

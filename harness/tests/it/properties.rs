@@ -117,3 +117,27 @@ fn delayed_wills_fall_due_in_due_time_order() {
         report.unsupported
     );
 }
+
+/// Generated histories get their controls too: the oracle's `receives: nothing` for a
+/// watcher that is still there at the end comes with a control, and none is unreachable.
+#[test]
+fn generated_negative_histories_get_a_control() {
+    use lastwill::generate::explore;
+    let (mut controlled, mut watchers) = (0, 0);
+    for case in 0..200 {
+        let history = explore::draw(|size| strategy::history(size).boxed(), 1, case);
+        let Ok(prediction) = lastwill::oracle::predict(&history.scenario("generated")) else {
+            continue;
+        };
+        let arm = lastwill::runner::control_arm::ControlArm::plan(&prediction.scenario, None);
+        assert!(
+            arm.unreachable.is_empty(),
+            "case {case}: {:?}",
+            arm.unreachable
+        );
+        controlled += usize::from(!arm.clients.is_empty());
+        watchers += arm.clients.iter().map(|c| c.watchers.len()).sum::<usize>();
+    }
+    assert!(controlled >= 20, "{controlled} of 200 cases have a control");
+    eprintln!("{controlled} of 200 generated cases have a control, for {watchers} watchers");
+}

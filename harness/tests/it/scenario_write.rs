@@ -694,6 +694,7 @@ mod arbitrary {
             of(any::<u64>()),
             of(duration()),
             broker(),
+            any::<bool>(),
         );
         (header, clients())
             .prop_flat_map(|(header, (protocol, clients))| {
@@ -711,7 +712,8 @@ mod arbitrary {
                 )
             })
             .prop_map(|(header, protocol, clients, steps, expect)| {
-                let (name, description, refs, tags, level, seed, duration, broker) = header;
+                let (name, description, refs, tags, level, seed, duration, broker, control) =
+                    header;
                 Scenario {
                     file: String::new(),
                     name,
@@ -723,6 +725,7 @@ mod arbitrary {
                     seed,
                     duration,
                     broker,
+                    control,
                     clients,
                     steps,
                     expect,

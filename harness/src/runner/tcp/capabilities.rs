@@ -9,8 +9,8 @@ use lastwill_broker::config::Overrides;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::Endpoint;
 use super::connection::Stream;
+use super::{Endpoint, requirements};
 use crate::io_error;
 use crate::link::Ended;
 use crate::raw_connect;
@@ -241,6 +241,7 @@ impl Endpoint {
             return Some(Skip::Unspoken(refused.clone()));
         }
         unmet_requirement(&scenario.broker, capabilities)
+            .or_else(|| unmet_requirement(&requirements::implied(scenario), capabilities))
     }
 }
 

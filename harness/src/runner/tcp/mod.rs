@@ -7,7 +7,8 @@
 //!   and keeps the socket open until the run ends, so no FIN or RST ever leaves.
 //! - Steps only the simulator can do (`net:`) and `broker: restart` without a restart command
 //!   skip the scenario, with the reason; so do `broker:` requirements the broker's CONNACK
-//!   shows it does not meet.
+//!   shows it does not meet, and the capabilities the scenario's own packets need (a
+//!   wildcard filter, a shared subscription, a QoS 2 or retained will: see `requirements`).
 //! - Every client id and topic gets a per-run prefix, so parallel and repeated runs never see
 //!   each other; retained messages a run leaves under its prefix are cleared afterwards.
 //! - Time windows are checked on the harness's monotonic clock, widened by a tolerance for
@@ -20,6 +21,7 @@ mod connection;
 mod control;
 mod isolation;
 mod liveness;
+mod requirements;
 mod tls;
 
 pub use capabilities::{Capabilities, Refusal, Skip};
@@ -39,6 +41,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Run;
+use super::control_arm::ControlArm;
 use super::director::direct;
 use crate::client::{Agent, Network};
 use crate::scenario::Scenario;
@@ -158,13 +161,18 @@ pub fn run(
         None => scenario.clone(),
     };
     with_credentials(&mut scenario, endpoint);
+    let arm = ControlArm::plan(&scenario, prefix);
     let played = async {
         let start = Instant::now();
         let graveyard = Arc::new(Mutex::new(Vec::new()));
         let recorder = Recorder::default();
         let mut agents = BTreeMap::new();
         let mut tasks = Vec::new();
-        for spec in &scenario.clients {
+        for spec in scenario
+            .clients
+            .iter()
+            .chain(arm.clients.iter().map(|c| &c.spec))
+        {
             let (tx, rx) = mpsc::unbounded_channel();
             agents.insert(spec.name.clone(), tx);
             let network = TcpNetwork {
@@ -182,7 +190,7 @@ pub fn run(
             endpoint: endpoint.clone(),
             liveness: Arc::clone(liveness),
         };
-        let direction = direct(&scenario, &control, &agents, &recorder).await;
+        let direction = direct(&scenario, &arm, &control, &agents, &recorder).await;
         drop(agents);
         for task in tasks {
             let _ = task.await;
@@ -211,6 +219,7 @@ pub fn run(
     })?;
     Ok(Run::judged(
         &scenario,
+        &arm,
         direction,
         transcript,
         endpoint.tolerance,
