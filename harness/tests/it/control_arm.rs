@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::reference_broker::ReferenceBroker;
-use lastwill::runner::tcp::{DEFAULT_TOLERANCE, Endpoint};
+use lastwill::runner::tcp::Endpoint;
 use lastwill::runner::{Run, Target};
 use lastwill::scenario;
 use lastwill::verdict::Verdict;
@@ -77,15 +77,7 @@ async fn read_packet(from: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Opt
 }
 
 fn run(scenario: &scenario::Scenario, port: u16, runtime: &tokio::runtime::Runtime) -> Run {
-    let endpoint = Endpoint {
-        host: "127.0.0.1".into(),
-        port,
-        tls: None,
-        username: None,
-        password: None,
-        restart_cmd: None,
-        tolerance: DEFAULT_TOLERANCE,
-    };
+    let endpoint = Endpoint::at("127.0.0.1", port);
     let capabilities = runtime
         .block_on(endpoint.probe())
         .expect("probe the broker");
