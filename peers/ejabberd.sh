@@ -10,6 +10,8 @@ PEER_NAME=ejabberd
 
 VERSION=23.01
 
+installed() { apt_has ejabberd "$VERSION"; }
+
 cmd_install() {
 	apt_install_pinned ejabberd "$VERSION"
 	stop_package_epmd
@@ -26,7 +28,7 @@ stop_package_epmd() {
 }
 
 cmd_start() {
-	command -v ejabberdctl >/dev/null || die "not installed; run $0 install"
+	installed || die "not installed; run $0 install"
 	need_root "starting ejabberd as its own user"
 	pick_ports 1 "$@"
 	local dist_port node

@@ -24,10 +24,9 @@ need_root() { [[ $(id -u) -eq 0 ]] || die "$1 needs root (apt-get, system users)
 # Installs Debian package $1 at upstream version $2 unless that version is already installed.
 # The upstream version is pinned; the Debian revision is whatever the archive carries.
 apt_install_pinned() {
-	local pkg=$1 want=$2 have candidate
-	have=$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$pkg" 2>/dev/null || true)
-	if [[ $have == "installed "* ]] && upstream_is "${have#installed }" "$want"; then
-		log "$pkg ${have#installed } already installed"
+	local pkg=$1 want=$2 candidate
+	if apt_has "$pkg" "$want"; then
+		log "$pkg $(dpkg-query -W -f='${Version}' "$pkg") already installed"
 		return 0
 	fi
 	need_root "installing $pkg"
@@ -40,6 +39,13 @@ apt_install_pinned() {
 	fi
 	upstream_is "$candidate" "$want" || die "$pkg $want is not in the archive (candidate '${candidate:-none}')"
 	apt_get install -y -qq --no-install-recommends "$pkg=$candidate" >&2
+}
+
+# True when Debian package $1 is installed at upstream version $2.
+apt_has() {
+	local have
+	have=$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$1" 2>/dev/null || true)
+	[[ $have == "installed "* ]] && upstream_is "${have#installed }" "$2"
 }
 
 # install-all.sh runs the cargo builds (rmqtt needs protoc) beside the apt installs: one apt at

@@ -9,13 +9,15 @@ PEER_NAME=mosquitto
 VERSION=2.0.11
 
 # The clients (mosquitto_sub/pub) are what peers/check.sh and rmqtt's cluster probe use.
+installed() { apt_has mosquitto "$VERSION"; }
+
 cmd_install() {
 	apt_install_pinned mosquitto "$VERSION"
 	apt_install_pinned mosquitto-clients "$VERSION"
 }
 
 cmd_start() {
-	command -v mosquitto >/dev/null || die "not installed; run $0 install"
+	installed || die "not installed; run $0 install"
 	pick_ports 1 "$@"
 	make_run_dir
 	render "$PEERS_DIR/mosquitto/mosquitto.conf" "$RUN_DIR/mosquitto.conf" PORT="${PORTS[0]}"

@@ -35,8 +35,9 @@ pub struct Args {
     #[command(flatten)]
     pub select: SelectArgs,
     /// A target: `ref` (the reference broker in the simulator) or
-    /// NAME=mqtt://HOST:PORT[?v5=HOST:PORT][,HOST:PORT...] (`?v5=`: the broker's separate MQTT 5
-    /// port; the first then serves 3.1.1).
+    /// NAME=mqtt://[USER[:PASSWORD]@]HOST:PORT[?v5=HOST:PORT][,HOST:PORT...] (`?v5=`: the
+    /// broker's separate MQTT 5 port; the first then serves 3.1.1; `USER:PASSWORD@`: this
+    /// target's own credentials).
     #[arg(long = "target", value_name = "TARGET", required = true)]
     pub targets: Vec<String>,
     /// Known divergences of a target: NAME=FILE, or FILE when one target is external.

@@ -50,6 +50,9 @@ pub enum Command {
     /// Report which spec statements the scenarios cover.
     Coverage(coverage::Args),
     /// Run the catalogue on several targets and compare them (and their profiles).
+    #[command(
+        after_help = "The six real brokers of the README's matrix (mosquitto, rumqttd, rmqtt, amqtt, aedes, ejabberd) install and start on free loopback ports with peers/<name>.sh, each with the configuration its profiles/<broker>-<version>.yaml was observed with: see peers/README.md to reproduce the matrix."
+    )]
     Matrix(matrix::Args),
     /// Measure will dispatch: many clients with wills die at once (default: the reference
     /// broker, in this process).

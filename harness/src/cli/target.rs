@@ -157,7 +157,7 @@ impl TargetArgs {
 }
 
 impl ConnectionArgs {
-    /// The broker instances of `mqtt[s]://INSTANCE[,INSTANCE...]` (several identically
+    /// The broker instances of `mqtt[s]://[USER[:PASSWORD]@]INSTANCE[,INSTANCE...]` (several identically
     /// configured instances), not yet probed, with default tolerances and no restart command.
     /// An instance is `HOST[:PORT]`, or `HOST[:PORT]?v5=HOST[:PORT]` for a broker that
     /// serves MQTT 5 on a port of its own (the first address then serves 3.1.1).
@@ -182,6 +182,16 @@ impl ConnectionArgs {
         } else {
             None
         };
+        // `user[:password]@` before the instances: credentials of this target alone (a matrix
+        // may set brokers that need them beside brokers that do not); --username and
+        // --password apply where the URL names none.
+        let (username, password, rest) = match rest.split_once('@') {
+            Some((userinfo, hosts)) => match userinfo.split_once(':') {
+                Some((user, password)) => (Some(user), Some(password), hosts),
+                None => (Some(userinfo), None, hosts),
+            },
+            None => (self.username.as_deref(), self.password.as_deref(), rest),
+        };
         let mut instances = Vec::new();
         for instance in rest.trim_end_matches('/').split(',') {
             let (main, v5) = match instance.split_once('?') {
@@ -200,8 +210,8 @@ impl ConnectionArgs {
             instances.push(Endpoint {
                 v5_address: v5.map(parse).transpose()?,
                 tls: tls.clone(),
-                username: self.username.clone(),
-                password: self.password.clone(),
+                username: username.map(str::to_owned),
+                password: password.map(str::to_owned),
                 ..Endpoint::at(host, port)
             });
         }
@@ -279,6 +289,30 @@ mod tests {
             .iter()
             .map(|e| format!("{e:?}"))
             .collect())
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_the_targets_own() {
+        let flag = ConnectionArgs {
+            username: Some("flag".to_owned()),
+            ..connection()
+        };
+        let instances = flag
+            .instances("mqtt://anon:x@127.0.0.1:1884,127.0.0.1:1885?v5=127.0.0.1:1886")
+            .unwrap();
+        let seen: Vec<_> = instances
+            .iter()
+            .map(|e| (e.address.port, e.username.as_deref(), e.password.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1884, Some("anon"), Some("x")),
+                (1885, Some("anon"), Some("x"))
+            ]
+        );
+        let plain = flag.instances("mqtt://127.0.0.1:1884").unwrap();
+        assert_eq!(plain[0].username.as_deref(), Some("flag"));
     }
 
     #[test]
