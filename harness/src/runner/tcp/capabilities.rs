@@ -147,12 +147,13 @@ impl Endpoint {
     /// protocol, or fails otherwise (the error, naming the step).
     async fn hello(&self, protocol: Protocol) -> Result<Hello, String> {
         let level = protocol.level();
-        let step = format!("{}: the MQTT {protocol} probe", self.address(protocol));
+        let at = self.url(protocol);
+        let step = format!("{at}: the MQTT {protocol} probe");
         let connect = self.credentialed(Connect::new(protocol, own_client_id("probe")));
         let mut stream = tokio::time::timeout(PROBE_LIMIT, self.open(protocol))
             .await
-            .map_err(|_| format!("{step}: connection timed out"))?
-            .map_err(|e| format!("{step}: cannot connect: {}", io_error::describe(&e)))?;
+            .map_err(|_| format!("{at}: connection timed out"))?
+            .map_err(|e| format!("{at}: cannot connect: {}", io_error::describe(&e)))?;
         stream
             .write_all(&encoded(&Packet::Connect(connect), protocol)?)
             .await
@@ -165,11 +166,12 @@ impl Endpoint {
                 )));
             }
             Err(Ended::Failed(why)) => {
-                return Err(format!("{step}: connection failed before a CONNACK: {why}"));
+                // a TLS alert (no client certificate, say) comes with the first read
+                return Err(format!("{at}: cannot connect: {why}"));
             }
             Err(Ended::Undecodable(e)) => {
                 return Err(format!(
-                    "{step}: the answer to CONNECT does not decode as MQTT 5 or 3.1.1: {e}"
+                    "{at} does not answer like an MQTT broker ({step} got neither MQTT 5 nor 3.1.1): {e}"
                 ));
             }
         };
