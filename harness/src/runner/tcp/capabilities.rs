@@ -64,25 +64,25 @@ fn encoded(packet: &Packet, protocol: Protocol) -> Result<BytesMut, String> {
 }
 
 /// The broker's first packet on `stream` within [`PROBE_LIMIT`] (`None`: nothing whole
-/// came; a close, FIN or RST, is [`Ended::Closed`]), decoded as MQTT 5 or else as 3.1.1: a broker that does not speak the probe's
-/// protocol answers in its own. A v5 CONNACK always has a property length, so a 3.1.1 one
-/// (two bytes of body) never decodes as v5.
+/// came; a close, FIN or RST, is [`Ended::Closed`]), decoded as MQTT 5 or else as 3.1.1: a
+/// broker that does not speak the probe's protocol answers in its own. A v5 CONNACK always
+/// has a property length, so a 3.1.1 one (two bytes of body) never decodes as v5.
 async fn first_packet(mut stream: Stream) -> Result<(Option<Packet>, Stream), Ended> {
     let mut incoming = BytesMut::with_capacity(256);
     let deadline = Instant::now() + PROBE_LIMIT;
     loop {
-        let mut v5_error = None;
+        let mut first_error = None;
         let mut incomplete = false;
         for protocol in [Protocol::V5, Protocol::V311] {
             match codec::decode(&mut incoming.clone(), Some(protocol), u32::MAX) {
                 Ok(Some(packet)) => return Ok((Some(packet), stream)),
                 Ok(None) => incomplete = true,
                 Err(e) => {
-                    v5_error.get_or_insert(e);
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        if !incomplete && let Some(e) = v5_error {
+        if !incomplete && let Some(e) = first_error {
             return Err(Ended::Undecodable(e));
         }
         match tokio::time::timeout_at(deadline, stream.read_buf(&mut incoming)).await {
