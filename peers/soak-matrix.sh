@@ -32,10 +32,12 @@ OUT=$(mktemp -d "${TMPDIR:-/tmp}/lastwill-soak.XXXXXX")
 echo "soak-matrix: outputs in $OUT" >&2
 
 coproc BROKER { exec "$ROOT/peers/mosquitto.sh" start; }
-BROKER_PID=$BROKER_PID
+# the coproc variables go when it exits: keep the pid for the trap
+# shellcheck disable=SC2153 # BROKER_PID is set by coproc
+broker_pid=$BROKER_PID
 stop_broker() {
-	kill -TERM "$BROKER_PID" 2>/dev/null || true
-	wait "$BROKER_PID" 2>/dev/null || true
+	kill -TERM "$broker_pid" 2>/dev/null || true
+	wait "$broker_pid" 2>/dev/null || true
 }
 trap stop_broker EXIT
 read -r line <&"${BROKER[0]}"

@@ -65,25 +65,25 @@ fn encoded(packet: &Packet, protocol: Protocol) -> Result<BytesMut, String> {
 }
 
 /// The broker's first packet on `stream` within [`PROBE_LIMIT`] (`None`: nothing whole
-/// came; a close, FIN or RST, is [`Ended::Closed`]), decoded as MQTT 5 or else as 3.1.1: a broker that does not speak the probe's
-/// protocol answers in its own. A v5 CONNACK always has a property length, so a 3.1.1 one
-/// (two bytes of body) never decodes as v5.
+/// came; a close, FIN or RST, is [`Ended::Closed`]), decoded as MQTT 5 or else as 3.1.1: a
+/// broker that does not speak the probe's protocol answers in its own. A v5 CONNACK always
+/// has a property length, so a 3.1.1 one (two bytes of body) never decodes as v5.
 async fn first_packet(mut stream: Stream) -> Result<(Option<Packet>, Stream), Ended> {
     let mut incoming = BytesMut::with_capacity(256);
     let deadline = Instant::now() + PROBE_LIMIT;
     loop {
-        let mut v5_error = None;
+        let mut first_error = None;
         let mut incomplete = false;
         for protocol in [Protocol::V5, Protocol::V311] {
             match codec::decode(&mut incoming.clone(), Some(protocol), u32::MAX) {
                 Ok(Some(packet)) => return Ok((Some(packet), stream)),
                 Ok(None) => incomplete = true,
                 Err(e) => {
-                    v5_error.get_or_insert(e);
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        if !incomplete && let Some(e) = v5_error {
+        if !incomplete && let Some(e) = first_error {
             return Err(Ended::Undecodable(e));
         }
         match tokio::time::timeout_at(deadline, stream.read_buf(&mut incoming)).await {
@@ -148,12 +148,13 @@ impl Endpoint {
     /// protocol, or fails otherwise (the error, naming the step).
     async fn hello(&self, protocol: Protocol) -> Result<Hello, String> {
         let level = protocol.level();
-        let step = format!("{}: the MQTT {protocol} probe", self.address(protocol));
+        let at = self.url(protocol);
+        let step = format!("{at}: the MQTT {protocol} probe");
         let connect = self.credentialed(Connect::new(protocol, own_client_id("probe")));
         let mut stream = tokio::time::timeout(PROBE_LIMIT, self.open(protocol))
             .await
-            .map_err(|_| format!("{step}: connection timed out"))?
-            .map_err(|e| format!("{step}: cannot connect: {}", io_error::describe(&e)))?;
+            .map_err(|_| format!("{at}: connection timed out"))?
+            .map_err(|e| format!("{at}: cannot connect: {}", io_error::describe(&e)))?;
         stream
             .write_all(&encoded(&Packet::Connect(connect), protocol)?)
             .await
@@ -166,11 +167,12 @@ impl Endpoint {
                 )));
             }
             Err(Ended::Failed(why)) => {
-                return Err(format!("{step}: connection failed before a CONNACK: {why}"));
+                // a TLS alert (no client certificate, say) comes with the first read
+                return Err(format!("{at}: cannot connect: {why}"));
             }
             Err(Ended::Undecodable(e)) => {
                 return Err(format!(
-                    "{step}: the answer to CONNECT does not decode as MQTT 5 or 3.1.1: {e}"
+                    "{at} does not answer like an MQTT broker ({step} got neither MQTT 5 nor 3.1.1): {e}"
                 ));
             }
         };

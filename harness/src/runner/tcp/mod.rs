@@ -122,10 +122,20 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// The URL of the instance's address for `protocol`, as errors name it.
+    pub fn url(&self, protocol: Protocol) -> String {
+        format!("{}://{}", self.scheme(), self.address(protocol))
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "mqtts" } else { "mqtt" }
+    }
+}
+
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
-        write!(f, "{scheme}://{}", self.address)?;
+        write!(f, "{}://{}", self.scheme(), self.address)?;
         if let Some(v5) = &self.v5_address {
             write!(f, "?v5={v5}")?;
         }
