@@ -74,6 +74,8 @@ fn explore_finds_shrunk_divergences_in_mosquitto() {
         "explore exits 1 when it finds a divergence no profile lists:\n{}",
         text(&explored)
     );
+    // straight to stderr: what was found, and how often it diverged, even when the test passes
+    eprintln!("{}", text(&explored));
     let files = scenario::discover(&found);
     let intermittent = |file: &Path| file.parent() == Some(&found.join("intermittent"));
     assert!(
