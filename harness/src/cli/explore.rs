@@ -3,10 +3,13 @@
 //! Cases are drawn from `--seed`, the oracle says what the spec requires of each, and the
 //! prediction runs on the target like any scenario (against a real broker: in real time, in
 //! parallel, under the isolation prefixes of `run`). Every divergence is shrunk on the target
-//! within `--shrink-time` and, with `--save DIR`, written as `DIR/<short-name>.yaml`, ready to
-//! drop into `scenarios/`. Divergences that shrink to the same history are reported once, with
-//! a count. Exit code 1 when a divergence is not in `--profile` (matched by the short name:
-//! a profile entry `scenario: explore/<short-name>`), 2 for bad flags or targets.
+//! within `--shrink-time`, then run `--confirm` more times: one that diverged in every run is
+//! reproducible and, with `--save DIR`, written as `DIR/<short-name>.yaml`, ready to drop into
+//! `scenarios/`; one that diverged in only some runs is intermittent, written under
+//! `DIR/intermittent/` and never fails the run. Divergences that shrink to the same history
+//! are reported once, with a count. Exit code 1 when a reproducible divergence is not in
+//! `--profile` (matched by the short name: a profile entry `scenario: explore/<short-name>`),
+//! 2 for bad flags or targets.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +36,8 @@ pub struct Args {
     /// Cases to draw.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub cases: usize,
-    /// Write each shrunk divergence to DIR/<short-name>.yaml.
+    /// Write each reproducible divergence to DIR/<short-name>.yaml and each intermittent one
+    /// to DIR/intermittent/<short-name>.yaml (`lastwill run DIR/*.yaml` runs only the first).
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
     /// Known divergences of the target (a broker profile, as for `matrix`): a divergence whose
@@ -43,6 +47,13 @@ pub struct Args {
     /// How long each divergence may spend shrinking (re-running on the target).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
     pub shrink_time: Duration,
+    /// Runs of each shrunk divergence after shrinking: one that diverges in every run is
+    /// reproducible (saved, fails the run), one that diverges in only some is intermittent
+    /// (saved apart, reported, does not fail the run). Above 0, a shrinking candidate must also
+    /// diverge twice in a row to be kept. Default: 3 against a broker, 0 in the simulator,
+    /// whose runs are deterministic.
+    #[arg(long, value_name = "N")]
+    pub confirm: Option<usize>,
     #[command(flatten)]
     pub settings: TargetArgs,
 }
@@ -69,6 +80,10 @@ pub fn run(args: Args) -> ExitCode {
         Ok(target) => target,
         Err(message) => return usage_error(message),
     };
+    let confirm = args.confirm.unwrap_or(match target {
+        Target::Simulator { .. } => 0,
+        Target::Tcp { .. } => 3,
+    });
     let report = Exploration {
         strategy: |size| strategy::history(size).boxed(),
         target: &target,
@@ -76,6 +91,7 @@ pub fn run(args: Args) -> ExitCode {
         seed: args.settings.seed,
         jobs: args.settings.jobs(&target),
         shrink_time: args.shrink_time,
+        confirm,
         progress: true,
         refine: None,
     }
@@ -93,19 +109,33 @@ pub fn run(args: Args) -> ExitCode {
         })
     };
     let mut saved = Vec::new();
-    for finding in report.findings.iter().filter(|f| f.confirmed) {
+    for finding in &report.findings {
         let mut found = finding.scenario(&found_by);
         found.seed = Some(args.settings.seed);
-        let text = scenario::write(&found);
+        let (kind, place) = match finding.reproducible() {
+            true => ("reproducible", String::new()),
+            false => ("intermittent", "intermittent/".to_owned()),
+        };
+        let name = format!("{place}{}.yaml", finding.short_name());
+        let text = format!(
+            "# {kind}: {} on {}\n{}",
+            finding.record,
+            args.target,
+            scenario::write(&found)
+        );
         match &args.save {
             Some(dir) => {
-                let path = dir.join(format!("{}.yaml", finding.short_name()));
-                if let Err(error) = std::fs::write(&path, text) {
+                let path = dir.join(&name);
+                if let Err(error) = path
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| std::fs::write(&path, text))
+                {
                     return usage_error(format!("{}: {error}", path.display()));
                 }
                 saved.push(path);
             }
-            None => super::print(format!("# {}.yaml\n{text}", finding.short_name())),
+            None => super::print(format!("# {name}\n{text}")),
         }
     }
     if report.findings.is_empty() {
@@ -117,7 +147,11 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("saved {}", path.display());
     }
     eprintln!("{}", summary(&report, &target));
-    let new = report.findings.iter().any(|f| f.confirmed && !known(f));
+    // an intermittent divergence is reported, but a gate on it would be as flaky as it is
+    let new = report
+        .findings
+        .iter()
+        .any(|f| f.reproducible() && !known(f));
     if new {
         ExitCode::FAILURE
     } else {
@@ -130,10 +164,10 @@ fn table(report: &Report, known: &dyn Fn(&Finding) -> bool) -> String {
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(["divergence", "cases", "steps", "judged", "first difference"]);
     for f in &report.findings {
-        let judgement = match (f.confirmed, known(f)) {
-            (false, _) => "intermittent",
-            (true, true) => "known",
-            (true, false) => "NEW",
+        let judgement = match (f.reproducible(), known(f)) {
+            (false, _) => format!("intermittent ({} of {})", f.record.diverged, f.record.runs),
+            (true, true) => "known".to_owned(),
+            (true, false) => "NEW".to_owned(),
         };
         let first = match &f.judged.outcome {
             explore::Outcome::Ran { result, .. } => result.first_problem(),
@@ -143,7 +177,7 @@ fn table(report: &Report, known: &dyn Fn(&Finding) -> bool) -> String {
             f.short_name(),
             f.count.to_string(),
             f.judged.scenario.steps.len().to_string(),
-            judgement.to_owned(),
+            judgement,
             first.chars().take(120).collect(),
         ]);
     }
@@ -163,7 +197,7 @@ fn summary(report: &Report, target: &Target) -> String {
     };
     format!(
         "{} cases in {:.1}s ({:.2} cases/s, {clock} time): {} passed, {} warned, {} skipped, \
-         {} diverged ({} distinct), {unsupported} not modelled by the oracle{}; {} runs in all, \
+         {} diverged ({} distinct: {} reproducible, {} intermittent), {unsupported} not modelled by the oracle{}; {} runs in all, \
          {:.1}s with shrinking",
         report.cases,
         report.exploring.as_secs_f64(),
@@ -173,6 +207,8 @@ fn summary(report: &Report, target: &Target) -> String {
         report.skipped,
         report.diverged(),
         report.findings.len(),
+        report.reproducible(),
+        report.findings.len() - report.reproducible(),
         if kinds.is_empty() {
             String::new()
         } else {

@@ -6,8 +6,12 @@
 //! case can be drawn again alone, in any thread, and a run is the same for the same seed
 //! whatever the number of jobs. Shrinking drives proptest's [`ValueTree`] by hand
 //! (`simplify` after a divergence, `complicate` after a pass), re-running every candidate on
-//! the target, until the tree is exhausted or the time budget is spent; a shrunk history that
-//! no longer diverges when run once more is reported as intermittent.
+//! the target, until the tree is exhausted or the time budget is spent. A real broker's timing
+//! is not the simulator's: a delay checked on a coarse tick meets a tolerance in one run and
+//! misses it in the next. So, with [`Exploration::confirm`] above 0, a candidate replaces the
+//! best history only if it diverges twice in a row, and the shrunk history is run `confirm`
+//! more times: it is [reproducible](Record::reproducible) only if every run of it diverged,
+//! intermittent otherwise.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -45,6 +49,10 @@ pub struct Exploration<'t> {
     pub jobs: usize,
     /// How long one divergence may spend shrinking.
     pub shrink_time: Duration,
+    /// Runs of each shrunk divergence after shrinking, to tell a reproducible one from an
+    /// intermittent one; 0 when runs are deterministic (the simulator), which also lets one
+    /// divergence accept a shrinking candidate instead of two.
+    pub confirm: usize,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
     /// Expectations the history itself implies, added to the oracle's before the run (see
@@ -97,8 +105,35 @@ pub struct Finding {
     pub judged: Judged,
     /// Runs spent shrinking it.
     pub shrink_runs: usize,
-    /// Whether the shrunk history diverged again when run once more.
-    pub confirmed: bool,
+    /// How often the shrunk history diverged: the runs that accepted it while shrinking and
+    /// the confirming runs after, of every case that shrank to it.
+    pub record: Record,
+}
+
+/// How often one history diverged in the runs made of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    pub diverged: usize,
+    pub runs: usize,
+}
+
+impl Record {
+    /// Every run diverged: a divergence to save and gate on. One that diverged in only some
+    /// runs depends on timing the verdict does not control, and is intermittent.
+    pub fn reproducible(&self) -> bool {
+        self.runs > 0 && self.diverged == self.runs
+    }
+
+    fn add(&mut self, other: Record) {
+        self.diverged += other.diverged;
+        self.runs += other.runs;
+    }
+}
+
+impl std::fmt::Display for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "diverged in {} of {} runs", self.diverged, self.runs)
+    }
 }
 
 impl Finding {
@@ -106,6 +141,10 @@ impl Finding {
     /// shape are one finding.
     pub fn shape(&self) -> String {
         shape(&self.judged.scenario)
+    }
+
+    pub fn reproducible(&self) -> bool {
+        self.record.reproducible()
     }
 
     /// A file name for it: the events that end or replace connections, and a hash of the
@@ -130,14 +169,15 @@ impl Finding {
         s.name = format!("generated: {first}");
         let mut text = format!(
             "Found by {found_by} (case {}, {} case(s) shrank to this history; shrunk in {} \
-             runs{}).\n\nWhat the spec requires (the oracle's reasoning):\n",
+             runs; {}: {}).\n\nWhat the spec requires (the oracle's reasoning):\n",
             self.case,
             self.count,
             self.shrink_runs,
-            if self.confirmed {
-                ""
+            self.record,
+            if self.reproducible() {
+                "reproducible"
             } else {
-                "; did NOT diverge when run again: intermittent"
+                "intermittent"
             }
         );
         for line in &prediction.reasoning {
@@ -187,6 +227,11 @@ impl Report {
 
     pub fn diverged(&self) -> usize {
         self.findings.iter().map(|f| f.count).sum()
+    }
+
+    /// Distinct divergences that diverged in every run.
+    pub fn reproducible(&self) -> usize {
+        self.findings.iter().filter(|f| f.reproducible()).count()
     }
 }
 
@@ -322,7 +367,7 @@ impl Exploration<'_> {
         report
     }
 
-    /// Shrinks a divergence on the target within the time budget.
+    /// Shrinks a divergence on the target within the time budget, then confirms it.
     fn shrink(
         &self,
         tree: &mut dyn ValueTree<Value = History>,
@@ -331,35 +376,95 @@ impl Exploration<'_> {
         runs: &AtomicUsize,
         worker: usize,
     ) -> Finding {
+        let mut run = |history: &History| {
+            self.judge(history, case, runs.fetch_add(1, Ordering::Relaxed), worker)
+        };
+        // a candidate that diverged by chance must not stand in for the real divergence
+        let accept = if self.confirm > 0 { 2 } else { 1 };
         let deadline = Instant::now() + self.shrink_time;
-        let mut best = first;
-        let mut spent = 0;
-        let mut more = tree.simplify();
-        while more && Instant::now() < deadline {
-            let candidate = tree.current();
-            let run = runs.fetch_add(1, Ordering::Relaxed);
-            let judged = self.judge(&candidate, case, run, worker);
-            spent += 1;
-            if judged.diverges() {
-                best = judged;
-                more = tree.simplify();
-            } else {
-                more = tree.complicate();
-            }
-        }
-        let again = self.judge(
-            &best.history,
-            case,
-            runs.fetch_add(1, Ordering::Relaxed),
-            worker,
+        let mut shrunk = shrink_tree(tree, first, deadline, accept, &mut run, Judged::diverges);
+        let again = confirm(
+            &shrunk.best.history.clone(),
+            self.confirm,
+            &mut run,
+            Judged::diverges,
         );
+        shrunk.record.add(again);
         Finding {
             case,
             count: 1,
-            judged: best,
-            shrink_runs: spent,
-            confirmed: again.diverges(),
+            judged: shrunk.best,
+            shrink_runs: shrunk.spent,
+            record: shrunk.record,
         }
+    }
+}
+
+/// A divergence shrunk: the smallest judgement that diverged, how its runs went, and the runs
+/// spent shrinking.
+struct Shrunk<J> {
+    best: J,
+    record: Record,
+    spent: usize,
+}
+
+/// Drives `tree` toward a smallest value whose `run` diverges (`simplify` after a divergence,
+/// `complicate` after a pass) until the tree is exhausted or `deadline` passes. A candidate
+/// replaces the best only if it diverges in `accept` runs in a row; `first`, the judgement of
+/// the tree's first value, diverged once.
+fn shrink_tree<V: std::fmt::Debug, J>(
+    tree: &mut dyn ValueTree<Value = V>,
+    first: J,
+    deadline: Instant,
+    accept: usize,
+    run: &mut dyn FnMut(&V) -> J,
+    diverges: fn(&J) -> bool,
+) -> Shrunk<J> {
+    let mut shrunk = Shrunk {
+        best: first,
+        record: Record {
+            diverged: 1,
+            runs: 1,
+        },
+        spent: 0,
+    };
+    let mut more = tree.simplify();
+    while more && Instant::now() < deadline {
+        let candidate = tree.current();
+        let mut accepted = None;
+        let mut record = Record::default();
+        while record.runs < accept.max(1) {
+            let judged = run(&candidate);
+            shrunk.spent += 1;
+            record.runs += 1;
+            if !diverges(&judged) {
+                break;
+            }
+            record.diverged += 1;
+            accepted.get_or_insert(judged);
+        }
+        match accepted.filter(|_| record.reproducible()) {
+            Some(judged) => {
+                shrunk.best = judged;
+                shrunk.record = record;
+                more = tree.simplify();
+            }
+            None => more = tree.complicate(),
+        }
+    }
+    shrunk
+}
+
+/// Runs `value` `times` more times and counts its divergences.
+fn confirm<V, J>(
+    value: &V,
+    times: usize,
+    run: &mut dyn FnMut(&V) -> J,
+    diverges: fn(&J) -> bool,
+) -> Record {
+    Record {
+        diverged: (0..times).filter(|_| diverges(&run(value))).count(),
+        runs: times,
     }
 }
 
@@ -389,7 +494,8 @@ fn merge(mut found: Vec<Finding>) -> Vec<Finding> {
         match merged.iter_mut().find(|m| m.shape() == finding.shape()) {
             Some(same) => {
                 same.count += 1;
-                same.confirmed |= finding.confirmed;
+                // the same history, run more times: its record is the sum of both
+                same.record.add(finding.record);
             }
             None => merged.push(finding),
         }
@@ -451,4 +557,128 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// A tree over 0..1000 that proptest shrinks toward 0, starting from a value of at least 10.
+    fn tree() -> Box<dyn ValueTree<Value = u32>> {
+        let mut runner = case_runner(5, 0);
+        loop {
+            let tree = (0u32..1000)
+                .new_tree(&mut runner)
+                .expect("a range never rejects");
+            if tree.current() >= 10 {
+                return Box::new(tree);
+            }
+        }
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    fn diverged(judged: &(u32, bool)) -> bool {
+        judged.1
+    }
+
+    #[test]
+    fn shrinking_finds_the_smallest_value_that_diverges() {
+        let mut tree = tree();
+        let first = (tree.current(), true);
+        let mut run = |v: &u32| (*v, *v >= 10);
+        let shrunk = shrink_tree(&mut *tree, first, later(), 2, &mut run, diverged);
+        assert_eq!(shrunk.best, (10, true));
+        assert_eq!(
+            shrunk.record,
+            Record {
+                diverged: 2,
+                runs: 2
+            }
+        );
+    }
+
+    /// Values below 10 diverge in their first run only: a timing margin met once.
+    fn by_chance() -> impl FnMut(&u32) -> (u32, bool) {
+        let mut seen = BTreeSet::new();
+        move |v: &u32| (*v, *v >= 10 || seen.insert(*v))
+    }
+
+    #[test]
+    fn a_candidate_that_diverged_by_chance_does_not_replace_a_real_divergence() {
+        let mut tree = tree();
+        let first = (tree.current(), true);
+        let shrunk = shrink_tree(&mut *tree, first, later(), 2, &mut by_chance(), diverged);
+        assert_eq!(shrunk.best, (10, true));
+        // trusting one run, shrinking is led below the real boundary
+        let mut tree = self::tree();
+        let first = (tree.current(), true);
+        let misled = shrink_tree(&mut *tree, first, later(), 1, &mut by_chance(), diverged);
+        assert!(misled.best.0 < 10, "{:?}", misled.best);
+        assert_eq!(
+            misled.record,
+            Record {
+                diverged: 1,
+                runs: 1
+            }
+        );
+    }
+
+    #[test]
+    fn confirming_tells_reproducible_from_intermittent() {
+        let always = confirm(&10, 3, &mut |v: &u32| (*v, true), diverged);
+        assert_eq!(
+            always,
+            Record {
+                diverged: 3,
+                runs: 3
+            }
+        );
+        let mut record = Record {
+            diverged: 2,
+            runs: 2,
+        };
+        record.add(always);
+        assert!(record.reproducible());
+        assert_eq!(record.to_string(), "diverged in 5 of 5 runs");
+
+        let mut flip = false;
+        let mut every_other = |v: &u32| {
+            flip = !flip;
+            (*v, flip)
+        };
+        let mut record = Record {
+            diverged: 1,
+            runs: 1,
+        };
+        record.add(confirm(&10, 3, &mut every_other, diverged));
+        assert_eq!(
+            record,
+            Record {
+                diverged: 3,
+                runs: 4
+            }
+        );
+        assert!(!record.reproducible());
+        assert_eq!(record.to_string(), "diverged in 3 of 4 runs");
+
+        let mut record = Record {
+            diverged: 1,
+            runs: 1,
+        };
+        record.add(confirm(&10, 3, &mut |v: &u32| (*v, false), diverged));
+        assert!(!record.reproducible(), "a divergence seen once only");
+        // without confirming runs, one divergence stands (deterministic targets)
+        assert!(
+            Record {
+                diverged: 1,
+                runs: 1
+            }
+            .reproducible()
+        );
+        assert!(!Record::default().reproducible());
+    }
 }

@@ -38,6 +38,7 @@ fn explore(
         seed: SEED,
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         shrink_time: Duration::from_secs(120),
+        confirm: 0,
         progress: false,
         refine,
     }
