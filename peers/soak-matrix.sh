@@ -3,6 +3,7 @@
 # that nothing retained is left on the broker (a leak is a bug: a leftover can fail a later
 # scenario, and the gate must never be flaky).
 #   peers/soak-matrix.sh [N]            N runs (default 20) with the default --jobs
+#   LASTWILL_SOAK_INSTANCES=4 peers/soak-matrix.sh 20   the same over 4 identical instances
 # Environment: LASTWILL (the binary, default target/release/lastwill, else target/debug/lastwill),
 # LASTWILL_SOAK_ARGS (extra `lastwill matrix` arguments). Prints one line per run and a summary
 # line; exits 0 only when every run passed the gate and left nothing retained. Each run's
@@ -31,24 +32,48 @@ command -v mosquitto_sub >/dev/null || {
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/lastwill-soak.XXXXXX")
 echo "soak-matrix: outputs in $OUT" >&2
 
-coproc BROKER { exec "$ROOT/peers/mosquitto.sh" start; }
-# the coproc variables go when it exits: keep the pid for the trap
-# shellcheck disable=SC2153 # BROKER_PID is set by coproc
-broker_pid=$BROKER_PID
-stop_broker() {
-	kill -TERM "$broker_pid" 2>/dev/null || true
-	wait "$broker_pid" 2>/dev/null || true
+# Identical instances (LASTWILL_SOAK_INSTANCES, default 1) form one multi-instance target, as
+# the CI gate does: the scenarios that need a broker to themselves then run side by side.
+INSTANCES=${LASTWILL_SOAK_INSTANCES:-1}
+[[ $INSTANCES =~ ^[1-9][0-9]*$ ]] || {
+	echo "soak-matrix: LASTWILL_SOAK_INSTANCES must be a positive number" >&2
+	exit 1
 }
-trap stop_broker EXIT
-read -r line <&"${BROKER[0]}"
-URL=${line#mqtt=}
-PORT=${URL##*:}
+broker_pids=()
+stop_brokers() {
+	for pid in "${broker_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${broker_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_brokers EXIT
+for i in $(seq 1 "$INSTANCES"); do
+	"$ROOT/peers/mosquitto.sh" start >"$OUT/broker-$i.address" 2>"$OUT/broker-$i.log" &
+	broker_pids+=("$!")
+done
+ports=()
+for i in $(seq 1 "$INSTANCES"); do
+	# peers/mosquitto.sh prints its one `mqtt=mqtt://127.0.0.1:PORT` line once it listens
+	for _ in $(seq 1 600); do
+		[[ -s $OUT/broker-$i.address ]] && break
+		kill -0 "${broker_pids[$((i - 1))]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	line=$(head -n 1 "$OUT/broker-$i.address")
+	[[ $line == mqtt=mqtt://127.0.0.1:* ]] || {
+		echo "soak-matrix: mosquitto $i did not start (log: $OUT/broker-$i.log)" >&2
+		exit 1
+	}
+	ports+=("${line##*:}")
+done
+URL=mqtt://$(printf '127.0.0.1:%s,' "${ports[@]}")
+URL=${URL%,}
 echo "soak-matrix: mosquitto at $URL, $RUNS runs" >&2
 
-# Every retained message on the broker, one `topic payload` line each: mosquitto sends the
-# retained messages right after SUBACK, so -W 2 (then exit 27) is plenty on loopback.
+# Every retained message on every instance, one `topic payload` line each: mosquitto sends
+# the retained messages right after SUBACK, so -W 2 (then exit 27) is plenty on loopback.
 retained() {
-	mosquitto_sub -h 127.0.0.1 -p "$PORT" -t '#' -v --retained-only -W 2 2>/dev/null || true
+	for port in "${ports[@]}"; do
+		mosquitto_sub -h 127.0.0.1 -p "$port" -t '#' -v --retained-only -W 2 2>/dev/null || true
+	done
 }
 
 failed=0
