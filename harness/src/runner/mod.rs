@@ -171,6 +171,10 @@ impl Target {
                 let node_cmd = cluster.as_ref().is_some_and(|c| c.node_cmd.is_some());
                 let size = if cluster.is_some() { nodes.len() } else { 0 };
                 let skip = tcp::cluster_skip_reason(scenario, size, node_cmd)
+                    .or_else(|| match cluster {
+                        Some(_) => None,
+                        None => tcp::placed_on_one_broker(scenario),
+                    })
                     .or_else(|| nodes[0].skip_reason(scenario, capabilities));
                 if let Some(why) = skip {
                     return Err(NotRun::Skipped(why));

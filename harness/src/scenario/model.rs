@@ -180,7 +180,8 @@ pub struct ClientSpec {
     pub keep_alive_pings: bool,
     /// `node:` the cluster node (from 1) its connections go to on a cluster target; `None`
     /// lets the runner spread the clients over the nodes. A single broker (the simulator, a
-    /// plain target) is every node at once.
+    /// plain target) is every node at once: the simulator runs such a scenario, a plain TCP
+    /// target skips it (see `runner::tcp::Cluster`).
     pub node: Option<usize>,
     pub location: Location,
 }

@@ -256,6 +256,8 @@ pub enum Skip {
     BrokerRestart { line: usize },
     /// A `node:` step, and the target is a single broker.
     NotACluster { line: usize },
+    /// A client placed with `node:` (a cluster scenario), and the target is a single broker.
+    Placed { line: usize },
     /// A `node:` step on a cluster target without a command to kill and restart nodes.
     NodeCommand { line: usize },
     /// The scenario names node `named`; the cluster has `nodes`.
@@ -289,6 +291,12 @@ impl std::fmt::Display for Skip {
                 f,
                 "line {line}: `node:` steps need a cluster target (cluster:mqtt://HOST:PORT,…); \
                  this is a single broker"
+            ),
+            Skip::Placed { line } => write!(
+                f,
+                "line {line}: a client placed with `node:` makes this a cluster scenario \
+                 (cluster:mqtt://HOST:PORT,…); on a single broker it repeats the single-broker \
+                 scenario it mirrors"
             ),
             Skip::NodeCommand { line } => {
                 write!(f, "line {line}: `node:` steps need --node-cmd")

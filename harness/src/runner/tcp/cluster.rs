@@ -3,8 +3,12 @@
 //! a watcher on another, and a client id taken over on another node must end the first
 //! connection; `node: {kill: N}` / `node: {restart: N}` go through the target's node command.
 //!
-//! On a single broker (the simulator, a plain target) every node is that broker: placements
-//! change nothing, and only scenarios with node steps are skipped.
+//! In the simulator the reference broker is every node at once: placements change nothing
+//! there, so the cluster scenarios run on it (checking that they are right) and only those
+//! with node steps are skipped. A plain TCP target skips every scenario that places a client
+//! with `node:` as well: on one broker it repeats the single-broker scenario it mirrors
+//! (`scenarios/cluster/takeover-a-…` is `scenarios/takeover/…` on two nodes), so it would only
+//! add rows, and profile entries, that say the same.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -39,6 +43,18 @@ pub fn skip_reason(scenario: &Scenario, nodes: usize, node_cmd: bool) -> Option<
     }
     let named = scenario.nodes();
     (nodes > 0 && named > nodes).then_some(Skip::TooFewNodes { named, nodes })
+}
+
+/// Why a plain TCP target (one broker) does not run `scenario`, beyond [`skip_reason`]: a
+/// client placed with `node:` makes it a cluster scenario (see the module's comment).
+pub fn placed_on_one_broker(scenario: &Scenario) -> Option<Skip> {
+    scenario
+        .clients
+        .iter()
+        .find(|c| c.node.is_some())
+        .map(|c| Skip::Placed {
+            line: c.location.line,
+        })
 }
 
 /// The node (from 0) each client's connections go to: its `node:`, else the clients without
@@ -131,5 +147,11 @@ mod tests {
         assert_eq!(skip_reason(&s, 3, true), None);
         let placed_only = scenario("name: x\nclients: {a: {node: 2}}\nsteps: [{a: connect}]\n");
         assert_eq!(skip_reason(&placed_only, 0, false), None);
+        assert_eq!(
+            placed_on_one_broker(&placed_only),
+            Some(Skip::Placed { line: 2 })
+        );
+        let unplaced = scenario("name: x\nclients: {a: {}}\nsteps: [{a: connect}]\n");
+        assert_eq!(placed_on_one_broker(&unplaced), None);
     }
 }

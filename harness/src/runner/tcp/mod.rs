@@ -27,7 +27,7 @@ mod tls;
 
 pub use capabilities::{Capabilities, Refusal, Skip};
 pub use cleanup::CleanupFailures;
-pub use cluster::{Cluster, skip_reason as cluster_skip_reason};
+pub use cluster::{Cluster, placed_on_one_broker, skip_reason as cluster_skip_reason};
 pub(crate) use connection::Stream;
 pub use isolation::needs_exclusive_run;
 pub use liveness::Liveness;
