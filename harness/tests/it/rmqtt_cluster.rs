@@ -67,6 +67,7 @@ fn rmqtt_cluster_matches_its_profile() {
     ) {
         return;
     }
+    let _slot = crate::peer::MatrixSlot::take();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let dir = std::env::temp_dir().join(format!("lastwill-rmqtt-cluster-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -98,3 +98,36 @@ fn script(name: &str) -> PathBuf {
         .join("peers")
         .join(format!("{name}.sh"))
 }
+
+/// Real-broker matrices that may run at once. A matrix against a real broker mostly waits on
+/// the broker's timers (keep-alive expiry, will delays): two side by side kept the load
+/// average near 1 on the project's 2 cores, so their timing rows stay as quiet as alone,
+/// while the gates' wall time halves. More at once would start to compete for the cores.
+const MATRIX_SLOTS: usize = 2;
+
+static MATRICES_RUNNING: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// A place among the [`MATRIX_SLOTS`] real-broker matrices, held until dropped.
+pub struct MatrixSlot(());
+
+impl MatrixSlot {
+    /// Waits for a free slot.
+    pub fn take() -> MatrixSlot {
+        let (running, freed) = &MATRICES_RUNNING;
+        let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+        while *running >= MATRIX_SLOTS {
+            running = freed.wait(running).unwrap_or_else(|p| p.into_inner());
+        }
+        *running += 1;
+        MatrixSlot(())
+    }
+}
+
+impl Drop for MatrixSlot {
+    fn drop(&mut self) {
+        let (running, freed) = &MATRICES_RUNNING;
+        *running.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        freed.notify_one();
+    }
+}
