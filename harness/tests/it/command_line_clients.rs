@@ -115,6 +115,25 @@ impl Broker {
     }
 
     /// Publishes `message` on `topic` once and waits for the publisher to exit successfully.
+    /// The publisher client publishes once on `other` with the will `will_args` and ends with
+    /// DISCONNECT, so the will is discarded [MQTT-3.14.4-3]: `watcher` receives nothing.
+    pub fn publish_then_disconnect(&self, will_args: &[&str], watcher: &Subscriber) {
+        let mut publisher = Process::spawn(
+            self.publisher()
+                .args(["-t", "other", "-m", "hello"])
+                .args(will_args)
+                .stdout(Stdio::null()),
+        );
+        let status = publisher.wait_exit(Duration::from_secs(10));
+        assert!(status.success(), "the publisher failed: {status}");
+        if let Some((_, line)) = watcher.next_line(Duration::from_secs(3)) {
+            panic!(
+                "got `{line}` after a clean DISCONNECT; broker log: {}",
+                self.log.display()
+            );
+        }
+    }
+
     pub fn pub_once(&self, topic: &str, message: &str) {
         let status = self
             .publisher()

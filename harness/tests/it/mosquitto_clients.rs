@@ -8,10 +8,9 @@
 //! `LASTWILL_REQUIRE_PEERS=1` is set (CI), in which case they fail. Install the clients with
 //! `apt-get install mosquitto-clients`.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::command_line_clients::{Broker, Clients, Process, Subscriber};
+use crate::command_line_clients::{Broker, Clients, Subscriber};
 
 const WILL_PAYLOAD: &str = "A will message from MQTTX CLI";
 
@@ -105,21 +104,7 @@ fn will_of_a_cleanly_disconnected_client_is_discarded() {
     }
     let broker = broker("clean");
     let watcher = Subscriber::start(&broker, "watcher", &["-t", "t/1"]);
-    let mut publisher = Process::spawn(
-        broker
-            .publisher()
-            .args(["-t", "other", "-m", "hello"])
-            .args(["--will-topic", "t/1", "--will-payload", "x"])
-            .stdout(Stdio::null()),
-    );
-    let status = publisher.wait_exit(Duration::from_secs(10));
-    assert!(status.success(), "mosquitto_pub failed: {status}");
-    if let Some((_, line)) = watcher.next_line(Duration::from_secs(3)) {
-        panic!(
-            "got `{line}` after a clean DISCONNECT; broker log: {}",
-            broker.log.display()
-        );
-    }
+    broker.publish_then_disconnect(&["--will-topic", "t/1", "--will-payload", "x"], &watcher);
     // Control: the watcher does still receive what is published on t/1.
     broker.pub_once("t/1", "control");
     let (_, line) = watcher

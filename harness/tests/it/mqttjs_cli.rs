@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::command_line_clients::{Broker, Clients, Process, Subscriber};
+use crate::command_line_clients::{Broker, Clients, Subscriber};
 
 const WILL_PAYLOAD: &str = "A will message from MQTTX CLI";
 
@@ -94,21 +94,7 @@ fn will_of_a_cleanly_disconnected_client_is_discarded() {
     let watcher = Subscriber::start(&broker, "watcher", &["-t", "t/1"]);
     // `mqtt pub` publishes, then ends with DISCONNECT. Its help says `--will-payload`, but it
     // reads `--will-message`, as `mqtt sub` does (`--will-payload` sends an empty will).
-    let mut publisher = Process::spawn(
-        broker
-            .publisher()
-            .args(["-t", "other", "-m", "hello"])
-            .args(["--will-topic", "t/1", "--will-message", "x"])
-            .stdout(Stdio::null()),
-    );
-    let status = publisher.wait_exit(Duration::from_secs(10));
-    assert!(status.success(), "mqtt pub failed: {status}");
-    if let Some((_, line)) = watcher.next_line(Duration::from_secs(3)) {
-        panic!(
-            "got `{line}` after a clean DISCONNECT; broker log: {}",
-            broker.log.display()
-        );
-    }
+    broker.publish_then_disconnect(&["--will-topic", "t/1", "--will-message", "x"], &watcher);
     // The broker's own account that there was a will and that DISCONNECT discarded it: without
     // it, a flag the CLI ignored would pass this test with no will at all.
     // (Read after the 3 s above, by when the broker has long handled the DISCONNECT.)
