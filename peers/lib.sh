@@ -237,6 +237,111 @@ pick_ports() {
 	fi
 }
 
+# ---- Clusters: `start-cluster N` of a script starts N nodes of one broker, node I in
+# $RUN_DIR/nodeI/ (its pid file there), and `node DIR kill|restart I` acts on one of them. The
+# script defines respawn_node DIR I, which starts node I configured in DIR (again).
+
+# Checks `start-cluster`'s node count $1 (2 to 9) and the route probe's clients; sets NODES
+# and PORTS (a free MQTT port per node).
+cluster_size() {
+	if ! [[ $1 =~ ^[0-9]+$ ]] || (($1 < 2 || $1 > 9)); then
+		die "start-cluster N: N from 2 to 9, got '$1'"
+	fi
+	NODES=$1
+	command -v mosquitto_pub >/dev/null || die "the cluster's readiness probe needs mosquitto's clients; run peers/mosquitto.sh install"
+	pick_ports "$NODES"
+}
+
+# spawn_broker for a cluster node in directory $1: its pid (its process group) goes to $1/pid,
+# where node_action and stop_brokers find it.
+spawn_node_process() {
+	spawn_broker "$@"
+	echo "${BROKER_PIDS[-1]}" >"$1/pid"
+}
+
+# The foreground part of `start-cluster`, once the nodes are spawned on PORTS: prints
+# `node1=mqtt://127.0.0.1:P1 … nodeN=…` once every node listens (and every other port in "$@")
+# and messages route between every pair of nodes, then stays until a node exits that
+# node_action did not kill.
+serve_cluster() {
+	local i line=""
+	for i in "${!PORTS[@]}"; do
+		line+="${line:+ }node$((i + 1))=mqtt://127.0.0.1:${PORTS[i]}"
+	done
+	echo "${PORTS[*]}" >"$RUN_DIR/ports"
+	READY_LINE=$line
+	READY_CHECK=cluster_routes
+	SUPERVISE=supervise_cluster
+	serve "${PORTS[@]}" "$@"
+}
+
+# Listening is not enough for a cluster: the nodes' links come up a little later (rmqtt's gRPC
+# a second or two), and until then a message published on one node does not reach subscribers
+# on another. So the cluster is ready once, for every ordered pair of nodes, a message
+# published on the first reaches a subscriber on the second (publishes repeat every half
+# second until they do).
+cluster_routes() {
+	local probe=lastwill-ready/$$ dir=$RUN_DIR/ready i j subs=() missing
+	local deadline=$((SECONDS + PEERS_START_TIMEOUT))
+	mkdir -p "$dir"
+	for j in "${!PORTS[@]}"; do
+		mosquitto_sub -h 127.0.0.1 -p "${PORTS[j]}" -t "$probe/#" -v >"$dir/node$((j + 1))" 2>&1 &
+		subs+=("$!")
+	done
+	while :; do
+		for i in "${!PORTS[@]}"; do
+			mosquitto_pub -h 127.0.0.1 -p "${PORTS[i]}" -t "$probe/node$((i + 1))" -m x 2>/dev/null || true
+		done
+		sleep 0.5
+		missing=0
+		for j in "${!PORTS[@]}"; do
+			for i in "${!PORTS[@]}"; do
+				((i == j)) || grep -qx "$probe/node$((i + 1)) x" "$dir/node$((j + 1))" || missing=1
+			done
+		done
+		((missing && SECONDS < deadline)) || break
+	done
+	kill "${subs[@]}" 2>/dev/null || true
+	wait "${subs[@]}" 2>/dev/null || true
+	return "$missing"
+}
+
+# A cluster's start ends when a process it spawned with a pid file (a node, or what the nodes
+# share) exits and node_action did not kill it.
+supervise_cluster() {
+	local f
+	while sleep 0.5; do
+		for f in "$RUN_DIR"/*/pid; do
+			[[ -f ${f%/pid}/killed ]] || kill -0 -- "-$(cat "$f")" 2>/dev/null || return 1
+		done
+	done
+}
+
+# `node DIR kill I`: node I of the cluster whose runtime state is DIR dies at once (SIGKILL to
+# its process group: no shutdown of its own). `node DIR restart I`: killed first if it runs,
+# then started again by respawn_node; returns once its port answers and messages route
+# between it and every other node again.
+node_action() {
+	(($# == 3)) || die "node DIR kill|restart I"
+	local dir=$1/node$3 action=$2 pid i
+	[[ -f $dir/pid && -f $1/ports ]] || die "$1 holds no cluster node $3"
+	[[ $action == kill || $action == restart ]] || die "node: unknown action '$action'"
+	pid=$(cat "$dir/pid")
+	touch "$dir/killed"
+	kill -KILL -- "-$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 -- "-$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	[[ $action == restart ]] || return 0
+	RUN_DIR=$1
+	read -r -a PORTS <"$1/ports"
+	respawn_node "$dir" "$3"
+	wait_ports "${PORTS[$3 - 1]}" || die "node $3 did not listen again"
+	cluster_routes || die "node $3 listens but messages do not route to and from it"
+	rm -f "$dir/killed"
+}
+
 # Dispatches `peers/<name>.sh COMMAND ARGS…` to the script's cmd_COMMAND function.
 main() {
 	local cmd=${1:-}

@@ -62,12 +62,9 @@ spawn_node() {
 	respawn_node "$dir"
 }
 
-# Starts the node configured in $1 (again): in $1, since rmqtt also reads ./rmqtt.toml, which
-# must be this node's; its pid (its process group) goes to $1/pid for `node`.
-respawn_node() {
-	spawn_broker "$1" "$BIN" -f "$1/rmqtt.toml"
-	echo "${BROKER_PIDS[-1]}" >"$1/pid"
-}
+# Starts the node configured in $1 (again; lib.sh's node_action calls it too): in $1, since
+# rmqtt also reads ./rmqtt.toml, which must be this node's.
+respawn_node() { spawn_node_process "$1" "$BIN" -f "$1/rmqtt.toml"; }
 
 STARTUPS='"rmqtt-retainer", "rmqtt-shared-subscription"'
 
@@ -82,95 +79,22 @@ cmd_start() {
 	serve "${PORTS[0]}"
 }
 
-# Listening is not enough for a cluster: the nodes' gRPC links come up a second or two later,
-# and until then a message published on one node does not reach subscribers on another. So
-# the cluster is ready once, for every ordered pair of nodes, a message published on the first
-# reaches a subscriber on the second (publishes repeat every half second until they do).
-cluster_routes() {
-	local probe=lastwill-ready/$$ dir=$RUN_DIR/ready i j subs=() missing
-	local deadline=$((SECONDS + PEERS_START_TIMEOUT))
-	mkdir -p "$dir"
-	for j in "${!PORTS[@]}"; do
-		mosquitto_sub -h 127.0.0.1 -p "${PORTS[j]}" -t "$probe/#" -v >"$dir/node$((j + 1))" 2>&1 &
-		subs+=("$!")
-	done
-	while :; do
-		for i in "${!PORTS[@]}"; do
-			mosquitto_pub -h 127.0.0.1 -p "${PORTS[i]}" -t "$probe/node$((i + 1))" -m x 2>/dev/null || true
-		done
-		sleep 0.5
-		missing=0
-		for j in "${!PORTS[@]}"; do
-			for i in "${!PORTS[@]}"; do
-				((i == j)) || grep -qx "$probe/node$((i + 1)) x" "$dir/node$((j + 1))" || missing=1
-			done
-		done
-		((missing && SECONDS < deadline)) || break
-	done
-	kill "${subs[@]}" 2>/dev/null || true
-	wait "${subs[@]}" 2>/dev/null || true
-	return "$missing"
-}
-
 cmd_start_cluster() {
-	local n=${1:-2} i members="" line=""
-	if ! [[ $n =~ ^[0-9]+$ ]] || ((n < 2 || n > 9)); then
-		die "start-cluster N: N from 2 to 9, got '$n'"
-	fi
+	cluster_size "${1:-2}"
 	installed || die "not installed; run $0 install"
-	command -v mosquitto_pub >/dev/null || die "the cluster's readiness probe needs mosquitto's clients; run peers/mosquitto.sh install"
-	pick_ports "$n"
-	local rpc_ports
-	mapfile -t rpc_ports < <(free_ports "$n" "${PORTS[@]}")
-	for ((i = 0; i < n; i++)); do
+	local i members="" rpc_ports
+	mapfile -t rpc_ports < <(free_ports "$NODES" "${PORTS[@]}")
+	for ((i = 0; i < NODES; i++)); do
 		members+="${members:+, }\"$((i + 1))@127.0.0.1:${rpc_ports[i]}\""
 	done
 	make_run_dir
-	for ((i = 0; i < n; i++)); do
+	for ((i = 0; i < NODES; i++)); do
 		spawn_node "$((i + 1))" "${PORTS[i]}" "${rpc_ports[i]}" \
 			"$STARTUPS, \"rmqtt-cluster-broadcast\"" "$members"
-		line+="${line:+ }node$((i + 1))=mqtt://127.0.0.1:${PORTS[i]}"
 	done
-	echo "${PORTS[*]}" >"$RUN_DIR/ports"
-	READY_LINE=$line
-	READY_CHECK=cluster_routes
-	SUPERVISE=supervise_cluster
-	serve "${PORTS[@]}" "${rpc_ports[@]}"
+	serve_cluster "${rpc_ports[@]}"
 }
 
-# A cluster's start ends when a node exits that `node` did not kill.
-supervise_cluster() {
-	local dir
-	while sleep 0.5; do
-		for dir in "$RUN_DIR"/node*/; do
-			[[ -f $dir/killed ]] || kill -0 -- "-$(cat "$dir/pid")" 2>/dev/null || return 1
-		done
-	done
-}
-
-# `node DIR kill I`: node I of the cluster whose runtime state is DIR dies at once (SIGKILL to
-# its process group: no shutdown of its own). `node DIR restart I`: killed first if it runs,
-# then started again with its configuration; returns once its port answers and messages
-# route between it and every other node again.
-cmd_node() {
-	(($# == 3)) || die "node DIR kill|restart I"
-	local dir=$1/node$3 action=$2 pid i
-	[[ -f $dir/pid && -f $1/ports ]] || die "$1 holds no cluster node $3"
-	[[ $action == kill || $action == restart ]] || die "node: unknown action '$action'"
-	pid=$(cat "$dir/pid")
-	touch "$dir/killed"
-	kill -KILL -- "-$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		kill -0 -- "-$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	[[ $action == restart ]] || return 0
-	RUN_DIR=$1
-	read -r -a PORTS <"$1/ports"
-	respawn_node "$dir"
-	wait_ports "${PORTS[$3 - 1]}" || die "node $3 did not listen again"
-	cluster_routes || die "node $3 listens but messages do not route to and from it"
-	rm -f "$dir/killed"
-}
+cmd_node() { node_action "$@"; }
 
 main "$@"
