@@ -30,7 +30,9 @@ use super::usage_error;
 #[command(mut_arg("seed", |a| a.help("Seed of the generated cases (and of the simulator)")))]
 pub struct Args {
     /// `ref` (the reference broker in the simulator), mqtt://HOST:PORT or mqtts://HOST:PORT
-    /// (mqtt://HOST:PORT?v5=HOST:PORT for a broker with a separate MQTT 5 port).
+    /// (mqtt://HOST:PORT?v5=HOST:PORT for a broker with a separate MQTT 5 port), or
+    /// cluster:mqtt://A,mqtt://B,… (the nodes of one broker: each generated client is placed
+    /// on a node drawn from the case's seed).
     #[arg(long, default_value = "ref", value_name = "TARGET")]
     pub target: String,
     /// Cases to draw.
@@ -80,6 +82,14 @@ pub fn run(args: Args) -> ExitCode {
         Ok(target) => target,
         Err(message) => return usage_error(message),
     };
+    let nodes = match &target {
+        Target::Tcp {
+            cluster: Some(_),
+            instances,
+            ..
+        } => instances.len(),
+        _ => 1,
+    };
     let confirm = args.confirm.unwrap_or(match target {
         Target::Simulator { .. } => 0,
         Target::Tcp { .. } => 3,
@@ -89,6 +99,7 @@ pub fn run(args: Args) -> ExitCode {
         target: &target,
         cases: args.cases,
         seed: args.settings.seed,
+        nodes,
         jobs: args.settings.jobs(&target),
         shrink_time: args.shrink_time,
         confirm,
@@ -147,6 +158,9 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("saved {}", path.display());
     }
     eprintln!("{}", summary(&report, &target));
+    if let Some(placements) = report.placements() {
+        eprintln!("{placements}");
+    }
     // an intermittent divergence is reported, but a gate on it would be as flaky as it is
     let new = report
         .findings

@@ -12,6 +12,10 @@
 //! best history only if it diverges twice in a row, and the shrunk history is run `confirm`
 //! more times: it is [reproducible](Record::reproducible) only if every run of it diverged,
 //! intermittent otherwise.
+//!
+//! On a cluster target every client of a case is placed on a node drawn from the case's
+//! seed (see [`Size::nodes`]); shrinking moves clients toward node 1, so a divergence that
+//! needs two nodes keeps only the placements it needs.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -45,6 +49,8 @@ pub struct Exploration<'t> {
     /// Cases drawn.
     pub cases: usize,
     pub seed: u64,
+    /// The target's nodes, over which each case's clients are placed (1: one broker).
+    pub nodes: usize,
     /// Cases run at the same time.
     pub jobs: usize,
     /// How long one divergence may spend shrinking.
@@ -210,6 +216,9 @@ pub struct Report {
     pub skipped: usize,
     /// Unsupported cases by the oracle's kind of reason.
     pub unsupported: BTreeMap<String, usize>,
+    /// The clients of the cases as drawn, by the node they were placed on (none on one
+    /// broker).
+    pub placed: BTreeMap<usize, usize>,
     /// Distinct divergences, in the order of the first case that found each.
     pub findings: Vec<Finding>,
     /// Runs on the target, shrinking included.
@@ -232,6 +241,16 @@ impl Report {
     /// Distinct divergences that diverged in every run.
     pub fn reproducible(&self) -> usize {
         self.findings.iter().filter(|f| f.reproducible()).count()
+    }
+
+    /// `clients placed: 31 on node 1, 28 on node 2`, on a cluster target.
+    pub fn placements(&self) -> Option<String> {
+        let nodes: Vec<String> = self
+            .placed
+            .iter()
+            .map(|(node, clients)| format!("{clients} on node {node}"))
+            .collect();
+        (!nodes.is_empty()).then(|| format!("clients placed: {}", nodes.join(", ")))
     }
 }
 
@@ -331,7 +350,8 @@ impl Exploration<'_> {
                         Some(next.fetch_add(1, Ordering::Relaxed)).filter(|&c| c < self.cases)
                     {
                         let mut runner = case_runner(self.seed, case);
-                        let strategy = (self.strategy)(Size::of_case(case));
+                        let size = Size::of_case(case).on_nodes(self.nodes);
+                        let strategy = (self.strategy)(size);
                         let Ok(mut tree) = strategy.new_tree(&mut runner) else {
                             continue;
                         };
@@ -469,6 +489,9 @@ fn confirm<V, J>(
 }
 
 fn tally(report: &mut Report, judged: &Judged) {
+    for node in judged.scenario.clients.iter().filter_map(|c| c.node) {
+        *report.placed.entry(node).or_default() += 1;
+    }
     match &judged.outcome {
         Outcome::Unsupported(why) => {
             let kind = why.split(':').next().unwrap_or(why).trim().to_owned();
@@ -625,6 +648,89 @@ mod tests {
                 runs: 1
             }
         );
+    }
+
+    /// Every node a history places a client on: its devices', their twins' and its watchers'.
+    fn nodes(history: &History) -> Vec<Option<usize>> {
+        let devices = history.devices.iter().flat_map(|d| [d.node, d.twin_node]);
+        devices
+            .chain(history.watchers.iter().map(|w| w.node))
+            .collect()
+    }
+
+    fn cluster_tree(case: usize) -> Box<dyn ValueTree<Value = History>> {
+        let size = Size::of_case(case).on_nodes(2);
+        let strategy = super::super::strategy::history(size);
+        Box::new(strategy.new_tree(&mut case_runner(9, case)).unwrap())
+    }
+
+    #[test]
+    fn a_cluster_case_places_every_client_on_a_node_drawn_from_its_seed() {
+        let mut seen = BTreeSet::new();
+        for case in 0..40 {
+            let history = cluster_tree(case).current();
+            assert_eq!(history, cluster_tree(case).current(), "case {case}");
+            for node in nodes(&history) {
+                assert!(matches!(node, Some(1 | 2)), "case {case}: {node:?}");
+                seen.insert(node);
+            }
+            let one_broker = super::super::strategy::history(Size::of_case(case));
+            let mut runner = case_runner(9, case);
+            let history = one_broker.new_tree(&mut runner).unwrap().current();
+            assert!(nodes(&history).iter().all(Option::is_none), "case {case}");
+        }
+        assert_eq!(seen.len(), 2, "both nodes are drawn: {seen:?}");
+    }
+
+    #[test]
+    fn shrinking_moves_clients_to_node_1_but_keeps_the_placement_a_divergence_needs() {
+        let on_node_2 = |h: &History| nodes(h).iter().filter(|&&n| n == Some(2)).count();
+        // the case: large enough to have several clients on node 2
+        let case = (20..100)
+            .find(|&c| on_node_2(&cluster_tree(c).current()) >= 3)
+            .expect("a case with three clients on node 2");
+        // a divergence that needs a client on node 2
+        let mut tree = cluster_tree(case);
+        let first = tree.current();
+        let mut run = |h: &History| (h.clone(), on_node_2(h) > 0);
+        let shrunk = shrink_tree(&mut *tree, (first, true), later(), 1, &mut run, |j| j.1);
+        assert_eq!(on_node_2(&shrunk.best.0), 1, "{:?}", nodes(&shrunk.best.0));
+        // one that needs none: everyone ends on node 1
+        let mut tree = cluster_tree(case);
+        let first = tree.current();
+        let mut run = |h: &History| (h.clone(), true);
+        let shrunk = shrink_tree(&mut *tree, (first, true), later(), 1, &mut run, |j| j.1);
+        assert!(nodes(&shrunk.best.0).iter().all(|&n| n == Some(1)));
+    }
+
+    /// A saved divergence replays where it ran: the lowered scenario, written and parsed
+    /// back, places every client (the takeover twin too) on its drawn node.
+    #[test]
+    fn lowered_placements_survive_writing_and_parsing() {
+        let history = (0..100)
+            .map(|case| cluster_tree(case).current())
+            .find(|h| {
+                let s = h.scenario("x");
+                s.clients.iter().any(|c| c.name.ends_with('b'))
+                    && s.clients.iter().any(|c| c.node == Some(2))
+            })
+            .expect("a case with a takeover and a client on node 2");
+        let lowered = history.scenario("placed");
+        let written = scenario::write(&lowered);
+        let parsed = scenario::parse(&written, "placed.yaml").expect("a lowered history parses");
+        let placed = |s: &Scenario| -> Vec<(String, Option<usize>)> {
+            s.clients.iter().map(|c| (c.name.clone(), c.node)).collect()
+        };
+        assert_eq!(placed(&parsed), placed(&lowered));
+        let twin = lowered
+            .clients
+            .iter()
+            .find(|c| c.name.ends_with('b'))
+            .unwrap();
+        let device =
+            &history.devices[twin.name[1..twin.name.len() - 1].parse::<usize>().unwrap() - 1];
+        assert_eq!(twin.node, device.twin_node);
+        assert!(placed(&lowered).iter().all(|(_, node)| node.is_some()));
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! after everyone is connected. [`History::scenario`] lowers it to a [`Scenario`], the model
 //! the YAML parser produces, so that every history is a scenario file.
 //!
+//! On a cluster target every client also has the node its connections go to (`node:` in the
+//! scenario), so a saved history replays with the same placements.
+//!
 //! Lowering is total: any history, however shrunk, is a valid scenario. Events name devices
 //! and watchers by index (modulo how many there are), and an event that does not apply in
 //! the state its device is in at that point (ending a connection that is already closed,
@@ -57,7 +60,15 @@ pub struct Device {
     pub will: Will,
     /// Its will topic is `lw/<device>/state` rather than `lw/<device>`, out of reach of `lw/+`.
     pub deep: bool,
+    /// The node of its own connections, and of its takeover twin's (the second client with
+    /// its client id): on different nodes, a takeover crosses nodes.
+    pub node: Node,
+    pub twin_node: Node,
 }
+
+/// The cluster node a client is placed on, from 1 as a scenario's `node:`; `None` when the
+/// target is one broker.
+pub type Node = Option<usize>;
 
 /// A Session Expiry Interval as drawn: absent, 0, finite or "never" (0xFFFFFFFF).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +128,7 @@ pub struct Watcher {
     /// [`WATCHER_SESSION_EXPIRY`] (MQTT 5) or Clean Session 0 (3.1.1). Only persistent
     /// watchers go away and come back.
     pub persistent: bool,
+    pub node: Node,
 }
 
 /// What a watcher subscribes to.
@@ -290,7 +302,7 @@ impl History {
         let mut steps: Vec<Step> = Vec::new();
         for (i, watcher) in self.watchers.iter().enumerate() {
             let name = Self::watcher_name(i);
-            clients.push(client_spec(&name, watcher.protocol, &name));
+            clients.push(client_spec(&name, watcher.protocol, &name, watcher.node));
             let connect = self.watcher_connect(i, false);
             steps.push(client_step(&name, Action::Connect(Box::new(connect))));
             let filters = self
@@ -313,7 +325,7 @@ impl History {
         };
         for (i, device) in self.devices.iter().enumerate() {
             let name = Self::device_name(i);
-            clients.push(client_spec(&name, device.protocol, &name));
+            clients.push(client_spec(&name, device.protocol, &name, device.node));
             let will = Some(&device.will);
             let connect = self.device_connect(i, 1, device.clean_start, device.session, will);
             steps.push(client_step(&name, Action::Connect(Box::new(connect))));
@@ -355,7 +367,13 @@ impl History {
         for (i, device) in lowering.devices.iter().enumerate().rev() {
             if device.twin_used {
                 let at = clients.iter().position(|c| c.name == device.name);
-                let twin = client_spec(&device.client(1), self.devices[i].protocol, &device.name);
+                let spec = &self.devices[i];
+                let twin = client_spec(
+                    &device.client(1),
+                    spec.protocol,
+                    &device.name,
+                    spec.twin_node,
+                );
                 clients.insert(at.map_or(clients.len(), |at| at + 1), twin);
             }
         }
@@ -566,14 +584,14 @@ pub fn keep_alive_expiry(keep_alive: u16) -> Duration {
     Duration::from_millis(u64::from(keep_alive) * 1500) + Duration::from_secs(1)
 }
 
-fn client_spec(name: &str, protocol: Protocol, client_id: &str) -> ClientSpec {
+fn client_spec(name: &str, protocol: Protocol, client_id: &str, node: Node) -> ClientSpec {
     ClientSpec {
         name: name.to_owned(),
         client_id: client_id.to_owned(),
         protocol,
         auto_ack: true,
         keep_alive_pings: true,
-        node: None,
+        node,
         location: Location::default(),
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Every dimension is drawn, and the simplest value of each comes first, so that shrinking
 //! heads for fewer devices, watchers and events (shorter vectors), shorter waits (smaller
-//! numbers), QoS 0, MQTT 5, clean starts, no delay and no properties: `prop_oneof!` shrinks
-//! toward its first alternative and integers toward their lower bound.
+//! numbers), QoS 0, MQTT 5, clean starts, no delay and no properties, and clients on node 1:
+//! `prop_oneof!` shrinks toward its first alternative and integers toward their lower bound.
 
 use std::time::Duration;
 
@@ -33,6 +33,10 @@ pub struct Size {
     pub devices: usize,
     pub watchers: usize,
     pub events: usize,
+    /// The nodes of the target's cluster, over which every client is placed at random; 1 for
+    /// one broker, where nothing is drawn for placements (so a seed draws the same histories
+    /// it always did).
+    pub nodes: usize,
 }
 
 impl Size {
@@ -41,6 +45,7 @@ impl Size {
         devices: MAX_DEVICES,
         watchers: 3,
         events: 24,
+        nodes: 1,
     };
 
     /// The size of case `case` of an exploration: one device, one watcher and one event at
@@ -51,7 +56,13 @@ impl Size {
             devices: (1 + case / 5).min(Self::FULL.devices),
             watchers: (1 + case / 20).min(Self::FULL.watchers),
             events: (1 + case / 4).min(Self::FULL.events),
+            nodes: 1,
         }
+    }
+
+    /// The same size, with clients placed over `nodes` nodes.
+    pub fn on_nodes(self, nodes: usize) -> Size {
+        Size { nodes, ..self }
     }
 }
 
@@ -60,22 +71,22 @@ impl Size {
 /// in proportion to its clients and its length.
 pub fn history(size: Size) -> impl Strategy<Value = History> {
     let most = |n: usize| n.clamp(1, size.devices.max(1));
+    let events = prop_oneof![
+        2 => vec(event(), 0..=size.events.min(8)),
+        1 => vec(event(), 0..=size.events),
+    ];
+    let device = || device(size.nodes);
     let devices = prop_oneof![
         4 => vec(device(), 1..=most(4)),
         2 => vec(device(), 1..=most(10)),
         1 => vec(device(), 1..=most(MAX_DEVICES)),
     ];
-    let events = prop_oneof![
-        2 => vec(event(), 0..=size.events.min(8)),
-        1 => vec(event(), 0..=size.events),
-    ];
-    (devices, vec(watcher(), 1..=size.watchers.max(1)), events).prop_map(
-        |(devices, watchers, events)| History {
-            devices,
-            watchers,
-            events,
-        },
-    )
+    let watchers = vec(watcher(size.nodes), 1..=size.watchers.max(1));
+    (devices, watchers, events).prop_map(|(devices, watchers, events)| History {
+        devices,
+        watchers,
+        events,
+    })
 }
 
 /// Timer interleavings: `devices` (20 to 30) MQTT 5 devices whose wills all have a drawn
@@ -128,12 +139,15 @@ pub fn delayed_wills(devices: std::ops::RangeInclusive<usize>) -> impl Strategy<
                             ..Will::plain(qos)
                         },
                         deep: false,
+                        node: None,
+                        twin_node: None,
                     })
                     .collect(),
                 watchers: vec![Watcher {
                     protocol: Protocol::V5,
                     subscriptions: vec![(Filter::All, QoS::AtLeastOnce)],
                     persistent: false,
+                    node: None,
                 }],
                 events: order
                     .into_iter()
@@ -277,7 +291,15 @@ fn will() -> impl Strategy<Value = Will> {
     )
 }
 
-fn device() -> impl Strategy<Value = Device> {
+/// A node of `nodes`, shrinking toward node 1; on one broker none, drawing nothing.
+fn node(nodes: usize) -> BoxedStrategy<Node> {
+    match nodes {
+        0 | 1 => Just(None).boxed(),
+        n => (1..=n).prop_map(Some).boxed(),
+    }
+}
+
+fn device(nodes: usize) -> impl Strategy<Value = Device> {
     let keep_alive = prop_oneof![4 => 1u16..=10, 1 => Just(0u16)];
     (
         protocol(),
@@ -286,15 +308,18 @@ fn device() -> impl Strategy<Value = Device> {
         session(),
         will(),
         sometimes(0.2),
+        (node(nodes), node(nodes)),
     )
         .prop_map(
-            |(protocol, keep_alive, clean_start, session, will, deep)| Device {
+            |(protocol, keep_alive, clean_start, session, will, deep, (node, twin_node))| Device {
                 protocol,
                 keep_alive,
                 clean_start,
                 session,
                 will,
                 deep,
+                node,
+                twin_node,
             },
         )
 }
@@ -308,12 +333,14 @@ fn filter() -> impl Strategy<Value = Filter> {
     ]
 }
 
-fn watcher() -> impl Strategy<Value = Watcher> {
-    (protocol(), vec((filter(), qos()), 1..=3), sometimes(0.4)).prop_map(
-        |(protocol, subscriptions, persistent)| Watcher {
+fn watcher(nodes: usize) -> impl Strategy<Value = Watcher> {
+    let subscriptions = vec((filter(), qos()), 1..=3);
+    (protocol(), subscriptions, sometimes(0.4), node(nodes)).prop_map(
+        |(protocol, subscriptions, persistent, node)| Watcher {
             protocol,
             subscriptions,
             persistent,
+            node,
         },
     )
 }

@@ -18,6 +18,7 @@ mod reference_broker;
 mod support;
 
 mod cli;
+mod clusters;
 mod command_line_clients;
 mod completions;
 mod control_arm;
@@ -36,7 +37,6 @@ mod oracle_independence;
 mod peer_targets;
 mod peers_matrix;
 mod properties;
-mod rmqtt_cluster;
 mod scenario_errors;
 mod scenario_write;
 mod settings;

@@ -26,6 +26,7 @@ fn explore(
     strategy: fn(strategy::Size) -> proptest::strategy::BoxedStrategy<lastwill::generate::History>,
     refine: Option<fn(&lastwill::generate::History, &mut scenario::Scenario)>,
     cases: usize,
+    nodes: usize,
 ) -> Report {
     let target = Target::Simulator {
         seed: SEED,
@@ -36,6 +37,7 @@ fn explore(
         target: &target,
         cases,
         seed: SEED,
+        nodes,
         jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         shrink_time: Duration::from_secs(120),
         confirm: 0,
@@ -79,7 +81,7 @@ fn explore(
 /// says the spec requires in every one.
 #[test]
 fn reference_broker_keeps_the_will_rules_in_generated_histories() {
-    let report = explore(|size| strategy::history(size).boxed(), None, cases(1150));
+    let report = explore(|size| strategy::history(size).boxed(), None, cases(1150), 1);
     assert!(
         report.findings.is_empty(),
         "{} divergence(s) from the oracle; shrunk scenarios above",
@@ -90,6 +92,24 @@ fn reference_broker_keeps_the_will_rules_in_generated_histories() {
         "only {} of {} histories could be judged",
         report.judged,
         report.cases
+    );
+}
+
+/// Histories whose clients are placed over two nodes, as `explore` draws them for a cluster
+/// target: the reference broker is every node at once, so the placements change nothing and
+/// it still does what the oracle says in every one.
+#[test]
+fn placements_over_two_nodes_change_nothing_on_the_reference_broker() {
+    let report = explore(|size| strategy::history(size).boxed(), None, 120, 2);
+    assert!(
+        report.findings.is_empty(),
+        "{} divergence(s) from the oracle; shrunk scenarios above",
+        report.findings.len()
+    );
+    let placed = report.placements().expect("clients were placed");
+    assert!(
+        placed.contains(" on node 1,") && placed.contains(" on node 2"),
+        "{placed}"
     );
 }
 
@@ -106,6 +126,7 @@ fn delayed_wills_fall_due_in_due_time_order() {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(200),
         ),
+        1,
     );
     assert!(
         report.findings.is_empty(),

@@ -27,9 +27,22 @@ impl Peer {
     /// `LASTWILL_REQUIRE_PEERS=1` (see `support::peers_available`). Any other failure to
     /// start fails the test, with the end of the script's stderr.
     pub fn start(test: &str, name: &str) -> Option<Peer> {
+        Peer::launch(test, name, Command::new(script(name)).arg("start"))
+    }
+
+    /// As [`Peer::start`], for `peers/<name>.sh start-cluster NODES`, with the cluster's
+    /// runtime state in `run_dir` (for `peers/<name>.sh node RUN_DIR kill|restart I`).
+    pub fn start_cluster(test: &str, name: &str, nodes: usize, run_dir: &Path) -> Option<Peer> {
+        let mut command = Command::new(script(name));
+        command
+            .args(["start-cluster", &nodes.to_string()])
+            .env("LASTWILL_PEERS_RUN_DIR", run_dir);
+        Peer::launch(test, name, &mut command)
+    }
+
+    fn launch(test: &str, name: &str, command: &mut Command) -> Option<Peer> {
         let script = script(name);
-        let mut child = Command::new(&script)
-            .arg("start")
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -57,8 +70,9 @@ impl Peer {
                 return None;
             }
             panic!(
-                "{} start printed no address line; stderr:\n{stderr}",
-                script.display()
+                "{} {:?} printed no address line; stderr:\n{stderr}",
+                script.display(),
+                command.get_args().collect::<Vec<_>>()
             );
         }
         // the script logs to stderr for as long as it runs: drain it so it never blocks
