@@ -149,7 +149,7 @@ fn aedes_cluster_matches_its_profile() {
     cluster.matches_its_profile("aedes-cluster", "aedes-1.2.0-cluster2.yaml");
 }
 
-/// The budget: ten small cases (see `Size::of_case`), each divergence shrunk for a minute.
+/// The budget: ten small cases (see `Size::of_case`), each divergence shrunk for 30 s.
 const EXPLORE_CASES: &str = "10";
 const EXPLORE_SEED: &str = "12";
 /// Runs of a reproducible divergence on the cluster, of which one must fail (as in
@@ -179,7 +179,7 @@ fn explore_places_clients_on_the_rmqtt_cluster_nodes() {
         "--jobs",
         EXPLORE_CASES,
         "--shrink-time",
-        "1m",
+        "30s",
         "--save",
         &found.display().to_string(),
     ]);
