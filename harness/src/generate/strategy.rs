@@ -75,11 +75,11 @@ pub fn history(size: Size) -> impl Strategy<Value = History> {
         2 => vec(event(), 0..=size.events.min(8)),
         1 => vec(event(), 0..=size.events),
     ];
-    let device = || device(size.nodes);
+    let placed_device = || device(size.nodes);
     let devices = prop_oneof![
-        4 => vec(device(), 1..=most(4)),
-        2 => vec(device(), 1..=most(10)),
-        1 => vec(device(), 1..=most(MAX_DEVICES)),
+        4 => vec(placed_device(), 1..=most(4)),
+        2 => vec(placed_device(), 1..=most(10)),
+        1 => vec(placed_device(), 1..=most(MAX_DEVICES)),
     ];
     let watchers = vec(watcher(size.nodes), 1..=size.watchers.max(1));
     (devices, watchers, events).prop_map(|(devices, watchers, events)| History {
