@@ -1,7 +1,7 @@
 //! Per-connection state that is not session state: protocol, keep-alive, topic aliases.
 //!
 //! A broker holds one of these per idle client, so what every connection needs stays inline
-//! (64 bytes) and what few use (topic aliases, the `$SYS` log flag) waits in a box that is
+//! (56 bytes) and what few use (topic aliases, the `$SYS` log flag) waits in a box that is
 //! allocated on first use.
 
 use std::collections::BTreeMap;

@@ -1253,9 +1253,9 @@ fn the_records_of_an_idle_will_client_stay_small() {
     assert_eq!(size_of::<super::will::StoredWill>(), 32);
     assert_eq!(size_of::<super::will::WillState>(), 48);
     // the session, boxed in its map; its QoS 1/2 state is boxed on first use
-    assert_eq!(size_of::<super::session::Session>(), 136);
+    assert_eq!(size_of::<super::session::Session>(), 128);
     // the connection, boxed in its map, its rarely used state boxed on first use
-    assert_eq!(size_of::<super::connection::Connection>(), 64);
+    assert_eq!(size_of::<super::connection::Connection>(), 56);
     // the timer queue's key and entry
     assert_eq!(size_of::<super::moment::Moment>(), 8);
     assert_eq!(size_of::<super::timer::TimerKey>(), 16);

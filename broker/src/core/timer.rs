@@ -5,15 +5,16 @@
 //! shorter will delay fire before an earlier, longer one.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 
 use super::moment::Moment;
 
 /// A handle to a scheduled timer, used to cancel it: 16 bytes, stored in the queue and with
-/// whatever the timer is for.
+/// whatever the timer is for; `seq` is never 0, so an `Option<TimerKey>` is 16 bytes too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimerKey {
     due: Moment,
-    seq: u64,
+    seq: NonZeroU64,
 }
 
 impl TimerKey {
@@ -25,14 +26,14 @@ impl TimerKey {
 #[derive(Debug)]
 pub struct TimerQueue<T> {
     timers: BTreeMap<TimerKey, T>,
-    next_seq: u64,
+    next_seq: NonZeroU64,
 }
 
 impl<T> Default for TimerQueue<T> {
     fn default() -> Self {
         TimerQueue {
             timers: BTreeMap::new(),
-            next_seq: 0,
+            next_seq: NonZeroU64::MIN,
         }
     }
 }
@@ -43,7 +44,7 @@ impl<T> TimerQueue<T> {
             due,
             seq: self.next_seq,
         };
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.saturating_add(1);
         self.timers.insert(key, timer);
         key
     }
