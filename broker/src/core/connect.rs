@@ -103,7 +103,7 @@ impl Broker {
         connection.connected_with_zero_expiry = connect.session_expiry_interval.unwrap_or(0) == 0;
         connection.keep_alive = keep_alive;
         if let Some(limit) = connection.keep_alive_limit() {
-            connection.timer = Some(self.timers.schedule(now + limit, Timer::KeepAlive(id)));
+            connection.timer = Some(self.timers.schedule(now + limit, Timer::Connection(id)));
         }
 
         let properties = match protocol {

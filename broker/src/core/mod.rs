@@ -75,17 +75,15 @@ pub enum Output {
     Close { connection: ConnectionId },
 }
 
-/// Everything the broker schedules goes through the one timer queue.
+/// Everything the broker schedules goes through the one timer queue; the [`timer::TimerKey`]
+/// a record keeps tells which of its timers fired, so that a `Timer` is 16 bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Timer {
-    /// CONNECT did not arrive in time.
-    ConnectTimeout(ConnectionId),
-    /// Check whether 1.5 x Keep Alive passed without a packet ([MQTT-3.1.2-22]).
-    KeepAlive(ConnectionId),
-    /// A pending will of this client id is due.
-    WillDue(ClientId),
-    /// This client id's session expires.
-    SessionExpiry(ClientId),
+    /// The connection's one timer: CONNECT did not arrive in time, or (once connected) check
+    /// whether 1.5 x Keep Alive passed without a packet ([MQTT-3.1.2-22]).
+    Connection(ConnectionId),
+    /// The session's pending will is due, or the session expires.
+    Session(ClientId),
 }
 
 pub struct Broker {
@@ -132,7 +130,7 @@ impl Broker {
     pub fn connection_opened(&mut self, now: Duration, id: ConnectionId) {
         let now = Moment::from(now);
         let due = now + Duration::from_secs(u64::from(self.config.connect_timeout));
-        let timer = self.timers.schedule(due, Timer::ConnectTimeout(id));
+        let timer = self.timers.schedule(due, Timer::Connection(id));
         self.connections
             .insert(id, Box::new(Connection::new(now, timer)));
     }
@@ -200,17 +198,22 @@ impl Broker {
         let now = Moment::from(now);
         while let Some((key, timer)) = self.timers.pop_due(now) {
             match timer {
-                Timer::ConnectTimeout(id) => {
-                    if let Some(connection) = self.connections.get(&id)
-                        && matches!(connection.state, ConnectionState::AwaitingConnect)
-                    {
+                Timer::Connection(id) => {
+                    let Some(connection) = self.connections.get(&id) else {
+                        continue;
+                    };
+                    if connection.timer != Some(key) {
+                        continue;
+                    }
+                    if let ConnectionState::AwaitingConnect = connection.state {
                         debug!(connection = id, "no CONNECT in time, closing");
                         self.close(id);
+                    } else {
+                        self.check_keep_alive(now, id, key.due());
                     }
                 }
-                Timer::KeepAlive(id) => self.check_keep_alive(now, id, key.due()),
-                Timer::WillDue(client_id) => self.will_delay_elapsed(now, &client_id, key),
-                Timer::SessionExpiry(client_id) => {
+                Timer::Session(client_id) => {
+                    self.will_delay_elapsed(now, &client_id, key);
                     let expired = self
                         .sessions
                         .get(&client_id)
@@ -380,7 +383,7 @@ impl Broker {
             let due = now + Duration::from_secs(u64::from(expiry));
             session.expiry_timer = Some(
                 self.timers
-                    .schedule(due, Timer::SessionExpiry(ClientId::clone(client_id))),
+                    .schedule(due, Timer::Session(ClientId::clone(client_id))),
             );
         }
     }
@@ -412,7 +415,7 @@ impl Broker {
         };
         let deadline = connection.last_activity + limit;
         if deadline > fired_at {
-            connection.timer = Some(self.timers.schedule(deadline, Timer::KeepAlive(id)));
+            connection.timer = Some(self.timers.schedule(deadline, Timer::Connection(id)));
             return;
         }
         // [MQTT-3.1.2-22] no packet within 1.5 x Keep Alive: close as if the network failed

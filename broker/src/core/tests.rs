@@ -1259,5 +1259,5 @@ fn the_records_of_an_idle_will_client_stay_small() {
     // the timer queue's key and entry
     assert_eq!(size_of::<super::moment::Moment>(), 8);
     assert_eq!(size_of::<super::timer::TimerKey>(), 16);
-    assert_eq!(size_of::<super::Timer>(), 24);
+    assert_eq!(size_of::<super::Timer>(), 16);
 }

@@ -220,7 +220,7 @@ impl Broker {
                     debug!(%client_id, topic = %will.topic(), %cause, delay = ?(due - now), "will pending");
                     let timer = self
                         .timers
-                        .schedule(due, Timer::WillDue(ClientId::clone(client_id)));
+                        .schedule(due, Timer::Session(ClientId::clone(client_id)));
                     session.will = WillState::Pending { will, timer };
                 }
             }
