@@ -2,8 +2,9 @@
 //!
 //! A synchronous state machine with no sockets, no clock and no randomness: drivers feed it
 //! connection events, decoded packets and the current time (a monotonic [`Duration`] since the
-//! broker started, kept inside as a [`moment::Moment`]), and drain [`Output`]s (packets to send, connections to close). After each
-//! call the driver asks [`Broker::next_deadline`] and calls [`Broker::handle_timeout`] then.
+//! broker started, kept inside as an 8-byte `Moment`), and drain [`Output`]s (packets to send,
+//! connections to close). After each call the driver asks [`Broker::next_deadline`] and calls
+//! [`Broker::handle_timeout`] then.
 //!
 //! Everything that reaches the wire is iterated in a deterministic order (`BTreeMap`s and
 //! vectors), so that the same inputs always give the same outputs.
@@ -75,8 +76,8 @@ pub enum Output {
     Close { connection: ConnectionId },
 }
 
-/// Everything the broker schedules goes through the one timer queue; the [`timer::TimerKey`]
-/// a record keeps tells which of its timers fired, so that a `Timer` is 16 bytes.
+/// Everything the broker schedules goes through the one timer queue; the `TimerKey` a record
+/// keeps tells which of its timers fired, so that a `Timer` is 16 bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Timer {
     /// The connection's one timer: CONNECT did not arrive in time, or (once connected) check
