@@ -69,6 +69,13 @@ fn main() {
                 ..Shape::new(CLIENTS)
             },
         ),
+        (
+            "connected, will armed, keep-alive 60 s (5)",
+            Shape {
+                keep_alive: 60,
+                ..Shape::new(CLIENTS)
+            },
+        ),
     ] {
         let before = live();
         let storm = Storm::prepare(shape);

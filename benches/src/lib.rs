@@ -34,10 +34,13 @@ pub struct Shape {
     pub payload: usize,
     /// Will Delay Interval in seconds (MQTT 5), or none.
     pub will_delay: Option<u32>,
+    /// Keep Alive of the will clients, seconds (0: none, so the core keeps no timer for them).
+    pub keep_alive: u16,
 }
 
 impl Shape {
-    /// `clients` v5 wills at QoS 0 with a 32-byte payload, no delay, to one subscriber.
+    /// `clients` v5 wills at QoS 0 with a 32-byte payload, no delay, no keep-alive, to one
+    /// subscriber.
     pub fn new(clients: usize) -> Shape {
         Shape {
             clients,
@@ -46,6 +49,7 @@ impl Shape {
             qos: QoS::AtMostOnce,
             payload: 32,
             will_delay: None,
+            keep_alive: 0,
         }
     }
 }
@@ -107,7 +111,7 @@ impl Storm {
                 }),
                 // a session that outlives the delay, or the will would go at once
                 session_expiry_interval: shape.will_delay,
-                keep_alive: 0,
+                keep_alive: shape.keep_alive,
                 ..Connect::new(shape.protocol, format!("device-{n}"))
             };
             storm.open(id, connect);

@@ -1,8 +1,6 @@
 //! CONNECT: validation against the broker's capabilities, takeover, Clean Start and session
 //! resumption, and the CONNACK that announces what the broker supports.
 
-use std::time::Duration;
-
 use tracing::debug;
 
 use crate::codec::{
@@ -11,12 +9,13 @@ use crate::codec::{
 };
 
 use super::connection::ConnectionState;
+use super::moment::Moment;
 use super::session::{NEVER_EXPIRES, Session};
 use super::topic;
-use super::{Broker, ConnectionId, Timer};
+use super::{Broker, ClientId, ConnectionId, Timer};
 
 impl Broker {
-    pub(super) fn handle_connect(&mut self, now: Duration, id: ConnectionId, mut connect: Connect) {
+    pub(super) fn handle_connect(&mut self, now: Moment, id: ConnectionId, mut connect: Connect) {
         let protocol = connect.protocol;
         if let Some(connection) = self.connections.get_mut(&id) {
             connection.protocol = Some(protocol);
@@ -39,13 +38,17 @@ impl Broker {
                 assigned_client_identifier = Some(connect.client_id.clone());
             }
         }
-        let client_id = connect.client_id.clone();
+        // the session's own copy when there is one: a client id is stored once
+        let client_id = match self.sessions.get_key_value(connect.client_id.as_str()) {
+            Some((existing, _)) => ClientId::clone(existing),
+            None => ClientId::from(connect.client_id.as_str()),
+        };
 
         // [MQTT-3.1.4-3] a connection already using this client id is taken over: it gets
         // DISCONNECT 0x8E and is closed, and its will follows the ordinary rules.
         if let Some(old) = self.sessions.get(&client_id).and_then(|s| s.connection) {
             debug!(
-                client_id,
+                %client_id,
                 old_connection = old,
                 new_connection = id,
                 "session taken over"
@@ -66,8 +69,8 @@ impl Broker {
 
         let session = self
             .sessions
-            .entry(client_id.clone())
-            .or_insert_with(|| Session::new(protocol));
+            .entry(ClientId::clone(&client_id))
+            .or_insert_with(|| Box::new(Session::new(protocol)));
         if let Some(timer) = session.expiry_timer.take() {
             self.timers.cancel(timer);
         }
@@ -92,17 +95,15 @@ impl Broker {
             .connections
             .get_mut(&id)
             .expect("connection of a CONNECT");
-        connection.cancel_timers(&mut self.timers);
+        connection.cancel_timer(&mut self.timers);
         connection.state = ConnectionState::Active {
-            client_id: client_id.clone(),
+            client_id: ClientId::clone(&client_id),
         };
         self.active_connections += 1;
         connection.connected_with_zero_expiry = connect.session_expiry_interval.unwrap_or(0) == 0;
-        if keep_alive > 0 {
-            let limit = Duration::from_millis(u64::from(keep_alive) * 1500);
-            connection.keep_alive_limit = Some(limit);
-            connection.keep_alive_timer =
-                Some(self.timers.schedule(now + limit, Timer::KeepAlive(id)));
+        connection.keep_alive = keep_alive;
+        if let Some(limit) = connection.keep_alive_limit() {
+            connection.timer = Some(self.timers.schedule(now + limit, Timer::Connection(id)));
         }
 
         let properties = match protocol {
@@ -111,7 +112,7 @@ impl Broker {
             }
             Protocol::V311 => ConnAckProperties::default(),
         };
-        debug!(client_id, connection = id, %protocol, session_present, "client connected");
+        debug!(%client_id, connection = id, %protocol, session_present, "client connected");
         self.send(
             id,
             Packet::ConnAck(ConnAck {

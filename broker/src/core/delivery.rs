@@ -13,9 +13,10 @@ use crate::log_limit::DropLog;
 
 use crate::codec::{Ack, MessageProperties, Packet, Protocol, Publish, QoS, encoded_len};
 
+use super::moment::Moment;
 use super::session::Awaiting;
 use super::topic;
-use super::{Broker, ConnectionId};
+use super::{Broker, ClientId, ConnectionId};
 
 /// An Application Message inside the broker, shared by every subscriber it goes to.
 #[derive(Debug)]
@@ -27,10 +28,10 @@ pub struct Message {
     /// Forwarded unaltered, except Message Expiry which is recomputed on each send.
     pub properties: MessageProperties,
     /// When the Message Expiry Interval runs out.
-    pub expires_at: Option<Duration>,
+    pub expires_at: Option<Moment>,
     /// Client id of the publisher (for No Local); a will counts as published by its client
     /// ({A9}).
-    pub origin: String,
+    pub origin: ClientId,
 }
 
 impl Message {
@@ -38,8 +39,8 @@ impl Message {
     /// as it is published: every message a subscriber gets is built here. Message Expiry
     /// counts from `now` ([MQTT-3.3.2-6]; for a will, from publication, {A12}).
     pub fn new(
-        now: Duration,
-        origin: &str,
+        now: Moment,
+        origin: &ClientId,
         topic: String,
         payload: Bytes,
         qos: QoS,
@@ -55,19 +56,19 @@ impl Message {
             qos,
             retain,
             properties,
-            origin: origin.to_owned(),
+            origin: ClientId::clone(origin),
         })
     }
 
-    pub fn is_expired(&self, now: Duration) -> bool {
+    pub fn is_expired(&self, now: Moment) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
     /// The Message Expiry Interval to send at `now`: what is left of it, rounded up so that
     /// a message forwarded at once keeps its value ([MQTT-3.3.2-6]).
-    pub fn remaining_expiry(&self, now: Duration) -> Option<u32> {
+    pub fn remaining_expiry(&self, now: Moment) -> Option<u32> {
         self.expires_at.map(|at| {
-            let left = at.saturating_sub(now);
+            let left = at - now;
             let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
             u32::try_from(secs).unwrap_or(u32::MAX)
         })
@@ -135,30 +136,30 @@ impl QueueAccounting {
     }
 
     /// A message of `size` queued bytes (0: it was never queued) was dropped.
-    fn dropped(&mut self, now: Duration, size: usize) {
+    fn dropped(&mut self, now: Moment, size: usize) {
         self.released(size);
         self.stats.dropped_messages += 1;
-        self.log.dropped(now);
+        self.log.dropped(now.into());
     }
 }
 
 /// A member of a shared subscription group that could take a message: its client id, the
 /// delivery it would get, and whether it is connected. Keyed by (group, filter).
-type SharedCandidate<'a> = (&'a str, Delivery, bool);
+type SharedCandidate<'a> = (&'a ClientId, Delivery, bool);
 
 impl Broker {
     /// Delivers a message to every session with a matching subscription, one copy per
     /// session ([MQTT-3.3.4-2]) and one member per shared subscription group.
-    pub(super) fn route(&mut self, now: Duration, message: &Arc<Message>) {
+    pub(super) fn route(&mut self, now: Moment, message: &Arc<Message>) {
         if message.retain && self.config.retain_available {
             self.retained.store(message);
         }
-        let mut deliveries: Vec<(String, Delivery)> = Vec::new();
+        let mut deliveries: Vec<(ClientId, Delivery)> = Vec::new();
         let mut shared: BTreeMap<(&str, &str), Vec<SharedCandidate>> = BTreeMap::new();
         // client ids in order, each session's matching subscriptions in key order: the same
         // order as walking every session, at the cost of the matches only
         for (client_id, keys) in self.subscribers.matching(&message.topic) {
-            let Some(session) = self.sessions.get(client_id) else {
+            let Some((client_id, session)) = self.sessions.get_key_value(client_id) else {
                 continue;
             };
             let mut direct: Option<Delivery> = None;
@@ -186,7 +187,7 @@ impl Broker {
                 }
                 // [MQTT-3.8.3-3] No Local: not back to the publishing client (a will counts
                 // as published by its client, {A9})
-                if subscription.no_local && message.origin == client_id {
+                if subscription.no_local && message.origin == *client_id {
                     continue;
                 }
                 direct = Some(match direct {
@@ -202,7 +203,7 @@ impl Broker {
                 });
             }
             if let Some(delivery) = direct {
-                deliveries.push((client_id.to_owned(), delivery));
+                deliveries.push((ClientId::clone(client_id), delivery));
             }
         }
         for members in shared.into_values() {
@@ -215,7 +216,7 @@ impl Broker {
                 connected
             };
             let (client_id, delivery, _) = pool[(self.shared_turn % pool.len() as u64) as usize];
-            deliveries.push((client_id.to_string(), delivery.clone()));
+            deliveries.push((ClientId::clone(client_id), delivery.clone()));
         }
         if !deliveries.is_empty() {
             self.shared_turn = self.shared_turn.wrapping_add(1);
@@ -232,7 +233,7 @@ impl Broker {
     /// The queue holds at most `max_queued_messages`, and queue plus window at most
     /// `max_queued_bytes`: to make room the oldest waiting message is dropped; when the
     /// messages in flight alone fill the bytes, the new one is. Either way it is counted.
-    pub(super) fn deliver(&mut self, now: Duration, client_id: &str, delivery: Delivery) {
+    pub(super) fn deliver(&mut self, now: Moment, client_id: &str, delivery: Delivery) {
         let max_messages = self.config.max_queued_messages;
         let max_bytes = self.config.max_queued_bytes;
         let Some(session) = self.sessions.get_mut(client_id) else {
@@ -245,27 +246,28 @@ impl Broker {
             return;
         }
         let size = delivery.size();
-        while session.queue.len() >= max_messages
-            || (session.queued_bytes + size > max_bytes && !session.queue.is_empty())
+        let flow = session.flow_mut();
+        while flow.queue.len() >= max_messages
+            || (flow.queued_bytes + size > max_bytes && !flow.queue.is_empty())
         {
-            let Some(dropped) = session.queue.pop_front() else {
+            let Some(dropped) = flow.queue.pop_front() else {
                 break;
             };
-            session.queued_bytes -= dropped.size();
+            flow.queued_bytes -= dropped.size();
             self.queues.dropped(now, dropped.size());
         }
-        if session.queue.len() >= max_messages || session.queued_bytes + size > max_bytes {
+        if flow.queue.len() >= max_messages || flow.queued_bytes + size > max_bytes {
             self.queues.dropped(now, 0);
             return;
         }
-        session.queue.push_back(delivery);
-        session.queued_bytes += size;
-        self.queues.queued(size, session.queued_bytes);
+        flow.queue.push_back(delivery);
+        flow.queued_bytes += size;
+        self.queues.queued(size, flow.queued_bytes);
         self.pump(now, client_id);
     }
 
     /// Sends queued QoS 1/2 deliveries while the session is connected and its window open.
-    pub(super) fn pump(&mut self, now: Duration, client_id: &str) {
+    pub(super) fn pump(&mut self, now: Moment, client_id: &str) {
         loop {
             let Some(session) = self.sessions.get_mut(client_id) else {
                 return;
@@ -276,12 +278,15 @@ impl Broker {
             if !session.window_open() {
                 return;
             }
-            let Some(delivery) = session.queue.pop_front() else {
+            let Some(flow) = session.flow.as_deref_mut() else {
+                return;
+            };
+            let Some(delivery) = flow.queue.pop_front() else {
                 return;
             };
             // [MQTT-3.3.2-5] an expired message whose delivery has not started is dropped
             if delivery.message.is_expired(now) {
-                session.queued_bytes -= delivery.size();
+                flow.queued_bytes -= delivery.size();
                 self.queues.released(delivery.size());
                 continue;
             }
@@ -289,9 +294,9 @@ impl Broker {
                 QoS::ExactlyOnce => Awaiting::PubRec,
                 _ => Awaiting::PubAck,
             };
-            let Some(packet_id) = session.inflight.push(delivery.clone(), awaiting) else {
+            let Some(packet_id) = flow.inflight.push(delivery.clone(), awaiting) else {
                 // all 65,535 ids in flight (only with max_inflight 65,535): wait for an ack
-                session.queue.push_front(delivery);
+                flow.queue.push_front(delivery);
                 return;
             };
             if !self.send_publish(now, id, client_id, delivery, Some((packet_id, false))) {
@@ -303,11 +308,15 @@ impl Broker {
     /// The client is done with the message in flight under `packet_id` (acked it, refused
     /// it, or it was never sendable): it leaves the window and its bytes are released.
     pub(super) fn acknowledged(&mut self, client_id: &str, packet_id: u16, awaiting: Awaiting) {
-        let Some(session) = self.sessions.get_mut(client_id) else {
+        let Some(flow) = self
+            .sessions
+            .get_mut(client_id)
+            .and_then(|session| session.flow.as_deref_mut())
+        else {
             return;
         };
-        if let Some(done) = session.inflight.remove(packet_id, awaiting) {
-            session.queued_bytes -= done.delivery.size();
+        if let Some(done) = flow.inflight.remove(packet_id, awaiting) {
+            flow.queued_bytes -= done.delivery.size();
             self.queues.released(done.delivery.size());
         }
     }
@@ -315,7 +324,7 @@ impl Broker {
     /// On a resumed session: resend unacknowledged PUBLISH with DUP=1 and their original
     /// packet ids, and PUBREL for released ones, in the order first sent ([MQTT-4.4.0-1],
     /// [MQTT-4.6.0-1]), then queued messages.
-    pub(super) fn resume_deliveries(&mut self, now: Duration, client_id: &str) {
+    pub(super) fn resume_deliveries(&mut self, now: Moment, client_id: &str) {
         let Some(session) = self.sessions.get(client_id) else {
             return;
         };
@@ -323,9 +332,9 @@ impl Broker {
             return;
         };
         let resends: Vec<_> = session
-            .inflight
-            .in_send_order()
-            .into_iter()
+            .flow
+            .iter()
+            .flat_map(|flow| flow.inflight.in_send_order())
             .map(|f| (f.packet_id, f.awaiting, f.delivery.clone()))
             .collect();
         for (packet_id, awaiting, delivery) in resends {
@@ -344,7 +353,7 @@ impl Broker {
     /// ([MQTT-3.1.2-24] [MQTT-3.1.2-25]).
     fn send_publish(
         &mut self,
-        now: Duration,
+        now: Moment,
         id: ConnectionId,
         client_id: &str,
         delivery: Delivery,

@@ -1,24 +1,23 @@
 //! Packets from connected clients: PUBLISH and its acknowledgements, PINGREQ, DISCONNECT,
 //! and the packets a client may not send. SUBSCRIBE and UNSUBSCRIBE are in `subscriptions`.
 
-use std::time::Duration;
-
 use tracing::{info, warn};
 
 use crate::codec::{Ack, Disconnect, Packet, Protocol, Publish, QoS, ReasonCode};
 
 use super::delivery::Message;
+use super::moment::Moment;
 use super::session::Awaiting;
 use super::topic;
 use super::will::CloseCause;
-use super::{Broker, ConnectionId};
+use super::{Broker, ClientId, ConnectionId};
 
 impl Broker {
     pub(super) fn handle_active_packet(
         &mut self,
-        now: Duration,
+        now: Moment,
         id: ConnectionId,
-        client_id: &str,
+        client_id: &ClientId,
         packet: Packet,
     ) {
         match packet {
@@ -32,7 +31,8 @@ impl Broker {
                 let released = self
                     .sessions
                     .get_mut(client_id)
-                    .is_some_and(|s| s.inbound_qos2.remove(&ack.packet_id));
+                    .and_then(|s| s.flow.as_deref_mut())
+                    .is_some_and(|flow| flow.inbound_qos2.remove(&ack.packet_id));
                 let code = if released {
                     ReasonCode::SUCCESS
                 } else {
@@ -63,7 +63,7 @@ impl Broker {
             | Packet::SubAck(_)
             | Packet::UnsubAck(_)
             | Packet::PingResp => {
-                info!(client_id, "protocol error: unexpected packet from client");
+                info!(%client_id, "protocol error: unexpected packet from client");
                 self.close_by_server(now, id, ReasonCode::PROTOCOL_ERROR);
             }
         }
@@ -71,7 +71,7 @@ impl Broker {
 
     fn handle_disconnect(
         &mut self,
-        now: Duration,
+        now: Moment,
         id: ConnectionId,
         client_id: &str,
         disconnect: Disconnect,
@@ -118,9 +118,9 @@ impl Broker {
 
     fn handle_publish(
         &mut self,
-        now: Duration,
+        now: Moment,
         id: ConnectionId,
-        client_id: &str,
+        client_id: &ClientId,
         mut publish: Publish,
     ) {
         if publish.qos > self.config.max_qos {
@@ -161,14 +161,15 @@ impl Broker {
                 let Some(session) = self.sessions.get_mut(client_id) else {
                     return;
                 };
+                let inbound_qos2 = &mut session.flow_mut().inbound_qos2;
                 // [MQTT-4.3.3-9]: a retransmitted QoS 2 PUBLISH is not delivered again
-                if !session.inbound_qos2.contains(&packet_id) {
-                    if session.inbound_qos2.len() >= usize::from(self.config.receive_maximum) {
+                if !inbound_qos2.contains(&packet_id) {
+                    if inbound_qos2.len() >= usize::from(self.config.receive_maximum) {
                         // [MQTT-3.3.4-8]
                         self.close_by_server(now, id, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
                         return;
                     }
-                    session.inbound_qos2.insert(packet_id);
+                    inbound_qos2.insert(packet_id);
                     self.route(now, &message);
                 }
                 self.send(id, Packet::PubRec(Ack::success(packet_id)));
@@ -195,12 +196,12 @@ impl Broker {
             .ok_or(ReasonCode::PROTOCOL_ERROR)?;
         if publish.topic.is_empty() {
             publish.topic = connection
-                .topic_aliases
-                .get(&alias)
+                .topic_alias(alias)
                 .cloned()
                 .ok_or(ReasonCode::PROTOCOL_ERROR)?;
         } else {
             connection
+                .rare_mut()
                 .topic_aliases
                 .insert(alias, publish.topic.clone());
         }
@@ -208,7 +209,7 @@ impl Broker {
         Ok(())
     }
 
-    fn handle_pubrec(&mut self, now: Duration, id: ConnectionId, client_id: &str, ack: Ack) {
+    fn handle_pubrec(&mut self, now: Moment, id: ConnectionId, client_id: &str, ack: Ack) {
         let Some(session) = self.sessions.get_mut(client_id) else {
             return;
         };
@@ -218,7 +219,11 @@ impl Broker {
             self.pump(now, client_id);
             return;
         }
-        match session.inflight.get_mut(ack.packet_id) {
+        match session
+            .flow
+            .as_deref_mut()
+            .and_then(|flow| flow.inflight.get_mut(ack.packet_id))
+        {
             Some(inflight) if inflight.awaiting == Awaiting::PubRec => {
                 inflight.awaiting = Awaiting::PubComp;
                 self.send(id, Packet::PubRel(Ack::success(ack.packet_id)));
@@ -239,7 +244,7 @@ impl Broker {
             return;
         };
         let v5 = connection.protocol == Some(Protocol::V5);
-        if !std::mem::replace(&mut connection.wrote_to_broker_topic, true) {
+        if !std::mem::replace(&mut connection.rare_mut().wrote_to_broker_topic, true) {
             warn!(client_id, topic = %publish.topic, "PUBLISH to a $SYS topic dropped (logged once per connection)");
         }
         let code = if v5 {

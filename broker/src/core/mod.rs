@@ -2,8 +2,9 @@
 //!
 //! A synchronous state machine with no sockets, no clock and no randomness: drivers feed it
 //! connection events, decoded packets and the current time (a monotonic [`Duration`] since the
-//! broker started), and drain [`Output`]s (packets to send, connections to close). After each
-//! call the driver asks [`Broker::next_deadline`] and calls [`Broker::handle_timeout`] then.
+//! broker started, kept inside as an 8-byte `Moment`), and drain [`Output`]s (packets to send,
+//! connections to close). After each call the driver asks [`Broker::next_deadline`] and calls
+//! [`Broker::handle_timeout`] then.
 //!
 //! Everything that reaches the wire is iterated in a deterministic order (`BTreeMap`s and
 //! vectors), so that the same inputs always give the same outputs.
@@ -12,13 +13,14 @@
 //! session ending; `will` holds every transition of the Will lifecycle; `connect` handles
 //! CONNECT, `inbound` the other packets from clients, `subscriptions` SUBSCRIBE and
 //! UNSUBSCRIBE, and `delivery` the way a message reaches each matching session. `session`,
-//! `connection`, `timer`, `topic`, `retained` and `subscription_index` are the state they
-//! share. Only [`Broker`], [`Output`], [`ConnectionId`] and [`QueueStats`] are public.
+//! `connection`, `timer`, `moment`, `topic`, `retained` and `subscription_index` are the state
+//! they share. Only [`Broker`], [`Output`], [`ConnectionId`] and [`QueueStats`] are public.
 
 mod connect;
 mod connection;
 mod delivery;
 mod inbound;
+mod moment;
 mod retained;
 mod session;
 mod subscription_index;
@@ -28,6 +30,7 @@ mod topic;
 mod will;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{debug, info};
@@ -42,6 +45,7 @@ pub use delivery::QueueStats;
 
 use connection::{Connection, ConnectionState};
 use delivery::QueueAccounting;
+use moment::Moment;
 use retained::RetainedStore;
 use session::{NEVER_EXPIRES, Session};
 use subscription_index::SubscriptionIndex;
@@ -50,6 +54,10 @@ use will::{CloseCause, WillState};
 
 /// Identifies one network connection; chosen by the driver, never reused.
 pub type ConnectionId = u64;
+
+/// A client identifier, allocated once per session and shared by everything that names the
+/// session: its key, its connection, its timers and the messages it publishes.
+type ClientId = Arc<str>;
 
 /// What the core asks its driver to do, in order.
 // `Send` is the common case by far; boxing its packet would cost an allocation per packet to
@@ -68,23 +76,22 @@ pub enum Output {
     Close { connection: ConnectionId },
 }
 
-/// Everything the broker schedules goes through the one timer queue.
+/// Everything the broker schedules goes through the one timer queue; the `TimerKey` a record
+/// keeps tells which of its timers fired, so that a `Timer` is 16 bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Timer {
-    /// CONNECT did not arrive in time.
-    ConnectTimeout(ConnectionId),
-    /// Check whether 1.5 x Keep Alive passed without a packet ([MQTT-3.1.2-22]).
-    KeepAlive(ConnectionId),
-    /// A pending will of this client id is due.
-    WillDue(String),
-    /// This client id's session expires.
-    SessionExpiry(String),
+    /// The connection's one timer: CONNECT did not arrive in time, or (once connected) check
+    /// whether 1.5 x Keep Alive passed without a packet ([MQTT-3.1.2-22]).
+    Connection(ConnectionId),
+    /// The session's pending will is due, or the session expires.
+    Session(ClientId),
 }
 
 pub struct Broker {
     config: Config,
-    connections: BTreeMap<ConnectionId, Connection>,
-    sessions: BTreeMap<String, Session>,
+    // boxed, so that the maps' nodes hold small entries (inserting moves them around)
+    connections: BTreeMap<ConnectionId, Box<Connection>>,
+    sessions: BTreeMap<ClientId, Box<Session>>,
     /// Every session's subscriptions by topic level, kept in step with `sessions`.
     subscribers: SubscriptionIndex,
     retained: RetainedStore,
@@ -122,22 +129,25 @@ impl Broker {
 
     /// A new network connection was accepted; it has `connect_timeout` to send CONNECT.
     pub fn connection_opened(&mut self, now: Duration, id: ConnectionId) {
+        let now = Moment::from(now);
         let due = now + Duration::from_secs(u64::from(self.config.connect_timeout));
-        let timer = self.timers.schedule(due, Timer::ConnectTimeout(id));
-        self.connections.insert(id, Connection::new(now, timer));
+        let timer = self.timers.schedule(due, Timer::Connection(id));
+        self.connections
+            .insert(id, Box::new(Connection::new(now, timer)));
     }
 
     /// A whole packet arrived on `id`.
     pub fn packet_received(&mut self, now: Duration, id: ConnectionId, packet: Packet) {
+        let now = Moment::from(now);
         let Some(connection) = self.connections.get_mut(&id) else {
             return;
         };
         connection.last_activity = now;
         match (&connection.state, packet) {
-            (ConnectionState::AwaitingConnect { .. }, Packet::Connect(connect)) => {
+            (ConnectionState::AwaitingConnect, Packet::Connect(connect)) => {
                 self.handle_connect(now, id, connect)
             }
-            (ConnectionState::AwaitingConnect { .. }, _) => {
+            (ConnectionState::AwaitingConnect, _) => {
                 // [MQTT-3.1.0-1] the first packet must be CONNECT; no CONNACK is owed.
                 self.close(id);
             }
@@ -154,7 +164,7 @@ impl Broker {
             return;
         };
         debug!(connection = id, %error, "closing connection on undecodable input");
-        if let ConnectionState::AwaitingConnect { .. } = connection.state {
+        if let ConnectionState::AwaitingConnect = connection.state {
             connection.protocol = error.protocol;
             let code = match (error.kind, error.protocol) {
                 // [MQTT-3.1.2-2] unacceptable protocol level: 0x01 in 3.1.1, 0x84 in v5
@@ -168,37 +178,43 @@ impl Broker {
             };
             self.refuse_connect(id, code);
         } else {
-            self.close_by_server(now, id, error.kind.reason_code());
+            self.close_by_server(now.into(), id, error.kind.reason_code());
         }
     }
 
     /// The peer closed the connection (FIN or RST) or it failed with an I/O error.
     pub fn connection_lost(&mut self, now: Duration, id: ConnectionId) {
         if self.connections.contains_key(&id) {
-            self.end_connection(now, id, CloseCause::ConnectionLost);
+            self.end_connection(now.into(), id, CloseCause::ConnectionLost);
         }
     }
 
     /// The earliest time at which [`Broker::handle_timeout`] has work to do.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.timers.next_deadline()
+        self.timers.next_deadline().map(Duration::from)
     }
 
     /// Runs every timer due at or before `now`.
     pub fn handle_timeout(&mut self, now: Duration) {
+        let now = Moment::from(now);
         while let Some((key, timer)) = self.timers.pop_due(now) {
             match timer {
-                Timer::ConnectTimeout(id) => {
-                    if let Some(connection) = self.connections.get(&id)
-                        && matches!(connection.state, ConnectionState::AwaitingConnect { .. })
-                    {
+                Timer::Connection(id) => {
+                    let Some(connection) = self.connections.get(&id) else {
+                        continue;
+                    };
+                    if connection.timer != Some(key) {
+                        continue;
+                    }
+                    if let ConnectionState::AwaitingConnect = connection.state {
                         debug!(connection = id, "no CONNECT in time, closing");
                         self.close(id);
+                    } else {
+                        self.check_keep_alive(now, id, key.due());
                     }
                 }
-                Timer::KeepAlive(id) => self.check_keep_alive(now, id, key.due()),
-                Timer::WillDue(client_id) => self.will_delay_elapsed(now, &client_id, key),
-                Timer::SessionExpiry(client_id) => {
+                Timer::Session(client_id) => {
+                    self.will_delay_elapsed(now, &client_id, key);
                     let expired = self
                         .sessions
                         .get(&client_id)
@@ -233,7 +249,7 @@ impl Broker {
     /// receive (and ack) what is now queued for them, within their Receive Maximum, until
     /// [`Broker::undelivered`] is 0 or its patience runs out.
     pub fn begin_shutdown(&mut self, now: Duration) -> usize {
-        let published = self.publish_every_will(now);
+        let published = self.publish_every_will(now.into());
         info!(
             wills = published,
             "shutting down: every stored will published"
@@ -246,7 +262,7 @@ impl Broker {
     pub fn finish_shutdown(&mut self, now: Duration) {
         let live: Vec<ConnectionId> = self.connections.keys().copied().collect();
         for id in live {
-            self.close_by_server(now, id, ReasonCode::SERVER_SHUTTING_DOWN);
+            self.close_by_server(now.into(), id, ReasonCode::SERVER_SHUTTING_DOWN);
         }
         self.sessions.clear();
         self.queues.stats.queued_bytes = 0;
@@ -259,7 +275,8 @@ impl Broker {
         self.sessions
             .values()
             .filter(|session| session.connection.is_some())
-            .map(|session| session.queue.len() + session.inflight.len())
+            .filter_map(|session| session.flow.as_deref())
+            .map(|flow| flow.queue.len() + flow.inflight.len())
             .sum()
     }
 
@@ -278,7 +295,7 @@ impl Broker {
         self.sessions
             .iter()
             .filter(|(_, s)| matches!(s.will, WillState::Pending { .. }))
-            .map(|(id, _)| id.as_str())
+            .map(|(id, _)| &**id)
             .collect()
     }
 
@@ -315,7 +332,7 @@ impl Broker {
     /// server-initiated close publishes the will ([MQTT-3.1.2-8]). v5 clients get a
     /// DISCONNECT with `code` first; the server never sends DISCONNECT before CONNACK
     /// ([MQTT-3.14.0-1]) and 3.1.1 servers never send DISCONNECT at all.
-    fn close_by_server(&mut self, now: Duration, id: ConnectionId, code: ReasonCode) {
+    fn close_by_server(&mut self, now: Moment, id: ConnectionId, code: ReasonCode) {
         let Some(connection) = self.connections.get(&id) else {
             return;
         };
@@ -332,18 +349,18 @@ impl Broker {
     /// Forgets a connection and asks the driver to close it, without will processing (for
     /// connections that never got a session).
     fn close(&mut self, id: ConnectionId) {
-        if let Some(connection) = self.connections.remove(&id) {
+        if let Some(mut connection) = self.connections.remove(&id) {
             if matches!(connection.state, ConnectionState::Active { .. }) {
                 self.active_connections -= 1;
             }
-            connection.cancel_timers(&mut self.timers);
+            connection.cancel_timer(&mut self.timers);
             self.outputs.push_back(Output::Close { connection: id });
         }
     }
 
     /// The connection ends for `cause`: close it, and detach its session, which decides the
     /// fate of the will.
-    fn end_connection(&mut self, now: Duration, id: ConnectionId, cause: CloseCause) {
+    fn end_connection(&mut self, now: Moment, id: ConnectionId, cause: CloseCause) {
         let client_id = match self.connections.get(&id).map(|c| &c.state) {
             Some(ConnectionState::Active { client_id }) => Some(client_id.clone()),
             _ => None,
@@ -356,7 +373,7 @@ impl Broker {
 
     /// A session just lost its connection: Session Expiry 0 ends it now (§3.1.2.11.2),
     /// anything else but "never" starts its expiry timer.
-    fn start_session_expiry(&mut self, now: Duration, client_id: &str) {
+    fn start_session_expiry(&mut self, now: Moment, client_id: &ClientId) {
         let Some(session) = self.sessions.get_mut(client_id) else {
             return;
         };
@@ -367,45 +384,44 @@ impl Broker {
             let due = now + Duration::from_secs(u64::from(expiry));
             session.expiry_timer = Some(
                 self.timers
-                    .schedule(due, Timer::SessionExpiry(client_id.to_owned())),
+                    .schedule(due, Timer::Session(ClientId::clone(client_id))),
             );
         }
     }
 
     /// The session ends ([MQTT-4.1.0-2]): its subscriptions and timers go with it, and a will
     /// still pending in it is published now.
-    fn end_session(&mut self, now: Duration, client_id: &str, why: &str) {
-        let Some(session) = self.sessions.remove(client_id) else {
+    fn end_session(&mut self, now: Moment, client_id: &str, why: &str) {
+        let Some((client_id, session)) = self.sessions.remove_entry(client_id) else {
             return;
         };
-        debug!(client_id, why, "session ended");
-        self.queues.released(session.queued_bytes);
+        debug!(%client_id, why, "session ended");
+        self.queues.released(session.queued_bytes());
         for (key, subscription) in &session.subscriptions {
             self.subscribers
-                .remove(&subscription.filter.filter, client_id, key);
+                .remove(&subscription.filter.filter, &client_id, key);
         }
         if let Some(timer) = session.expiry_timer {
             self.timers.cancel(timer);
         }
-        self.will_at_session_end(now, client_id, session.will, why);
+        self.will_at_session_end(now, &client_id, session.will, why);
     }
 
-    fn check_keep_alive(&mut self, now: Duration, id: ConnectionId, fired_at: Duration) {
+    fn check_keep_alive(&mut self, now: Moment, id: ConnectionId, fired_at: Moment) {
         let Some(connection) = self.connections.get_mut(&id) else {
             return;
         };
-        let Some(limit) = connection.keep_alive_limit else {
+        let Some(limit) = connection.keep_alive_limit() else {
             return;
         };
         let deadline = connection.last_activity + limit;
         if deadline > fired_at {
-            connection.keep_alive_timer =
-                Some(self.timers.schedule(deadline, Timer::KeepAlive(id)));
+            connection.timer = Some(self.timers.schedule(deadline, Timer::Connection(id)));
             return;
         }
         // [MQTT-3.1.2-22] no packet within 1.5 x Keep Alive: close as if the network failed
         debug!(connection = id, ?limit, "keep alive expired");
-        connection.keep_alive_timer = None;
+        connection.timer = None;
         self.close_by_server(now, id, ReasonCode::KEEP_ALIVE_TIMEOUT);
     }
 }

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::delivery::Message;
+use super::moment::Moment;
 use super::topic;
 
 /// One retained message per topic, in topic order so that delivery order is deterministic.
@@ -28,7 +28,7 @@ impl RetainedStore {
 
     /// The unexpired retained messages matching `filter`, dropping expired ones on the way
     /// ({W5-RET-EXPIRE}).
-    pub fn matching(&mut self, filter: &str, now: Duration) -> Vec<Arc<Message>> {
+    pub fn matching(&mut self, filter: &str, now: Moment) -> Vec<Arc<Message>> {
         self.messages.retain(|_, message| !message.is_expired(now));
         self.messages
             .iter()

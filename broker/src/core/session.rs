@@ -167,6 +167,19 @@ pub struct Session {
     /// replaces the old one, [MQTT-3.8.4-3]).
     pub subscriptions: BTreeMap<String, Subscription>,
     pub will: WillState,
+    /// Largest number of unacknowledged QoS 1/2 PUBLISH sent to the client at once: its
+    /// Receive Maximum, at most the broker's `max_inflight`.
+    pub receive_maximum: u16,
+    /// Largest packet the client accepts (Maximum Packet Size), if it set one.
+    pub maximum_packet_size: Option<u32>,
+    /// Allocated with the session's first QoS 1/2 message: many sessions (a device that
+    /// only holds a will) never have one.
+    pub flow: Option<Box<MessageFlow>>,
+}
+
+/// A session's QoS 1/2 messages, both ways.
+#[derive(Debug, Default)]
+pub struct MessageFlow {
     /// QoS 1/2 deliveries waiting for the connection or for room in the client's window.
     pub queue: VecDeque<Delivery>,
     /// Sent and not yet fully acknowledged.
@@ -176,11 +189,6 @@ pub struct Session {
     pub queued_bytes: usize,
     /// Packet ids of inbound QoS 2 PUBLISH received but not yet released by PUBREL.
     pub inbound_qos2: BTreeSet<u16>,
-    /// Largest number of unacknowledged QoS 1/2 PUBLISH sent to the client at once: its
-    /// Receive Maximum, at most the broker's `max_inflight`.
-    pub receive_maximum: u16,
-    /// Largest packet the client accepts (Maximum Packet Size), if it set one.
-    pub maximum_packet_size: Option<u32>,
 }
 
 impl Session {
@@ -192,17 +200,25 @@ impl Session {
             expiry_timer: None,
             subscriptions: BTreeMap::new(),
             will: WillState::None,
-            queue: VecDeque::new(),
-            inflight: InflightWindow::default(),
-            queued_bytes: 0,
-            inbound_qos2: BTreeSet::new(),
             receive_maximum: u16::MAX,
             maximum_packet_size: None,
+            flow: None,
         }
     }
 
+    /// The session's QoS 1/2 messages, allocated now if this is the first.
+    pub fn flow_mut(&mut self) -> &mut MessageFlow {
+        self.flow.get_or_insert_default()
+    }
+
+    /// Bytes held against `max_queued_bytes`.
+    pub fn queued_bytes(&self) -> usize {
+        self.flow.as_ref().map_or(0, |flow| flow.queued_bytes)
+    }
+
     pub fn window_open(&self) -> bool {
-        self.inflight.len() < usize::from(self.receive_maximum)
+        let inflight = self.flow.as_ref().map_or(0, |flow| flow.inflight.len());
+        inflight < usize::from(self.receive_maximum)
     }
 }
 
@@ -218,8 +234,8 @@ mod tests {
 
     fn delivery() -> Delivery {
         let message = Message::new(
-            Duration::ZERO,
-            "origin",
+            Duration::ZERO.into(),
+            &"origin".into(),
             "t".into(),
             Bytes::new(),
             QoS::AtLeastOnce,

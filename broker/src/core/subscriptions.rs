@@ -1,12 +1,11 @@
 //! SUBSCRIBE and UNSUBSCRIBE, and retained messages sent at subscribe time.
 
-use std::time::Duration;
-
 use crate::codec::{
     Packet, Protocol, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 
 use super::delivery::Delivery;
+use super::moment::Moment;
 use super::session::Subscription;
 use super::topic::{self, FilterError};
 use super::{Broker, ConnectionId};
@@ -14,7 +13,7 @@ use super::{Broker, ConnectionId};
 impl Broker {
     pub(super) fn handle_subscribe(
         &mut self,
-        now: Duration,
+        now: Moment,
         id: ConnectionId,
         client_id: &str,
         subscribe: Subscribe,

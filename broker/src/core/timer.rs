@@ -5,17 +5,20 @@
 //! shorter will delay fire before an earlier, longer one.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::num::NonZeroU64;
 
-/// A handle to a scheduled timer, used to cancel it.
+use super::moment::Moment;
+
+/// A handle to a scheduled timer, used to cancel it: 16 bytes, stored in the queue and with
+/// whatever the timer is for; `seq` is never 0, so an `Option<TimerKey>` is 16 bytes too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimerKey {
-    due: Duration,
-    seq: u64,
+    due: Moment,
+    seq: NonZeroU64,
 }
 
 impl TimerKey {
-    pub fn due(&self) -> Duration {
+    pub fn due(&self) -> Moment {
         self.due
     }
 }
@@ -23,25 +26,25 @@ impl TimerKey {
 #[derive(Debug)]
 pub struct TimerQueue<T> {
     timers: BTreeMap<TimerKey, T>,
-    next_seq: u64,
+    next_seq: NonZeroU64,
 }
 
 impl<T> Default for TimerQueue<T> {
     fn default() -> Self {
         TimerQueue {
             timers: BTreeMap::new(),
-            next_seq: 0,
+            next_seq: NonZeroU64::MIN,
         }
     }
 }
 
 impl<T> TimerQueue<T> {
-    pub fn schedule(&mut self, due: Duration, timer: T) -> TimerKey {
+    pub fn schedule(&mut self, due: Moment, timer: T) -> TimerKey {
         let key = TimerKey {
             due,
             seq: self.next_seq,
         };
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.saturating_add(1);
         self.timers.insert(key, timer);
         key
     }
@@ -51,12 +54,12 @@ impl<T> TimerQueue<T> {
         self.timers.remove(&key);
     }
 
-    pub fn next_deadline(&self) -> Option<Duration> {
+    pub fn next_deadline(&self) -> Option<Moment> {
         self.timers.first_key_value().map(|(key, _)| key.due)
     }
 
     /// Removes and returns the earliest timer due at or before `now`.
-    pub fn pop_due(&mut self, now: Duration) -> Option<(TimerKey, T)> {
+    pub fn pop_due(&mut self, now: Moment) -> Option<(TimerKey, T)> {
         let (key, _) = self.timers.first_key_value()?;
         if key.due > now {
             return None;
@@ -67,12 +70,14 @@ impl<T> TimerQueue<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn fires_by_due_time_then_insertion() {
         let mut q = TimerQueue::default();
-        let s = Duration::from_secs;
+        let s = |secs| Moment::from(Duration::from_secs(secs));
         q.schedule(s(30), "long delay scheduled first");
         q.schedule(s(5), "short delay scheduled later");
         q.schedule(s(5), "same instant, later insertion");
