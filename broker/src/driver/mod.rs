@@ -264,15 +264,6 @@ fn schedule(
     *slot = at;
 }
 
-/// Tells the core that connection `id` is lost (once): it applies the will rules and
-/// closes it.
-fn lose<S>(core: &mut Broker, connection: &mut Connection<S>, now: Duration, id: ConnectionId) {
-    if !connection.lost {
-        connection.lost = true;
-        core.connection_lost(now, id);
-    }
-}
-
 /// What keeps the outboxes within their limits, and the accounting of what that costs.
 struct Bounds {
     limits: Limits,
@@ -505,17 +496,13 @@ impl<L: Listener> Driver<L> {
                 "serving a connection panicked: it is closed as lost"
             );
         }
-        let Some(connection) = self.connections.get_mut(&id) else {
-            return;
-        };
-        connection.broken = true;
-        connection.reading = false;
-        connection.lingering = None;
-        self.to_write.insert(id);
-        let core = &mut self.core;
-        let lost = catch_unwind(AssertUnwindSafe(|| lose(core, connection, now, id)));
-        if lost.is_err() {
-            // The core panicked again on this connection: drop it without it.
+        if let Some(connection) = self.connections.get_mut(&id) {
+            connection.lingering = None;
+        }
+        self.broken(id);
+        self.stop_reading(id);
+        if catch_unwind(AssertUnwindSafe(|| self.lose(now, id))).is_err() {
+            // The core panicked again on this connection: drop it without the core.
             error!(
                 connection = id,
                 "the core panicked again while closing the connection"
@@ -555,8 +542,7 @@ impl<L: Listener> Driver<L> {
                         Some(error) => debug!(connection = id, %error, "connection failed"),
                     }
                     self.stop_reading(id);
-                    let connection = self.connections.get_mut(&id).expect("served");
-                    lose(&mut self.core, connection, now, id);
+                    self.lose(now, id);
                     return;
                 }
                 Read::Bytes(n) => budget -= n,
@@ -605,6 +591,17 @@ impl<L: Listener> Driver<L> {
         }
     }
 
+    /// Tells the core that connection `id` is lost (once): it applies the will rules and
+    /// closes it.
+    fn lose(&mut self, now: Duration, id: ConnectionId) {
+        if let Some(connection) = self.connections.get_mut(&id)
+            && !connection.lost
+        {
+            connection.lost = true;
+            self.core.connection_lost(now, id);
+        }
+    }
+
     /// Connection `id` hands the core nothing more.
     fn stop_reading(&mut self, id: ConnectionId) {
         if let Some(connection) = self.connections.get_mut(&id) {
@@ -643,8 +640,7 @@ impl<L: Listener> Driver<L> {
             }
         }
         self.stop_reading(id);
-        let connection = self.connections.get_mut(&id).expect("expired");
-        lose(&mut self.core, connection, now, id);
+        self.lose(now, id);
     }
 
     /// Nothing more can be written to connection `id`: what waits for it is forgotten, and
@@ -726,8 +722,7 @@ impl<L: Listener> Driver<L> {
                 debug!(connection = id, %error, "write failed");
                 self.broken(id);
                 self.stop_reading(id);
-                let connection = self.connections.get_mut(&id).expect("written");
-                lose(&mut self.core, connection, now, id);
+                self.lose(now, id);
                 return;
             }
             Poll::Pending => false,
