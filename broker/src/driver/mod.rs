@@ -445,12 +445,12 @@ impl<L: Listener> Driver<L> {
         self.next_id += 1;
         debug!(connection = id, %peer, "connection opened");
         let signal = Signal::new(id, Arc::clone(&self.ready));
-        // Its first bytes may have come with it: serve it next turn, which polls its stream
-        // (and so registers its waker) for the first time.
-        signal.requeue();
         self.connections.insert(id, Connection::new(stream, signal));
-        let (_, now) = self.clock();
+        let (at, now) = self.clock();
         self.core.connection_opened(now, id);
+        // Its first bytes may have come with it: poll its stream now, which also registers
+        // its waker (the turn that follows flushes what the core made of them).
+        self.guarded(now, id, |driver| driver.serve(at, now, id));
         None
     }
 
