@@ -1,381 +1,315 @@
-//! One task per client connection: bytes in, packets out to the core; bytes from the core out.
-//!
-//! The task owns the stream. It does two things, in one `select!` loop:
+//! One client connection as the core task holds it: the stream, what is half-read, what waits
+//! to be written, and the single non-blocking steps the driver takes on it when it is ready.
 //!
 //! - **Reading.** Bytes are appended to a buffer and cut into packets with
 //!   [`codec::decode`]. Until a CONNECT has been decoded the codec is told no protocol
 //!   (`None`), so only a CONNECT is accepted; afterwards the CONNECT's protocol decides how
-//!   every later packet is parsed. Each packet goes to the core task as an [`Event`]. A frame
-//!   that cannot be decoded is reported once, and then the task stops reading: the core decides
-//!   how to close (CONNACK or DISCONNECT with a reason code, or a bare close). End of stream or
-//!   a read error is reported once as [`Event::Lost`].
-//!   The read buffer grows with the bytes that actually arrive, not with the length a frame
-//!   announces, and is released whenever no frame is half-read (an idle connection waits for
-//!   readability with no buffer at all). A frame started and
-//!   not finished within `frame_timeout` ends the connection as lost: a client cannot hold a
-//!   buffer forever by never sending a packet's last byte.
-//! - **Writing.** The core task sends [`Outgoing`] batches through the connection's
-//!   [`super::outbox`], already encoded, at most a window's worth at a time. Batches that
-//!   queued up while the task was writing are gathered into one `write_all`. A write that
-//!   waits longer than `write_timeout` for the peer to read ends the connection as lost.
-//!   A batch marked `close` is written, then the write side is shut down (a FIN) and the
-//!   stream dropped.
+//!   every later packet is parsed. The read buffer grows with the bytes that actually arrive,
+//!   not with the length a frame announces, and is released whenever no frame is half-read:
+//!   an idle connection waits for readability ([`Listener::poll_read_ready`]) with no buffer.
+//! - **Writing.** One batch from the [`Outbox`] at a time, written as far as the socket takes
+//!   it; the rest waits for the stream to be writable again.
+//! - **Lingering.** After the broker's last bytes and a FIN, what the peer still sends is read
+//!   and discarded for a bounded time and amount (see [`LINGER_TIME`]).
 //!
-//! Writes go before reads (`biased;`): a connection that is being closed should not keep
-//! feeding the core. Nothing received from the network can make this task panic; should it
-//! end in any unexpected way anyway (a panic in the codec, an abort), a drop guard still tells
-//! the core that the connection is gone, so its will is not forgotten.
+//! Nothing here waits, holds a timer or knows the core: every method polls once with the
+//! connection's own waker ([`super::ready::Signal`]) and says what happened.
 
 use std::io;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio::time::Sleep;
-use tracing::debug;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
 use crate::codec::{self, DecodeError, Packet, Protocol};
-use crate::core::ConnectionId;
 
+use super::listener::Listener;
 use super::metrics::Metrics;
-use super::outbox::{Outgoing, WriteQueueReceiver};
+use super::outbox::{Outbox, WRITE_BATCH};
+use super::ready::Signal;
 
 /// What one read asks for at first; it doubles while reads fill it, up to [`MAX_READ`].
 const MIN_READ: usize = 1024;
 const MAX_READ: usize = 64 * 1024;
 
-/// What a connection task tells the core task.
-// Nearly every event is a packet: boxing it would add an allocation to the common case and
-// save nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub(crate) enum Event {
-    /// A whole packet was decoded.
-    Packet(ConnectionId, Packet),
-    /// The bytes could not be decoded; the task has stopped reading.
-    DecodeFailed(ConnectionId, DecodeError),
-    /// End of stream, a read or write error, a frame or write time limit, or the task ended
-    /// unexpectedly.
-    Lost(ConnectionId),
-}
+/// How long, and for how many bytes, a closing connection is still read from. Closing a
+/// socket with unread bytes makes the kernel send RST, and a RST can make the peer lose what
+/// was written just before it: the CONNACK 0x95 for an oversized CONNECT ([MQTT-3.1.4-1]), a
+/// DISCONNECT with its reason.
+pub(crate) const LINGER_TIME: Duration = Duration::from_secs(2);
+pub(crate) const LINGER_BYTES: u32 = 1024 * 1024;
 
-/// The limits one connection task enforces (from [`crate::config::Config`]).
+/// The limits the driver enforces per connection (from [`crate::config::Config`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Limits {
     pub max_packet_size: u32,
     pub frame_timeout: Duration,
     pub write_timeout: Duration,
+    pub max_queued_bytes: usize,
+    pub memory_budget: usize,
 }
 
 /// A read buffer whose capacity is counted in [`Metrics`].
+#[derive(Debug, Default)]
 struct ReadBuffer {
     buf: BytesMut,
     /// How much the next read asks for.
-    chunk: usize,
-    counted: usize,
-    metrics: Arc<Metrics>,
+    chunk: u32,
+    /// The capacity last reported to [`Metrics`].
+    counted: u32,
 }
 
 impl ReadBuffer {
-    fn new(metrics: Arc<Metrics>) -> ReadBuffer {
-        ReadBuffer {
-            buf: BytesMut::new(),
-            chunk: MIN_READ,
-            counted: 0,
-            metrics,
-        }
-    }
-
     /// Makes room for the next read; returns how much there is.
-    fn prepare(&mut self) -> usize {
-        if self.buf.capacity() - self.buf.len() < self.chunk / 2 {
-            self.buf.reserve(self.chunk);
+    fn prepare(&mut self, metrics: &Metrics) -> usize {
+        let chunk = (self.chunk as usize).max(MIN_READ);
+        if self.buf.capacity() - self.buf.len() < chunk / 2 {
+            self.buf.reserve(chunk);
         }
-        self.count();
+        self.count(metrics);
         self.buf.capacity() - self.buf.len()
     }
 
-    /// After a read of `n` bytes and decoding what it completed.
-    fn after_read(&mut self, n: usize, spare_before: usize) {
-        if n == spare_before {
+    /// After a read of `n` bytes into `asked` bytes of room.
+    fn after_read(&mut self, n: usize, asked: usize) {
+        if n == asked {
             // the read filled what it asked for: more is coming, ask for more next time
-            self.chunk = (self.chunk * 2).min(MAX_READ);
+            self.chunk = ((self.chunk as usize).max(MIN_READ) * 2).min(MAX_READ) as u32;
         }
+    }
+
+    /// Holds no buffer when nothing is half-read (an idle connection would otherwise keep its
+    /// last read's capacity, 1 KiB or more).
+    fn shrink(&mut self, metrics: &Metrics) {
         if self.buf.is_empty() {
-            // Nothing half-read: hold no buffer while waiting for the next bytes (an idle
-            // connection would otherwise keep its last read's capacity, 1 KiB or more).
             self.buf = BytesMut::new();
         }
-        self.count();
+        self.count(metrics);
     }
 
-    fn release(&mut self) {
+    fn release(&mut self, metrics: &Metrics) {
         self.buf = BytesMut::new();
-        self.count();
+        self.count(metrics);
     }
 
-    fn count(&mut self) {
-        let capacity = self.buf.capacity();
+    fn count(&mut self, metrics: &Metrics) {
+        // a buffer never exceeds the largest packet allowed plus one read, both below 4 GiB
+        let capacity = u32::try_from(self.buf.capacity()).unwrap_or(u32::MAX);
         if capacity != self.counted {
-            self.metrics.read_buffer_resized(self.counted, capacity);
+            metrics.read_buffer_resized(self.counted as usize, capacity as usize);
             self.counted = capacity;
         }
     }
 }
 
-impl Drop for ReadBuffer {
-    fn drop(&mut self) {
-        self.metrics.read_buffer_resized(self.counted, 0);
-    }
+/// What the driver holds for one connection (the one per-connection record; keep it small:
+/// see the test below).
+pub(crate) struct Connection<S> {
+    stream: S,
+    pub signal: Arc<Signal>,
+    read: ReadBuffer,
+    pub outbox: Outbox,
+    /// The rest of the batch being written: what the socket has not taken yet.
+    writing: Bytes,
+    protocol: Option<Protocol>,
+    /// Bytes are still read and handed to the core.
+    pub reading: bool,
+    /// The core was told this connection is lost: when it closes, the stream is just dropped.
+    pub lost: bool,
+    /// A write failed or timed out: nothing more is written.
+    pub broken: bool,
+    /// After the FIN: how many more bytes are read and discarded.
+    pub lingering: Option<u32>,
+    /// When the frame at the front of the read buffer must be complete, or the linger ends.
+    pub read_deadline: Option<Instant>,
+    /// When a write that made no progress is given up.
+    pub write_deadline: Option<Instant>,
 }
 
-/// Reports [`Event::Lost`] when dropped, unless the core already knows the connection is
-/// over (it was reported lost, or the core itself closed it).
-struct LostGuard {
-    id: ConnectionId,
-    events: mpsc::Sender<Event>,
-    settled: bool,
+/// What one read step brought.
+pub(crate) enum Read {
+    /// `n` more bytes are in the buffer.
+    Bytes(usize),
+    /// Nothing yet: the connection's signal is woken when there is.
+    Pending,
+    /// End of stream or a read error.
+    Closed(Option<io::Error>),
 }
 
-impl LostGuard {
-    /// Reports the loss now (once); later calls and the drop do nothing.
-    async fn report(&mut self) {
-        if !self.settled {
-            self.settled = true;
-            // An error means the core task is gone (shutting down): nobody to tell.
-            if let Ok(permit) = self.events.reserve().await {
-                permit.send(Event::Lost(self.id));
-            }
+impl<S> Connection<S> {
+    pub fn new(stream: S, signal: Arc<Signal>) -> Connection<S> {
+        Connection {
+            stream,
+            signal,
+            read: ReadBuffer::default(),
+            outbox: Outbox::default(),
+            writing: Bytes::new(),
+            protocol: None,
+            reading: true,
+            lost: false,
+            broken: false,
+            lingering: None,
+            read_deadline: None,
+            write_deadline: None,
         }
     }
-}
 
-impl Drop for LostGuard {
-    fn drop(&mut self) {
-        if !self.settled {
-            let _ = self.events.try_send(Event::Lost(self.id));
+    /// The next whole packet in the read buffer, if there is one.
+    pub fn next_frame(&mut self, max_packet_size: u32) -> Option<Result<Packet, DecodeError>> {
+        if self.read.buf.is_empty() {
+            return None;
         }
+        let frame = codec::decode(&mut self.read.buf, self.protocol, max_packet_size).transpose();
+        if let Some(Ok(Packet::Connect(connect))) = &frame {
+            self.protocol = Some(connect.protocol);
+        }
+        frame
+    }
+
+    /// Whether a frame is half-read.
+    pub fn has_partial_frame(&self) -> bool {
+        !self.read.buf.is_empty()
+    }
+
+    /// After decoding what a read completed: gives back the buffer if nothing is half-read.
+    pub fn decoded(&mut self, metrics: &Metrics) {
+        self.read.shrink(metrics);
+    }
+
+    /// Stops reading for good: the buffer goes.
+    pub fn stop_reading(&mut self, metrics: &Metrics) {
+        self.reading = false;
+        self.read.release(metrics);
+    }
+
+    /// Bytes waiting for this connection: in its outbox and in the batch being written.
+    pub fn backlog(&self) -> usize {
+        self.outbox.bytes() + self.writing.len()
+    }
+
+    /// Something is left to write.
+    pub fn has_output(&self) -> bool {
+        !self.writing.is_empty() || !self.outbox.is_empty()
+    }
+
+    /// Forgets everything not written yet; returns how many bytes that was.
+    pub fn discard_output(&mut self) -> usize {
+        let bytes = self.backlog();
+        self.writing = Bytes::new();
+        self.outbox.discard();
+        bytes
+    }
+
+    /// The connection is done with: takes its bytes out of the accounting.
+    pub fn retire(mut self, metrics: &Metrics) {
+        metrics.unqueued(self.backlog());
+        self.read.release(metrics);
     }
 }
 
-/// Waits until a stream has bytes to read (or an error or end of stream), without a buffer.
-pub(crate) type PollReadReady<S> = fn(&S, &mut Context<'_>) -> Poll<io::Result<()>>;
-
-/// Runs one connection until the core closes it or the core task goes away.
-pub(crate) async fn run<S>(
-    id: ConnectionId,
-    mut stream: S,
-    read_ready: PollReadReady<S>,
-    limits: Limits,
-    metrics: Arc<Metrics>,
-    events: mpsc::Sender<Event>,
-    mut outgoing: WriteQueueReceiver,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut guard = LostGuard {
-        id,
-        events: events.clone(),
-        settled: false,
-    };
-    let mut read = ReadBuffer::new(Arc::clone(&metrics));
-    let mut protocol: Option<Protocol> = None;
-    let mut reading = true;
-    let mut writable = true;
-    // when the frame at the front of the read buffer must be complete; boxed, because most
-    // connections never have one and a timer inline would grow every task's future
-    let mut frame_deadline: Option<Pin<Box<Sleep>>> = None;
-    loop {
-        tokio::select! {
-            biased;
-            message = outgoing.recv() => {
-                let Some(Outgoing { bytes, close }) = message else {
-                    // The core task dropped us: it is shutting down or gave up on this peer.
-                    guard.settled = true;
-                    return;
-                };
-                if writable && !bytes.is_empty() {
-                    let written =
-                        tokio::time::timeout(limits.write_timeout, stream.write_all(&bytes)).await;
-                    if !matches!(written, Ok(Ok(()))) {
-                        debug!(connection = id, ?written, "write failed");
-                        writable = false;
-                        reading = false;
-                        guard.report().await;
-                    }
-                }
-                outgoing.written(bytes.len());
-                if close {
-                    let reported_lost = guard.settled;
-                    guard.settled = true;
-                    if reported_lost {
-                        // The peer is gone (or given up on): dropping the stream closes it.
-                        // A shutdown first would be one more syscall, on a socket that was
-                        // usually reset, in every abnormal close.
-                        debug!(connection = id, "connection released");
-                    } else {
-                        if writable {
-                            let _ =
-                                tokio::time::timeout(limits.write_timeout, stream.shutdown()).await;
-                            linger(&mut stream).await;
-                        }
-                        debug!(connection = id, "connection closed by the broker");
-                    }
-                    return;
-                }
-            }
-            result = read_some(&mut stream, read_ready, &mut read), if reading => {
-                match result {
-                    Ok((0, _)) | Err(_) => {
-                        match result {
-                            Ok(_) => debug!(connection = id, "connection closed by the peer"),
-                            Err(error) => debug!(connection = id, %error, "connection failed"),
-                        }
-                        reading = false;
-                        read.release();
-                        guard.report().await;
-                    }
-                    Ok((n, spare)) => {
-                        let max = limits.max_packet_size;
-                        let decoded = decode_all(id, &mut read.buf, &mut protocol, max, &events).await;
-                        read.after_read(n, spare);
-                        // the clock runs from the first byte of the frame now at the front
-                        frame_deadline = match (decoded, frame_deadline.take()) {
-                            (None, _) => {
-                                reading = false;
-                                None
-                            }
-                            _ if read.buf.is_empty() => None,
-                            (Some(0), Some(deadline)) => Some(deadline),
-                            (Some(_), _) => Some(Box::pin(tokio::time::sleep(limits.frame_timeout))),
-                        };
-                    }
-                }
-            }
-            () = expired(&mut frame_deadline), if reading => {
-                debug!(connection = id, "a packet was not finished in time");
-                metrics.unfinished_frame();
-                reading = false;
-                frame_deadline = None;
-                read.release();
-                guard.report().await;
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Reads once, at most `limit` bytes. With no frame half-read it first polls for
+    /// readability with no buffer allocated, so that an idle connection holds none.
+    pub fn poll_read<L: Listener<Stream = S>>(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+        metrics: &Metrics,
+    ) -> Read {
+        if self.read.buf.is_empty() {
+            match L::poll_read_ready(&self.stream, cx) {
+                Poll::Pending => return Read::Pending,
+                Poll::Ready(Err(error)) => return Read::Closed(Some(error)),
+                Poll::Ready(Ok(())) => {}
             }
         }
-    }
-}
-
-/// Completes when `deadline` passes; never when there is none.
-async fn expired(deadline: &mut Option<Pin<Box<Sleep>>>) {
-    match deadline {
-        Some(sleep) => sleep.as_mut().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// How long, and for how many bytes, a closing connection is still read from.
-const LINGER_TIME: Duration = Duration::from_secs(2);
-const LINGER_BYTES: usize = 1024 * 1024;
-
-/// After the last bytes and a FIN: reads and discards what the peer still sends, until it
-/// closes too, for a bounded time and amount. Closing a socket with unread bytes makes the
-/// kernel send RST, and a RST can make the peer lose what was written just before it: the
-/// CONNACK 0x95 for an oversized CONNECT ([MQTT-3.1.4-1]), a DISCONNECT with its reason.
-async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
-    // on the heap: an array here would make every connection task's future 4 KiB larger
-    let mut discard = vec![0u8; 4096];
-    let mut left = LINGER_BYTES;
-    let _ = tokio::time::timeout(LINGER_TIME, async {
-        while left > 0 {
-            match stream.read(&mut discard).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    })
-    .await;
-}
-
-/// Reads what has arrived into `read`; returns the count and the room the read had. With no
-/// frame half-read, it first waits for the stream to be readable with no buffer allocated,
-/// so that an idle connection holds none (cancel-safe: nothing is read until it returns).
-async fn read_some<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    read_ready: PollReadReady<S>,
-    read: &mut ReadBuffer,
-) -> io::Result<(usize, usize)> {
-    if read.buf.is_empty() {
-        // moved in as `&mut S`, so the future is Send without asking S to be Sync
-        let waiting = &mut *stream;
-        std::future::poll_fn(move |cx| read_ready(waiting, cx)).await?;
-    }
-    let spare = read.prepare();
-    let n = stream.read_buf(&mut read.buf).await?;
-    Ok((n, spare))
-}
-
-/// Forwards every whole packet in `buf` to the core and says how many there were. `None`
-/// when reading must stop (the bytes were undecodable, or the core task is gone).
-///
-/// A slot in the event channel is reserved before each decode, so no [`Event`] (a CONNECT is
-/// several hundred bytes) is ever held across an `await`: that keeps it out of every
-/// connection task's future, which is the bulk of what an idle connection costs.
-async fn decode_all(
-    id: ConnectionId,
-    buf: &mut BytesMut,
-    protocol: &mut Option<Protocol>,
-    max_packet_size: u32,
-    events: &mpsc::Sender<Event>,
-) -> Option<usize> {
-    let mut decoded = 0;
-    while !buf.is_empty() {
-        let permit = events.reserve().await.ok()?;
-        let event = match codec::decode(buf, *protocol, max_packet_size) {
-            Ok(None) => break,
-            Ok(Some(packet)) => {
-                if let Packet::Connect(connect) = &packet {
-                    *protocol = Some(connect.protocol);
-                }
-                Event::Packet(id, packet)
-            }
-            Err(error) => {
-                debug!(connection = id, %error, "undecodable input");
-                // Whatever follows a bad frame is meaningless; the core will close.
-                permit.send(Event::DecodeFailed(id, error));
-                return None;
+        let asked = self.read.prepare(metrics).min(limit);
+        let mut room = (&mut self.read.buf).limit(asked);
+        // `read_buf` polled once and dropped: nothing is read unless it returns Ready
+        let read = pin!(self.stream.read_buf(&mut room)).poll(cx);
+        let outcome = match read {
+            Poll::Pending => Read::Pending,
+            Poll::Ready(Ok(0)) => Read::Closed(None),
+            Poll::Ready(Err(error)) => Read::Closed(Some(error)),
+            Poll::Ready(Ok(n)) => {
+                self.read.after_read(n, asked);
+                Read::Bytes(n)
             }
         };
-        permit.send(event);
-        decoded += 1;
+        if !matches!(outcome, Read::Bytes(_)) {
+            self.read.shrink(metrics);
+        }
+        outcome
     }
-    Some(decoded)
+
+    /// Writes once from the batch being written (taking the next batch from the outbox when
+    /// there is none). `Ready(Ok(n))` with the count written; `Ready(Ok(0))` when nothing was
+    /// left to write.
+    pub fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.writing.is_empty() {
+            match self.outbox.take(WRITE_BATCH) {
+                Some(batch) => self.writing = batch,
+                None => return Poll::Ready(Ok(0)),
+            }
+        }
+        match Pin::new(&mut self.stream).poll_write(cx, &self.writing) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => {
+                self.writing.advance(n);
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
+
+    /// Shuts the write side down (a FIN).
+    pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    /// Reads and discards what the peer still sends after the FIN, at most `limit` bytes.
+    /// `Ready` once lingering is over (the peer closed too, or sent too much).
+    pub fn poll_discard(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<()> {
+        let mut discard = [0u8; 4096];
+        let mut taken = 0;
+        while taken < limit {
+            let mut buf = ReadBuf::new(&mut discard);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {
+                    let n = buf.filled().len();
+                    taken += n;
+                    let left = self.lingering.unwrap_or(0);
+                    let left = left.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+                    if left == 0 {
+                        return Poll::Ready(());
+                    }
+                    self.lingering = Some(left);
+                }
+            }
+        }
+        // more may be waiting: come back next turn
+        self.signal.requeue();
+        Poll::Pending
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::outbox::write_queue;
 
-    /// Every connection holds one of these futures for its whole life: it is most of what an
-    /// idle connection costs the broker, so it must stay small (no packet, event or buffer
-    /// inside it across an `await`).
+    /// Every connection holds one of these for its whole life, next to tokio's registration
+    /// and its [`Signal`]: it is most of what an idle connection costs the driver, so it must
+    /// stay small.
     #[test]
-    fn a_connection_task_future_stays_small() {
-        let (events, _events_rx) = mpsc::channel(1);
-        let (drained, _drained_rx) = mpsc::unbounded_channel();
-        let (_queue, outgoing) = write_queue(1, Arc::default(), drained);
-        let (stream, _peer) = tokio::io::duplex(64);
-        let limits = Limits {
-            max_packet_size: 1024,
-            frame_timeout: Duration::from_secs(1),
-            write_timeout: Duration::from_secs(1),
-        };
-        let ready: PollReadReady<tokio::io::DuplexStream> = |_, _| Poll::Ready(Ok(()));
-        let task = run(1, stream, ready, limits, Arc::default(), events, outgoing);
-        let size = std::mem::size_of_val(&task);
-        assert!(size <= 1024, "the connection task's future is {size} bytes");
+    fn a_connection_stays_small() {
+        let size = std::mem::size_of::<Connection<tokio::net::TcpStream>>();
+        assert!(size <= 232, "a connection record is {size} bytes");
     }
 }

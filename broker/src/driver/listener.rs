@@ -28,9 +28,10 @@ pub trait Listener {
     /// The address this listener is bound to (useful after binding port 0).
     fn local_addr(&self) -> io::Result<SocketAddr>;
 
-    /// Ready once `stream` has bytes to read (or an error, or end of stream). Connection
-    /// tasks wait on this before they allocate a read buffer, so an idle connection holds
-    /// none. The default is always ready: the buffer is then allocated before the wait.
+    /// Ready once `stream` has bytes to read (or an error, or end of stream). The driver
+    /// polls this before it allocates a read buffer, so an idle connection holds none. The
+    /// default is always ready: the buffer is then allocated before the read is polled (and
+    /// given back when the read is pending).
     fn poll_read_ready(_stream: &Self::Stream, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }

@@ -1,12 +1,12 @@
 //! The driver's own accounting of the memory clients make it hold, and of what it refused or
-//! dropped to stay within its limits. Connection tasks and the core task update it; tests and
+//! dropped to stay within its limits. The core task updates it; tests and
 //! operators read it ([`Metrics::snapshot`]) instead of guessing from the process's RSS.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::core::QueueStats;
 
-/// Live counters, shared by the core task and every connection task.
+/// Live counters, updated by the core task and read by anyone holding them.
 #[derive(Debug, Default)]
 pub struct Metrics {
     queued_bytes: AtomicUsize,
@@ -20,6 +20,7 @@ pub struct Metrics {
     session_queued_bytes: AtomicUsize,
     peak_session_queued_bytes: AtomicUsize,
     dropped_queued_messages: AtomicU64,
+    panicked_connections: AtomicU64,
 }
 
 /// The counters at one moment.
@@ -49,6 +50,9 @@ pub struct MetricsSnapshot {
     pub peak_session_queued_bytes: usize,
     /// QoS 1/2 messages dropped from full sessions.
     pub dropped_queued_messages: u64,
+    /// Connections closed because serving them panicked (a bug; every other client goes on
+    /// being served).
+    pub panicked_connections: u64,
 }
 
 impl Metrics {
@@ -67,6 +71,7 @@ impl Metrics {
             session_queued_bytes: get(&self.session_queued_bytes),
             peak_session_queued_bytes: get(&self.peak_session_queued_bytes),
             dropped_queued_messages: count(&self.dropped_queued_messages),
+            panicked_connections: count(&self.panicked_connections),
         }
     }
 
@@ -120,6 +125,11 @@ impl Metrics {
             .store(stats.peak_session_bytes, relaxed);
         self.dropped_queued_messages
             .store(stats.dropped_messages, relaxed);
+    }
+
+    /// One more connection closed after a panic; returns how many there were so far.
+    pub(crate) fn panicked(&self) -> u64 {
+        self.panicked_connections.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     pub(crate) fn unfinished_frame(&self) {

@@ -12,5 +12,6 @@ mod codec_roundtrip;
 mod driver_sim;
 mod hostile_clients;
 mod malformed_connect;
+mod panic_isolation;
 mod spec_citations;
 mod write_backlog;
