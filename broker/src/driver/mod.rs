@@ -292,15 +292,15 @@ impl Bounds {
         }
         let droppable = matches!(packet, Packet::Publish(p) if p.qos == QoS::AtMostOnce);
         self.metrics.queued(buf.len());
-        connection.outbox.push(buf.freeze(), droppable);
+        connection.queue(buf.freeze(), droppable);
         self.trim(connection, now);
     }
 
     /// Keeps what waits for `connection` within `max_queued_bytes` and the memory budget by
     /// dropping its oldest QoS 0 PUBLISH.
     fn trim<S>(&mut self, connection: &mut Connection<S>, now: Duration) {
-        while connection.outbox.bytes() > self.limits.max_queued_bytes || self.over_budget() {
-            let Some(len) = connection.outbox.drop_oldest_qos0() else {
+        while connection.queued() > self.limits.max_queued_bytes || self.over_budget() {
+            let Some(len) = connection.drop_oldest_qos0() else {
                 break;
             };
             self.metrics.unqueued(len);
@@ -530,7 +530,7 @@ impl<L: Listener> Driver<L> {
             }
             return;
         }
-        if connection.has_output() || connection.outbox.closing {
+        if connection.has_output() || connection.closing {
             self.to_write.insert(id);
         }
         let metrics = &*self.bounds.metrics;
@@ -681,7 +681,7 @@ impl<L: Listener> Driver<L> {
                     }
                     Output::Close { connection: id } => {
                         if let Some(connection) = self.connections.get_mut(&id) {
-                            connection.outbox.closing = true;
+                            connection.closing = true;
                         }
                         self.stop_reading(id);
                         id
@@ -708,7 +708,7 @@ impl<L: Listener> Driver<L> {
         }
         if connection.broken {
             self.bounds.metrics.unqueued(connection.discard_output());
-            if connection.outbox.closing {
+            if connection.closing {
                 debug!(connection = id, "connection released");
                 self.remove(id);
             }
@@ -758,7 +758,7 @@ impl<L: Listener> Driver<L> {
             &mut connection.write_deadline,
             None,
         );
-        if !connection.outbox.closing {
+        if !connection.closing {
             return;
         }
         if connection.lost {

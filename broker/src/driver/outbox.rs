@@ -32,8 +32,6 @@ pub(crate) struct Outbox {
     packets: VecDeque<Queued>,
     bytes: usize,
     droppable: usize,
-    /// The core closed the connection: send a close once everything before it is out.
-    pub closing: bool,
 }
 
 impl Outbox {
