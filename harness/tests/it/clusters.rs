@@ -12,11 +12,12 @@
 //! sets), which turns the skip into a failure.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
 use lastwill::scenario;
 
 use crate::peer::{MatrixSlot, Peer};
+use crate::{lastwill, text};
 
 /// A 2-node cluster started by `peers/<script>.sh start-cluster 2`, with its runtime
 /// directory (removed when dropped, after the script has stopped the nodes).
@@ -106,22 +107,6 @@ impl Drop for Cluster {
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
-
-fn lastwill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lastwill"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("run lastwill")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[test]
@@ -246,13 +231,13 @@ fn unjoined_brokers_given_as_a_cluster_fail_the_cross_node_scenarios() {
         one.port, two.port
     );
     let scenario = "scenarios/cluster/will-reaches-watcher-on-another-node.yaml";
-    let unjoined = crate::lastwill(&["run", "--target", &cluster, scenario]);
+    let unjoined = lastwill(&["run", "--target", &cluster, scenario]);
     let stdout = String::from_utf8_lossy(&unjoined.stdout);
     assert_eq!(unjoined.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAIL"), "{stdout}");
     let single = format!("mqtt://127.0.0.1:{}", one.port);
     let killed = "scenarios/cluster/node-killed-with-connected-will-client.yaml";
-    let alone = crate::lastwill(&["run", "--target", &single, scenario, killed]);
+    let alone = lastwill(&["run", "--target", &single, scenario, killed]);
     let stdout = String::from_utf8_lossy(&alone.stdout);
     assert_eq!(alone.status.code(), Some(0), "{stdout}");
     assert!(

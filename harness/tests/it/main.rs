@@ -51,3 +51,12 @@ fn lastwill(args: &[&str]) -> Output {
         .output()
         .expect("run lastwill")
 }
+
+/// What a run printed, stdout then stderr, for an assertion's message.
+fn text(output: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}

@@ -12,6 +12,7 @@
 //! turns the skip into a failure.
 
 use crate::mosquitto::{self, Mosquitto};
+use crate::text;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -31,14 +32,6 @@ fn lastwill(args: &[&str], dir: &Path) -> Output {
         .args(args)
         .output()
         .expect("run lastwill")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[test]
