@@ -112,11 +112,23 @@ pub enum Expected {
     Intermittent,
 }
 
-/// A broker profile: its name and its known divergences.
+/// A broker profile: its name, its known divergences, and the causes of intermittent
+/// failures it shows on any scenario.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Profile {
     pub broker: String,
     pub divergences: Vec<Divergence>,
+    pub intermittent_causes: Vec<IntermittentCause>,
+}
+
+/// A broker's timing-dependent failure that is not tied to one scenario (rumqttd's 3.1.1 port
+/// closing a CONNECT without CONNACK now and then): a scenario the profile does not list whose
+/// first difference contains `observed` is intermittent, not new, so that the gate is never
+/// flaky on it. A listed scenario is judged by its own row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntermittentCause {
+    pub observed: String,
+    pub reason: String,
 }
 
 impl Profile {
@@ -132,21 +144,41 @@ impl Profile {
         let Some(root) = yaml::parse(text).map_err(fail)? else {
             return Err("1:1: empty profile: expected `broker` and `divergences`".into());
         };
-        let f = Fields::of(&root, "a profile", &["broker", "divergences"]).map_err(fail)?;
+        let keys = &["broker", "divergences", "intermittent_causes"];
+        let f = Fields::of(&root, "a profile", keys).map_err(fail)?;
         let broker = f.req("broker", "a profile", Node::string).map_err(fail)?;
         let divergences = f
             .opt("divergences", |n| n.list(divergence))
             .map_err(fail)?
             .unwrap_or_default();
+        let intermittent_causes = f
+            .opt("intermittent_causes", |n| n.list(intermittent_cause))
+            .map_err(fail)?
+            .unwrap_or_default();
         Ok(Profile {
             broker,
             divergences,
+            intermittent_causes,
         })
     }
 
     fn find(&self, scenario: &str) -> Option<&Divergence> {
         self.divergences.iter().find(|d| d.scenario == scenario)
     }
+
+    fn intermittent_cause(&self, first: &str) -> Option<&IntermittentCause> {
+        self.intermittent_causes
+            .iter()
+            .find(|c| first.contains(&c.observed))
+    }
+}
+
+fn intermittent_cause(node: &Node) -> yaml::R<IntermittentCause> {
+    let f = Fields::of(node, "an intermittent cause", &["observed", "reason"])?;
+    Ok(IntermittentCause {
+        observed: f.req("observed", "an intermittent cause", Node::string)?,
+        reason: f.req("reason", "an intermittent cause", Node::string)?,
+    })
 }
 
 fn divergence(node: &Node) -> yaml::R<Divergence> {
@@ -228,6 +260,9 @@ pub fn judge(profile: &Profile, scenario: &str, observed: &Observed) -> Judgemen
             } else {
                 Judgement::New
             }
+        }
+        (Observed::Diverges { first, .. }, None) if profile.intermittent_cause(first).is_some() => {
+            Judgement::Intermittent
         }
         (Observed::Diverges { .. }, None) => Judgement::New,
     }
@@ -644,6 +679,32 @@ mod tests {
     }
 
     const PROFILE: &str = "broker: example 1.0\ndivergences:\n  - {scenario: a/known, expect: fail, kind: bug, observed: x, reason: y}\n  - {scenario: a/fixed, expect: fail, kind: bug, observed: x, reason: y}\n  - {scenario: a/noisy, expect: intermittent, kind: ambiguity, observed: x, reason: y, seen: 1/3}\n  - {scenario: a/steady, expect: intermittent, kind: ambiguity, observed: x, reason: y, seen: 1/3}\n";
+
+    #[test]
+    fn an_intermittent_cause_covers_unlisted_scenarios_whose_first_difference_names_it() {
+        let text = format!(
+            "{PROFILE}intermittent_causes:\n  - {{observed: closed without CONNACK, reason: z}}\n"
+        );
+        let profile = Profile::parse(&text).unwrap();
+        let closed = || {
+            Status::Error("line 12: expected reason 0x00; observed closed without CONNACK".into())
+        };
+        let other = || Status::Error("line 12: expected reason 0x00; observed CONNACK 0x80".into());
+        let runs = vec![
+            vec![
+                result("scenarios/a/dropped.yaml", closed()),
+                result("scenarios/a/new.yaml", other()),
+                result("scenarios/a/known.yaml", Status::Pass),
+            ];
+            2
+        ];
+        let column = Column::new("example", "mqtt://x", &runs, Some(profile));
+        let j = |k: &str| column.judgement(k).unwrap();
+        assert_eq!(j("a/dropped"), Judgement::Intermittent);
+        assert_eq!(j("a/new"), Judgement::New);
+        // a listed row is judged by its own entry: the cause does not excuse a vanished one
+        assert_eq!(j("a/known"), Judgement::Vanished);
+    }
 
     #[test]
     fn profile_judges_new_known_vanished_and_intermittent() {
